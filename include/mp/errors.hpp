@@ -1,0 +1,82 @@
+// mp/errors.hpp — the exceptions mp raises, named after Python's.
+//
+// Mirrors: the exception classes of multiprocessing, queue, threading, subprocess and
+// concurrent.futures. Every mp exception derives from mp::Error (itself a
+// std::runtime_error), so `catch (const mp::Error&)` catches everything mp throws.
+// Messages say what happened and what to do about it. Exceptions that wrap a failing
+// system call carry its name and errno (`OSError::code()`).
+//
+//   try { q.get(100ms); } catch (const mp::Empty&) { /* nothing arrived in time */ }
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace mp {
+
+/// Root of every exception mp throws.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A system call failed (Python's OSError). `code()` is the errno as a std::error_code.
+class OSError : public Error {
+ public:
+  OSError(int err, const std::string& what_failed)
+      : Error(what_failed + ": " + std::generic_category().message(err)), code_(err, std::generic_category()) {}
+  [[nodiscard]] std::error_code code() const noexcept { return code_; }
+
+ private:
+  std::error_code code_;
+};
+
+/// A non-blocking or timed get found nothing (Python's queue.Empty).
+class Empty : public Error { public: using Error::Error; };
+/// A non-blocking or timed put found no room (Python's queue.Full).
+class Full : public Error { public: using Error::Error; };
+/// A blocking operation's deadline passed (Python's TimeoutError / multiprocessing.TimeoutError).
+class TimeoutError : public Error { public: using Error::Error; };
+/// The peer closed its end: nothing more will ever arrive (Python's EOFError).
+class EOFError : public Error { public: using Error::Error; };
+/// A value is of the right type but not acceptable (Python's ValueError), e.g. releasing an unlocked lock.
+class ValueError : public Error { public: using Error::Error; };
+/// A call made in a state that does not allow it (Python's RuntimeError / AssertionError), e.g. start() twice.
+class RuntimeError : public Error { public: using Error::Error; };
+/// multiprocessing.ProcessError: a process-level misuse or failure.
+class ProcessError : public Error { public: using Error::Error; };
+/// Wrong or missing authkey on a connection (multiprocessing.AuthenticationError).
+class AuthenticationError : public ProcessError { public: using ProcessError::ProcessError; };
+/// An exception raised in another process, re-raised here with its type name and message.
+class RemoteError : public Error {
+ public:
+  RemoteError(std::string type_name, std::string message)
+      : Error(type_name + ": " + message), type_name_(std::move(type_name)), message_(std::move(message)) {}
+  [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
+  [[nodiscard]] const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string type_name_;
+  std::string message_;
+};
+/// A worker process died (killed, crashed) while running a task.
+class WorkerLost : public Error {
+ public:
+  WorkerLost(int pid, int signal, const std::string& what) : Error(what), pid_(pid), signal_(signal) {}
+  [[nodiscard]] int pid() const noexcept { return pid_; }
+  /// The signal that killed the worker, or 0 if it exited.
+  [[nodiscard]] int signal() const noexcept { return signal_; }
+
+ private:
+  int pid_;
+  int signal_;
+};
+/// A pool can no longer run work (concurrent.futures.BrokenExecutor / BrokenProcessPool).
+class BrokenPool : public Error { public: using Error::Error; };
+/// threading.BrokenBarrierError: the barrier was reset or aborted while waiting.
+class BrokenBarrierError : public Error { public: using Error::Error; };
+/// A value could not be encoded or decoded for transfer between processes.
+class CodecError : public Error { public: using Error::Error; };
+
+}  // namespace mp

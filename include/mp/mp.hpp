@@ -1,0 +1,8 @@
+// <mp/mp.hpp> — everything in mp: Python's multiprocessing, threading, subprocess and
+// concurrent.futures as a C++20 library. Include the concept headers directly to build faster.
+#pragma once
+
+#include "mp/codec.hpp"
+#include "mp/errors.hpp"
+#include "mp/process.hpp"
+#include "mp/synchronize.hpp"

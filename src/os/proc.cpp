@@ -1,0 +1,46 @@
+#include "mp/internal/os.hpp"
+
+#include <cerrno>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace mp::internal {
+
+namespace {
+pid_t cached_pid = 0;
+void refresh_pid() noexcept { cached_pid = static_cast<pid_t>(::syscall(SYS_getpid)); }
+[[maybe_unused]] const bool atfork_installed = [] {
+  refresh_pid();
+  ::pthread_atfork(nullptr, nullptr, refresh_pid);
+  return true;
+}();
+}  // namespace
+
+pid_t self_pid() noexcept {
+  if (cached_pid == 0) refresh_pid();
+  return cached_pid;
+}
+
+pid_t self_tid() noexcept {
+  static thread_local pid_t tid = 0;
+  static thread_local pid_t tid_pid = 0;
+  if (tid_pid != self_pid()) {  // a forked child's thread has a new tid
+    tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    tid_pid = self_pid();
+  }
+  return tid;
+}
+
+bool process_has_exited(pid_t pid) noexcept {
+  if (pid <= 0) return true;
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;  // other errors (EMFILE...): assume alive, check again later
+  pollfd p{fd, POLLIN, 0};
+  int r = ::poll(&p, 1, 0);
+  ::close(fd);
+  return r == 1;  // a pidfd is readable once the process has terminated
+}
+
+}  // namespace mp::internal

@@ -1,0 +1,87 @@
+// Small utilities for mp's tests: running programs and inspecting this process.
+#pragma once
+
+#include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace mp_test {
+
+struct RunResult {
+  int exit_code;  // -signal if killed
+  std::string out;  // stdout and stderr, interleaved
+};
+
+/// Runs a shell command, captures stdout+stderr. For driving example programs.
+inline RunResult run(const std::string& cmd) {
+  std::string full = cmd + " 2>&1";
+  FILE* f = ::popen(full.c_str(), "r");
+  if (!f) throw std::runtime_error("popen failed: " + cmd);
+  RunResult r{0, {}};
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) r.out.append(buf.data(), n);
+  int st = ::pclose(f);
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+  return r;
+}
+
+/// Path of a built example program.
+inline std::string example(const std::string& name) { return std::string(MP_EXAMPLES_DIR) + "/" + name; }
+
+/// Number of occurrences of `needle` in `hay`.
+inline int count(const std::string& hay, const std::string& needle) {
+  int n = 0;
+  for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + needle.size())) ++n;
+  return n;
+}
+
+inline int open_fd_count() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+  }
+  return n - 1;  // the DIR's own fd
+}
+
+/// Children of this process that have exited but were not reaped.
+inline int zombie_children() {
+  int n = 0;
+  pid_t me = ::getpid();
+  if (DIR* d = opendir("/proc")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
+      std::string line;
+      if (!std::getline(f, line)) continue;
+      auto close = line.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(line.substr(close + 2));
+      char state;
+      pid_t ppid;
+      rest >> state >> ppid;
+      if (ppid == me && state == 'Z') ++n;
+    }
+    closedir(d);
+  }
+  return n;
+}
+
+/// State letter of a process from /proc (R, S, Z...), or 0 if it does not exist.
+inline char proc_state(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return 0;
+  auto close = line.rfind(')');
+  return close == std::string::npos || close + 2 >= line.size() ? 0 : line[close + 2];
+}
+
+}  // namespace mp_test
