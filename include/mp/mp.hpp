@@ -5,4 +5,6 @@
 #include "mp/codec.hpp"
 #include "mp/errors.hpp"
 #include "mp/process.hpp"
+#include "mp/sharedctypes.hpp"
+#include "mp/shared_memory.hpp"
 #include "mp/synchronize.hpp"

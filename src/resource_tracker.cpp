@@ -1,0 +1,311 @@
+// The resource tracker: unlinks shared memory blocks whose creators died without unlink().
+//
+// Like Python's multiprocessing.resource_tracker, it is a separate process that holds the
+// reading end of a channel whose writing end every process of the family holds. Creators
+// send "R<name>" after creating a block and "U<name>" after unlinking it. When the last
+// writer is gone — every process of the family exited, however it died — the tracker reads
+// EOF, unlinks what is still registered, reports it on stderr and exits.
+//
+// Choices, and the problem each one prevents:
+// - The channel is an AF_UNIX SOCK_SEQPACKET socketpair, not a pipe: each message arrives
+//   whole even when several processes send at once, EOF still means "no writer left", and
+//   send(MSG_NOSIGNAL) to a dead tracker fails with EPIPE instead of killing us by SIGPIPE.
+// - The writing end is O_CLOEXEC: children made by fork() share the tracker (they may use
+//   blocks their parent created), programs exec'd by the family do not keep it open.
+// - The tracker is double-forked: it is reparented to init at once, so it never shows up
+//   as (or becomes a zombie) child of the program, and it outlives its creator by design.
+// - It may be forked from a multithreaded program, so everything after fork() is
+//   async-signal-safe: raw system calls only, no malloc, no stdio, no locks, no exceptions.
+// - It unmaps every MAP_SHARED mapping and closes every descriptor it inherited, so it
+//   pins neither memory nor pipes of the family (a block unlinked and closed by the
+//   family is freed at once, and a parent reading a child's stdout still sees EOF).
+// - It ignores SIGINT/SIGTERM/SIGHUP: Ctrl-C on the terminal kills the program's process
+//   group, and the tracker must survive that to clean up after it.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include "mp/shared_memory.hpp"
+
+namespace mp::internal {
+
+namespace {
+
+constexpr std::size_t kMaxMessage = 512;  // 'R'/'U' + a name of at most NAME_MAX
+constexpr std::size_t kNameSlot = 256;    // NAME_MAX + NUL
+
+// ------------------------------------------------------------- tracker side (post-fork)
+
+// A growable table of names in anonymous memory (mmap/mremap: system calls, not malloc).
+struct NameTable {
+  char* slots = nullptr;  // capacity * kNameSlot bytes
+  std::size_t size = 0, capacity = 0;
+
+  bool add(const char* name, std::size_t len) noexcept {
+    if (len == 0 || len >= kNameSlot) return false;
+    if (size == capacity) {
+      std::size_t cap = capacity ? capacity * 2 : 256;
+      void* p = slots ? ::mremap(slots, capacity * kNameSlot, cap * kNameSlot, MREMAP_MAYMOVE)
+                      : ::mmap(nullptr, cap * kNameSlot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) return false;
+      slots = static_cast<char*>(p);
+      capacity = cap;
+    }
+    std::memcpy(slots + size * kNameSlot, name, len);
+    slots[size * kNameSlot + len] = '\0';
+    ++size;
+    return true;
+  }
+  void remove(const char* name, std::size_t len) noexcept {
+    for (std::size_t i = size; i-- > 0;) {
+      char* s = slots + i * kNameSlot;
+      if (std::strlen(s) == len && std::memcmp(s, name, len) == 0) {
+        if (i != size - 1) std::memcpy(s, slots + (size - 1) * kNameSlot, kNameSlot);
+        --size;
+        return;
+      }
+    }
+  }
+  const char* at(std::size_t i) const noexcept { return slots + i * kNameSlot; }
+};
+
+void write_all(int fd, const char* s, std::size_t n) noexcept {
+  while (n > 0) {
+    ssize_t w = ::write(fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    s += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+void write_str(int fd, const char* s) noexcept { write_all(fd, s, std::strlen(s)); }
+
+std::uintptr_t parse_hex(const char*& p) noexcept {
+  std::uintptr_t v = 0;
+  for (;; ++p) {
+    char c = *p;
+    if (c >= '0' && c <= '9') v = v * 16 + static_cast<std::uintptr_t>(c - '0');
+    else if (c >= 'a' && c <= 'f') v = v * 16 + static_cast<std::uintptr_t>(c - 'a' + 10);
+    else return v;
+  }
+}
+
+/// Unmaps every MAP_SHARED mapping inherited from the family (/proc/self/maps lines whose
+/// permissions end in 's'). Ranges are collected first and unmapped afterwards, so the
+/// file is not read while it changes. The tracker itself uses only private memory.
+void unmap_shared_mappings() noexcept {
+  constexpr std::size_t kMaxRanges = 4096;
+  void* mem = ::mmap(nullptr, kMaxRanges * 2 * sizeof(std::uintptr_t), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return;
+  auto* ranges = static_cast<std::uintptr_t*>(mem);
+  std::size_t n = 0;
+  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char line[128];  // only the start of each line matters: "start-end perms ..."
+    std::size_t len = 0;
+    bool skipping = false;  // rest of an over-long line
+    char buf[4096];
+    ssize_t r;
+    while ((r = ::read(fd, buf, sizeof buf)) > 0 || (r < 0 && errno == EINTR)) {
+      for (ssize_t i = 0; i < r; ++i) {
+        char c = buf[i];
+        if (c != '\n') {
+          if (!skipping && len < sizeof line - 1) line[len++] = c;
+          else skipping = true;
+          continue;
+        }
+        line[len] = '\0';
+        const char* p = line;
+        std::uintptr_t start = parse_hex(p);
+        if (*p == '-') {
+          ++p;
+          std::uintptr_t end = parse_hex(p);
+          if (*p == ' ' && std::strlen(p) >= 5 && p[4] == 's' && n < kMaxRanges) {
+            ranges[2 * n] = start;
+            ranges[2 * n + 1] = end;
+            ++n;
+          }
+        }
+        len = 0;
+        skipping = false;
+      }
+    }
+    ::close(fd);
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    ::munmap(reinterpret_cast<void*>(ranges[2 * i]), ranges[2 * i + 1] - ranges[2 * i]);
+  ::munmap(mem, kMaxRanges * 2 * sizeof(std::uintptr_t));
+}
+
+/// The tracker process. Async-signal-safe only (see the file comment). Never returns.
+[[noreturn]] void tracker_main(int sock) noexcept {
+  struct sigaction ign{};
+  ign.sa_handler = SIG_IGN;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP}) ::sigaction(sig, &ign, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::prctl(PR_SET_NAME, "mp-res-tracker", 0, 0, 0);
+  ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);  // a daemon child's PDEATHSIG must not follow us here
+
+  // Descriptors: 0 and 1 to /dev/null, 2 kept for the report, the socket as 3, nothing else.
+  int high = ::fcntl(sock, F_DUPFD, 10);
+  int null = ::open("/dev/null", O_RDWR);
+  if (null >= 0) {
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+  }
+  if (high >= 0) ::dup2(high, 3);
+  ::syscall(SYS_close_range, 4u, ~0u, 0u);
+  if (high < 0) ::_exit(1);
+  sock = 3;
+  if (::chdir("/") != 0) {
+    // Not fatal: only keeps a mount point busy.
+  }
+  unmap_shared_mappings();
+
+  NameTable names;
+  char msg[kMaxMessage];
+  for (;;) {
+    ssize_t n = ::recv(sock, msg, sizeof msg, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // EOF: every process of the family is gone
+    auto len = static_cast<std::size_t>(n) - 1;
+    if (msg[0] == 'R') names.add(msg + 1, len);
+    else if (msg[0] == 'U') names.remove(msg + 1, len);
+  }
+
+  char path[16 + kNameSlot];
+  for (std::size_t i = 0; i < names.size; ++i) {
+    const char* name = names.at(i);
+    std::memcpy(path, "/dev/shm/", 9);
+    std::memcpy(path + 9, name, std::strlen(name) + 1);
+    // ENOENT: someone outside the family unlinked it. Not a leak, so not reported.
+    if (::unlink(path) == 0) {
+      write_str(2, "mp.resource_tracker: removed leaked shared memory block '");
+      write_str(2, name);
+      write_str(2, "' (its creator exited without calling unlink())\n");
+    }
+  }
+  ::_exit(0);
+}
+
+// --------------------------------------------------------------------------- client side
+
+struct Client {
+  std::mutex mu;  // guards starting the tracker; re-initialised in a forked child
+  int fd = -1;    // writing end, shared with forked children
+  pid_t pid = 0;
+};
+
+Client& client() {
+  static Client* c = new Client;  // never destroyed: usable from static destructors
+  return *c;
+}
+
+[[maybe_unused]] const bool atfork_installed = [] {
+  client();
+  // Another thread may have held the mutex at fork time: the child gets a fresh one.
+  ::pthread_atfork(nullptr, nullptr, [] { new (&client().mu) std::mutex; });
+  return true;
+}();
+
+/// Forks the tracker (via an intermediate process, reaped here). Caller holds c.mu.
+bool start_locked(Client& c) noexcept {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
+  int pid_pipe[2];
+  if (::pipe2(pid_pipe, O_CLOEXEC) != 0) {
+    ::close(sv[0]);
+    ::close(sv[1]);
+    return false;
+  }
+  // The first fork goes through fork() so that atfork handlers and sanitizers see it; the
+  // intermediate is single-threaded and forks again with _Fork(), which runs no handlers.
+  pid_t mid = ::fork();
+  if (mid == 0) {
+    pid_t tracker = ::_Fork();
+    if (tracker == 0) tracker_main(sv[1]);
+    write_all(pid_pipe[1], reinterpret_cast<const char*>(&tracker), sizeof tracker);
+    ::_exit(tracker > 0 ? 0 : 1);
+  }
+  ::close(sv[1]);
+  ::close(pid_pipe[1]);
+  pid_t tracker = -1;
+  if (mid > 0) {
+    int st = 0;
+    while (::waitpid(mid, &st, 0) < 0 && errno == EINTR) {
+    }
+    ssize_t r;
+    while ((r = ::read(pid_pipe[0], &tracker, sizeof tracker)) < 0 && errno == EINTR) {
+    }
+    if (r != sizeof tracker) tracker = -1;
+  }
+  ::close(pid_pipe[0]);
+  if (tracker <= 0) {
+    ::close(sv[0]);
+    return false;
+  }
+  c.fd = sv[0];
+  c.pid = tracker;
+  return true;
+}
+
+bool send_message(char kind, const std::string& name) noexcept {
+  Client& c = client();
+  if (name.empty() || name.size() >= kNameSlot) return false;
+  char msg[kMaxMessage];
+  msg[0] = kind;
+  std::memcpy(msg + 1, name.data(), name.size());
+  std::size_t len = 1 + name.size();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    int fd;
+    {
+      std::lock_guard g(c.mu);
+      if (c.fd < 0 && (kind != 'R' || !start_locked(c))) return false;
+      fd = c.fd;
+    }
+    ssize_t n;
+    while ((n = ::send(fd, msg, len, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    }
+    if (n == static_cast<ssize_t>(len)) return true;
+    // The tracker is gone (killed?): forget it; a registration starts a new one.
+    std::lock_guard g(c.mu);
+    if (c.fd == fd) {
+      ::close(c.fd);
+      c.fd = -1;
+      c.pid = 0;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool ensure_resource_tracker() noexcept {
+  Client& c = client();
+  std::lock_guard g(c.mu);
+  return c.fd >= 0 || start_locked(c);
+}
+
+void track_shared_memory(const std::string& name) noexcept { send_message('R', name); }
+void untrack_shared_memory(const std::string& name) noexcept { send_message('U', name); }
+
+pid_t resource_tracker_pid() noexcept {
+  Client& c = client();
+  std::lock_guard g(c.mu);
+  return c.fd >= 0 ? c.pid : 0;
+}
+
+}  // namespace mp::internal
