@@ -665,3 +665,44 @@ TEST(Barrier, ThrowingActionBreaksTheBarrier) {
   EXPECT_TRUE(b.broken());
   EXPECT_THROW(mp::Barrier(0), mp::ValueError);
 }
+
+// -------------------------------------------------------------------------------- Examples
+
+TEST(Examples, TicketLockSellsExactlyTheTicketsThereAre) {
+  auto r = mp_test::run(mp_test::example("ticket_lock") + " 4");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("db starts with count=4"), std::string::npos) << r.out;
+  EXPECT_EQ(mp_test::count(r.out, "bought a ticket"), 4) << r.out;
+  EXPECT_EQ(mp_test::count(r.out, "sold out"), 11) << r.out;
+  EXPECT_EQ(mp_test::count(r.out, "sees "), 15) << r.out;
+  EXPECT_NE(r.out.find("db ends with count=0 (4 ticket(s) sold)"), std::string::npos) << r.out;
+}
+
+TEST(Examples, SemaphoreRestaurantNeverSeatsMoreThanFour) {
+  auto r = mp_test::run(mp_test::example("semaphore_restaurant"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(mp_test::count(r.out, " enters and eats ("), 10) << r.out;
+  EXPECT_EQ(mp_test::count(r.out, " leaves ("), 10) << r.out;
+  for (int k = 5; k <= 10; ++k) EXPECT_EQ(r.out.find("(" + std::to_string(k) + " inside)"), std::string::npos) << r.out;
+  auto at = r.out.find("at most ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  int max_seen = std::atoi(r.out.c_str() + at + 8);
+  EXPECT_GE(max_seen, 1);
+  EXPECT_LE(max_seen, 4) << r.out;
+}
+
+TEST(Examples, EventWaitParentContinuesOnlyAfterTheChildSetsIt) {
+  auto r = mp_test::run(mp_test::example("event_wait"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto waiting = r.out.find("parent: waiting for the child's event");
+  auto done = r.out.find("child: work done, setting the event");
+  auto got = r.out.find("parent: got the event (is_set=true)");
+  auto finished = r.out.find("parent: finished");
+  ASSERT_NE(waiting, std::string::npos) << r.out;
+  ASSERT_NE(done, std::string::npos) << r.out;
+  ASSERT_NE(got, std::string::npos) << r.out;
+  ASSERT_NE(finished, std::string::npos) << r.out;
+  EXPECT_LT(waiting, got);
+  EXPECT_LT(done, got) << r.out;
+  EXPECT_LT(got, finished);
+}
