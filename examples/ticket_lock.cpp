@@ -32,9 +32,16 @@ int read_count(const std::string& db) {
   return nlohmann::json::parse(f).at("count").get<int>();
 }
 
+// Searchers read the file without the lock, so it is replaced atomically (write a new file,
+// rename it over the old one): a reader sees the old or the new count, never an empty file.
+// Only one buyer writes at a time (under the lock), so one temporary name is enough.
 void write_count(const std::string& db, int count) {
-  std::ofstream f(db, std::ios::trunc);
-  f << nlohmann::json{{"count", count}};
+  std::string tmp = db + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << nlohmann::json{{"count", count}};
+  }
+  std::filesystem::rename(tmp, db);
 }
 
 void search(int buyer, const std::string& db) {
