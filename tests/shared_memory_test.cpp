@@ -4,6 +4,10 @@
 // its own resource tracker, as an unrelated program would): see SharedMemoryHelper below.
 // Its stdout and stderr go to a pipe that the tracker inherits as its stderr, so reading
 // that pipe to EOF means "the creator and its tracker are both gone" — no sleeps needed.
+//
+// Blocks made here are named "mptest-..." (except where the automatic "mp-" name is the
+// point): the suite-wide leak check in test_main looks for new "mp-" entries in /dev/shm,
+// and under a parallel ctest it would also see blocks that *other* tests still use.
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -27,6 +31,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
+/// A name outside the "mp-" namespace that the suite-wide leak check watches.
+std::string test_name() {
+  static int n = 0;
+  return "mptest-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
+}
+
 bool shm_exists(const std::string& name) { return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
 
 unsigned shm_mode(const std::string& name) {
@@ -43,13 +53,14 @@ class Creator {
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
     out_ = fds[0];
     std::string env = "MP_SHM_CREATOR=" + mode;
-    proc_ = mp::Process([env, w = fds[1]] {
+    std::string env_name = "MP_SHM_NAME=" + test_name();
+    proc_ = mp::Process([env, env_name, w = fds[1]] {
       ::dup2(w, 1);
       ::dup2(w, 2);
       char* argv[] = {const_cast<char*>("shared_memory_test"),
                       const_cast<char*>("--gtest_filter=SharedMemoryHelper.DISABLED_Creator"),
                       const_cast<char*>("--gtest_also_run_disabled_tests"), nullptr};
-      char* envp[] = {const_cast<char*>(env.c_str()), nullptr};
+      char* envp[] = {const_cast<char*>(env.c_str()), const_cast<char*>(env_name.c_str()), nullptr};
       ::execve("/proc/self/exe", argv, envp);
       ::_exit(127);
     });
@@ -110,7 +121,7 @@ TEST(SharedMemoryHelper, DISABLED_Creator) {
   const char* mode = std::getenv("MP_SHM_CREATOR");
   if (!mode) GTEST_SKIP() << "only run as a helper by the crash-cleanup tests";
   std::string m = mode;
-  mp::SharedMemory shm({.create = true, .size = 4096, .track = m != "untracked-hang"});
+  mp::SharedMemory shm({.name = std::getenv("MP_SHM_NAME"), .create = true, .size = 4096, .track = m != "untracked-hang"});
   std::printf("name=%s tracker=%d\n", shm.name().c_str(), static_cast<int>(mp::internal::resource_tracker_pid()));
   std::fflush(stdout);
   if (m == "unlink") shm.unlink();
@@ -119,9 +130,20 @@ TEST(SharedMemoryHelper, DISABLED_Creator) {
   ::_exit(0);  // skip the suite's own leak check: leaving the block behind is the point
 }
 
+TEST(SharedMemory, AutomaticNamesAreRandomWithTheMpPrefix) {
+  mp::SharedMemory a({.create = true, .size = 1});
+  mp::SharedMemory b({.create = true, .size = 1});
+  bool existed = shm_exists(a.name());
+  a.unlink();  // at once: see the file comment
+  b.unlink();
+  EXPECT_TRUE(existed);
+  EXPECT_EQ(a.name().rfind("mp-", 0), 0u) << a.name();
+  EXPECT_EQ(a.name().size(), 3u + 16u) << a.name();
+  EXPECT_NE(a.name(), b.name());
+}
+
 TEST(SharedMemory, CreateAttachFromAChildAndUnlink) {
-  mp::SharedMemory shm({.create = true, .size = 1000});
-  EXPECT_EQ(shm.name().rfind("mp-", 0), 0u) << shm.name();
+  mp::SharedMemory shm({.name = test_name(), .create = true, .size = 1000});
   EXPECT_EQ(shm.size(), 1000u);
   ASSERT_EQ(shm.buf().size(), 1000u);
   EXPECT_TRUE(shm_exists(shm.name()));
@@ -146,7 +168,7 @@ TEST(SharedMemory, CreateAttachFromAChildAndUnlink) {
 }
 
 TEST(SharedMemory, ForkedChildUsesTheInheritedMapping) {
-  mp::SharedMemory shm({.create = true, .size = 64});
+  mp::SharedMemory shm({.name = test_name(), .create = true, .size = 64});
   mp::Process p([&] { shm.buf()[0] = std::byte{42}; });
   p.start();
   ASSERT_TRUE(p.join(60s));
@@ -156,14 +178,14 @@ TEST(SharedMemory, ForkedChildUsesTheInheritedMapping) {
 
 TEST(SharedMemory, CreatedWithMode0600EvenUnderAPermissiveUmask) {
   mode_t old = ::umask(0);
-  mp::SharedMemory shm({.create = true, .size = 16});
+  mp::SharedMemory shm({.name = test_name(), .create = true, .size = 16});
   ::umask(old);
   EXPECT_EQ(shm_mode(shm.name()), 0600u);
   shm.unlink();
 }
 
 TEST(SharedMemory, NamedBlocks) {
-  std::string name = "mp-test-named-" + std::to_string(::getpid());
+  std::string name = test_name();
   mp::SharedMemory a({.name = name, .create = true, .size = 10});
   EXPECT_EQ(a.name(), name);
   mp::SharedMemory b("/" + name);  // the leading slash is optional
@@ -195,7 +217,7 @@ TEST(SharedMemory, RejectsZeroSizeAndBadNames) {
 }
 
 TEST(SharedMemory, CloseIsIdempotentAndMoveTransfersTheView) {
-  mp::SharedMemory a({.create = true, .size = 32});
+  mp::SharedMemory a({.name = test_name(), .create = true, .size = 32});
   std::string name = a.name();
   mp::SharedMemory b = std::move(a);
   EXPECT_EQ(b.name(), name);
@@ -213,9 +235,10 @@ TEST(SharedMemory, BlockCreatedByAChildOutlivesItWhileTheFamilyLives) {
   struct Name {
     char s[64];
   };
-  mp::SharedMemory names({.create = true, .size = sizeof(Name)});
+  mp::SharedMemory names({.name = test_name(), .create = true, .size = sizeof(Name)});
+  std::string child_block = test_name();
   mp::Process p([&] {
-    mp::SharedMemory shm({.create = true, .size = 8});
+    mp::SharedMemory shm({.name = child_block, .create = true, .size = 8});
     std::strcpy(reinterpret_cast<Name*>(names.buf().data())->s, shm.name().c_str());
     // exits without unlink(): the family (this test) is still alive
   });
@@ -246,7 +269,7 @@ TEST(SharedMemoryTracker, CreatorExitingWithoutUnlinkIsCleanedUp) {
   ASSERT_TRUE(c.read_announcement()) << c.output();
   ASSERT_TRUE(c.read_to_eof());
   EXPECT_FALSE(shm_exists(c.name)) << c.output();
-  EXPECT_NE(c.output().find("removed leaked shared memory block"), std::string::npos) << c.output();
+  EXPECT_NE(c.output().find("removed leaked shared memory block '" + c.name + "'"), std::string::npos) << c.output();
 }
 
 TEST(SharedMemoryTracker, NoWarningWhenTheCreatorUnlinks) {
