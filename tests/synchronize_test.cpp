@@ -468,6 +468,31 @@ TEST(Condition, NotifyWakesTheOldestWaitersFirst) {
   EXPECT_EQ(st->order[2], 2);
 }
 
+TEST(Condition, NotifyAllAlsoWakesWaitersBeyondTheSlotTable) {
+  constexpr int kWaiters = 400;  // more than the ~336 per-waiter slots of a Condition
+  mp::RLock lock;
+  mp::Condition children(lock), parent(lock);
+  int waiting = 0, woken = 0, returned_true = 0;
+  std::vector<std::thread> ts;
+  for (int i = 0; i < kWaiters; ++i)
+    ts.emplace_back([&] {
+      std::unique_lock g(lock);
+      ++waiting;
+      parent.notify();
+      bool r = children.wait(60s);
+      ++woken;
+      returned_true += r;
+    });
+  {
+    std::unique_lock g(lock);
+    ASSERT_TRUE(parent.wait_for([&] { return waiting == kWaiters; }, 60s));
+    children.notify_all();
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(woken, kWaiters);
+  EXPECT_EQ(returned_true, kWaiters);
+}
+
 TEST(Condition, ProducerConsumerAcrossThreads) {
   mp::Condition c;
   std::vector<int> items;
