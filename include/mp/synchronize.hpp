@@ -200,18 +200,23 @@ class Lock {
 ///   std::scoped_lock b(r);  // same thread: fine
 class RLock {
  public:
+  /// A new, unlocked lock. Throws mp::OSError when shared memory cannot be allocated.
   RLock();
   /// Internal: adopts an RLockState already constructed at the start of `state`'s segment
   /// (used by mp::Value/mp::Array to keep their lock in their own segment).
   struct Adopt {};
   RLock(Adopt, internal::Shared<internal::RLockState> state) noexcept : state_(std::move(state)) {}
 
+  /// Blocks until the calling thread owns the lock (at once if it already does: one more
+  /// level). Always returns true.
   bool acquire() { return acquire_impl(std::nullopt); }
+  /// Waits at most `timeout` (<= 0: one try); returns whether the calling thread owns it.
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
     return acquire_until(internal::deadline_after(timeout));
   }
   bool acquire_until(internal::Clock::time_point deadline) { return acquire_impl(deadline); }
+  /// Never blocks (or spins).
   bool try_acquire() noexcept { return acquire_impl(internal::Clock::time_point::min()); }
   /// Releases one level. Throws mp::RuntimeError if the calling thread does not own it.
   void release();
@@ -372,7 +377,7 @@ class Condition {
   /// Wakes every waiter. Throws mp::RuntimeError if the lock is not held.
   void notify_all();
 
-  // The underlying lock (Python's `with cond:`).
+  // The underlying lock (Python's `with cond:`), with that lock's semantics.
   bool acquire();
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
