@@ -6,3 +6,5 @@
 #include "mp/errors.hpp"
 #include "mp/process.hpp"
 #include "mp/synchronize.hpp"
+#include "mp/subprocess.hpp"
+#include "mp/threading.hpp"
