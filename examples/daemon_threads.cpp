@@ -41,7 +41,7 @@ int main() {
   t1.start();
   t2.start();
   t3.start();
-  std::puts("zhu (main thread done; Thread-1 and Thread-2 will still print GG, daemon Thread-3 will not)");
+  std::puts("zhu (main is done: the non-daemon threads still finish, the daemon one is not waited for)");
 
   // The seed's small example: a daemon thread finishes anyway when a non-daemon thread
   // keeps the process alive long enough.

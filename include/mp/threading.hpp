@@ -22,10 +22,12 @@
 //   atexit ordering: static objects whose construction finished *after* the first
 //   start() are destroyed before the handler runs; threads must not rely on those.
 // - Destroying a Thread never blocks and never terminates, except for a subclass whose
-//   run() is still executing: then the destructor waits for run() to return, because run()
-//   uses the object (a subclass must still not be destroyed while its run() reads derived
-//   members — join() it first, or keep it alive). A thread with a callable target keeps
-//   running after its Thread object is gone, exactly as in Python.
+//   run() is still executing: then the destructor waits for run() to return, so the
+//   object's memory is not freed under it. That is a safety net, not a licence: derived
+//   members are destroyed before the base destructor runs (and a subclass destroyed right
+//   after start() may see the base run() called), so join() a subclass thread before
+//   destroying it. A thread with a callable target keeps running after its Thread object
+//   is gone, exactly as in Python: the callable lives in the library's shared state.
 // - An exception escaping a thread goes to the excepthook (default: prints
 //   "Exception in thread <name>:" then "<type>: <what()>" on stderr); the process goes on.
 //   mp::exit()/mp::SystemExit thrown in a thread ends that thread silently, as in Python.
