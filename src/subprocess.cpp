@@ -12,8 +12,8 @@
 #include <climits>
 #include <csignal>
 #include <cstring>
-#include <mutex>
 
+#include "mp/internal/futex.hpp"
 #include "mp/internal/spawn.hpp"
 
 namespace mp::subprocess {
@@ -200,7 +200,10 @@ struct Popen::Impl {
   pid_t pid = 0;
   bool text = false;
   std::atomic<int> returncode{kUnknown};
-  std::timed_mutex wait_mu;  // held by whoever may reap; guards pidfd
+  // The right to reap, a futex word (Drepper's 0 free / 1 taken / 2 taken with waiters):
+  // only its holder calls waitpid() or kill() on a possibly-finished child, so exactly one
+  // thread reaps and nobody signals a reaped (reusable) pid. It also guards `pidfd`.
+  std::atomic<std::uint32_t> reaper{0};
   internal::UniqueFd pidfd;  // opened lazily for timed waits
   Pipe in, out, err;
   // communicate() progress, kept across a TimeoutExpired (Python's contract).
@@ -211,18 +214,52 @@ struct Popen::Impl {
 
   void set_status(int status) noexcept { returncode.store(returncode_of(status), std::memory_order_release); }
 
-  /// Reaps if possible within `deadline`; true once returncode is known.
-  bool wait_until(internal::Deadline deadline) {
-    if (returncode.load(std::memory_order_acquire) != kUnknown) return true;
-    std::unique_lock lk(wait_mu, std::defer_lock);
-    if (deadline ? !lk.try_lock_until(*deadline) : (lk.lock(), false)) return false;
-    if (returncode.load(std::memory_order_acquire) != kUnknown) return true;
-    int status = 0;
-    int r = internal::wait_child(pid, pidfd, deadline, &status);
+  bool try_claim() noexcept {
+    std::uint32_t free = 0;
+    return reaper.compare_exchange_strong(free, 1, std::memory_order_acquire, std::memory_order_relaxed);
+  }
+  void release() noexcept {
+    if (reaper.exchange(0, std::memory_order_release) == 2) internal::futex_wake_all(reaper);
+  }
+  /// Waits for the right to reap; false if `deadline` passed first.
+  bool claim_until(internal::Deadline deadline) noexcept {
+    for (;;) {
+      std::uint32_t v = reaper.load(std::memory_order_relaxed);
+      if (v == 0) {
+        if (reaper.compare_exchange_strong(v, 2, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+        continue;  // taken in the "waiters" state: others may still sleep on the word
+      }
+      if (v == 1 && !reaper.compare_exchange_strong(v, 2, std::memory_order_relaxed)) continue;
+      if (internal::futex_wait(reaper, 2, deadline) == internal::WaitResult::timed_out &&
+          returncode.load(std::memory_order_acquire) == kUnknown)
+        return false;
+      if (returncode.load(std::memory_order_acquire) != kUnknown) return false;  // someone else reaped
+    }
+  }
+  /// Records the result of a waitpid-like call (1 reaped, 0 running, -errno).
+  void record(int r, int status) noexcept {
     if (r == 1) set_status(status);
     else if (r < 0) returncode.store(0, std::memory_order_release);  // ECHILD: reaped elsewhere (SIGCHLD ignored)
     if (r != 0) pidfd.reset();
-    return r != 0;
+  }
+
+  /// Reaps if possible within `deadline`; true once returncode is known.
+  bool wait_until(internal::Deadline deadline) {
+    while (returncode.load(std::memory_order_acquire) == kUnknown) {
+      if (!claim_until(deadline)) {
+        if (returncode.load(std::memory_order_acquire) != kUnknown) return true;
+        return false;
+      }
+      if (returncode.load(std::memory_order_acquire) == kUnknown) {
+        int status = 0;
+        int r = internal::wait_child(pid, pidfd, deadline, &status);
+        record(r, status);
+      }
+      release();
+      if (returncode.load(std::memory_order_acquire) == kUnknown && deadline && internal::Clock::now() >= *deadline)
+        return false;
+    }
+    return true;
   }
 };
 
@@ -379,13 +416,13 @@ std::optional<int> Popen::returncode() const noexcept {
 std::optional<int> Popen::poll() {
   Impl& s = *impl_;
   if (s.returncode.load(std::memory_order_acquire) == kUnknown) {
-    std::unique_lock lk(s.wait_mu, std::try_to_lock);
-    if (lk && s.returncode.load(std::memory_order_acquire) == kUnknown) {
-      int status = 0;
-      int r = internal::try_reap(s.pid, &status);
-      if (r == 1) s.set_status(status);
-      else if (r < 0) s.returncode.store(0, std::memory_order_release);
-      if (r != 0) s.pidfd.reset();
+    if (s.try_claim()) {
+      if (s.returncode.load(std::memory_order_acquire) == kUnknown) {
+        int status = 0;
+        int r = internal::try_reap(s.pid, &status);
+        s.record(r, status);
+      }
+      s.release();
     }
   }
   return returncode();
@@ -479,20 +516,20 @@ std::pair<std::string, std::string> Popen::communicate(std::string_view input,
 
 void Popen::send_signal(int sig) {
   Impl& s = *impl_;
-  std::unique_lock lk(s.wait_mu, std::try_to_lock);
-  if (!lk) {
+  if (!s.try_claim()) {
     // Another thread is waiting and may reap at any moment: as in Python, a small window
     // remains in which the pid could have been reaped (and, in theory, reused).
     if (s.returncode.load(std::memory_order_acquire) == kUnknown) ::kill(s.pid, sig);
     return;
   }
   // We alone may reap: if the child is not reaped now, the pid is still our child's.
-  if (s.returncode.load(std::memory_order_acquire) != kUnknown) return;
-  int status = 0;
-  int r = internal::try_reap(s.pid, &status);
-  if (r == 1) s.set_status(status);
-  else if (r < 0) s.returncode.store(0, std::memory_order_release);
-  else ::kill(s.pid, sig);
+  if (s.returncode.load(std::memory_order_acquire) == kUnknown) {
+    int status = 0;
+    int r = internal::try_reap(s.pid, &status);
+    s.record(r, status);
+    if (r == 0) ::kill(s.pid, sig);
+  }
+  s.release();
 }
 
 void Popen::terminate() { send_signal(SIGTERM); }
