@@ -61,15 +61,15 @@ int returncode_of(int status) noexcept {
 constexpr int kUnknown = INT_MIN;
 
 /// Reads what is available into `out` (one read call). Returns bytes read, 0 at EOF, -errno.
+/// Reads into a stack buffer and appends: no zero-filling of string space that a short
+/// read would not use.
 ssize_t read_some(int fd, std::string& out) {
-  constexpr std::size_t kChunk = 64 * 1024;
-  std::size_t old = out.size();
-  out.resize(old + kChunk);
+  char buf[64 * 1024];
   ssize_t n;
   do {
-    n = ::read(fd, out.data() + old, kChunk);
+    n = ::read(fd, buf, sizeof buf);
   } while (n < 0 && errno == EINTR);
-  out.resize(old + (n > 0 ? static_cast<std::size_t>(n) : 0));
+  if (n > 0) out.append(buf, static_cast<std::size_t>(n));
   return n < 0 ? -errno : n;
 }
 
@@ -223,6 +223,7 @@ struct Popen::Impl {
   }
   /// Waits for the right to reap; false if `deadline` passed first.
   bool claim_until(internal::Deadline deadline) noexcept {
+    if (try_claim()) return true;  // uncontended: no futex wake needed at release
     for (;;) {
       std::uint32_t v = reaper.load(std::memory_order_relaxed);
       if (v == 0) {
@@ -452,9 +453,17 @@ std::pair<std::string, std::string> Popen::communicate(std::string_view input,
     s.err_acc = std::move(s.err.buffered_);
     s.out.buffered_.clear();
     s.err.buffered_.clear();
-    if (s.in) {
-      if (s.input.empty()) s.in.close();
-      else if (int e = internal::set_nonblocking(s.in.fileno(), true)) throw OSError(e, "Popen.communicate(): fcntl");
+    if (s.in && s.input.empty()) s.in.close();
+    for (Pipe* pipe : {&s.in, &s.out, &s.err})  // only our ends: the child's are separate open files
+      if (*pipe)
+        if (int e = internal::set_nonblocking(pipe->fileno(), true)) throw OSError(e, "Popen.communicate(): fcntl");
+    // Bulk transfer ahead (typically a filter): with pipes as large as the input, the child
+    // never blocks on us, and both sides move data in a few large steps instead of many
+    // 64 KiB round trips. Best effort: limits (pipe-max-size, per-user pages) just refuse.
+    if (s.input.size() > internal::kDefaultPipeSize) {
+      std::size_t want = std::min(s.input.size(), internal::kMaxPipeSize);
+      for (Pipe* pipe : {&s.in, &s.out, &s.err})
+        if (*pipe) internal::grow_pipe(pipe->fileno(), want);
     }
   }
   auto timed_out = [&] {
@@ -496,8 +505,13 @@ std::pair<std::string, std::string> Popen::communicate(std::string_view input,
       }
       for (auto [idx, pipe, acc] : {std::tuple{out_i, &s.out, &s.out_acc}, std::tuple{err_i, &s.err, &s.err_acc}}) {
         if (idx < 0 || !pfds[idx].revents) continue;
-        ssize_t got = read_some(pipe->fileno(), *acc);
-        if (got == 0 || (got < 0 && got != -EINTR && got != -EAGAIN)) pipe->close();
+        // Drain what is there (the fds are non-blocking now) before polling again.
+        for (;;) {
+          ssize_t got = read_some(pipe->fileno(), *acc);
+          if (got == -EINTR) continue;
+          if (got == 0 || (got < 0 && got != -EAGAIN)) pipe->close();
+          if (got <= 0) break;
+        }
       }
     }
   }

@@ -122,6 +122,11 @@ int set_nonblocking(int fd, bool on) noexcept {
   return 0;
 }
 
+void grow_pipe(int fd, std::size_t bytes) noexcept {
+  int cur = ::fcntl(fd, F_GETPIPE_SZ);
+  if (cur >= 0 && static_cast<std::size_t>(cur) < bytes) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(bytes));
+}
+
 int find_on_path(const char* name, const char* path, char* out, std::size_t out_size) noexcept {
   if (!path || !*path) path = "/bin:/usr/bin";
   std::size_t nlen = std::strlen(name);

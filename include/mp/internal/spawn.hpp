@@ -4,6 +4,7 @@
 #pragma once
 
 #include <csignal>
+#include <cstddef>
 #include <optional>
 
 #include <sys/types.h>
@@ -45,6 +46,10 @@ struct SpawnRequest {
 /// F_DUPFD_CLOEXEC to a descriptor >= 3. Returns 0 or errno.
 [[nodiscard]] int dup_high(int fd, UniqueFd& out) noexcept;
 [[nodiscard]] int set_nonblocking(int fd, bool on) noexcept;
+inline constexpr std::size_t kDefaultPipeSize = 64 * 1024;
+inline constexpr std::size_t kMaxPipeSize = 1024 * 1024;  // the default /proc/sys/fs/pipe-max-size
+/// F_SETPIPE_SZ to at least `bytes` (never shrinks); failures are ignored (it is an optimisation).
+void grow_pipe(int fd, std::size_t bytes) noexcept;
 
 /// Looks `name` up on the PATH list `path` (colon-separated) like execvp; on success
 /// stores the full path in `out` and returns 0, else ENOENT or EACCES.
