@@ -156,8 +156,16 @@ Registry& registry() {
 
 [[maybe_unused]] const bool registry_initialised_on_main_thread = (registry(), true);
 
-void after_fork_prepare() noexcept { registry().mu.lock(); }
-void after_fork_parent() noexcept { registry().mu.unlock(); }
+// Both registry mutexes are held across fork() so the child never inherits one locked by
+// a thread that does not exist there. They are never held together anywhere else.
+void after_fork_prepare() noexcept {
+  registry().mu.lock();
+  registry().hook_mu.lock();
+}
+void after_fork_parent() noexcept {
+  registry().hook_mu.unlock();
+  registry().mu.unlock();
+}
 
 /// Only the forking thread exists in the child: it becomes the main thread and every other
 /// thread reads as finished. Nothing here may touch a pthread that is not ours.
@@ -188,6 +196,7 @@ void after_fork_child() noexcept {
   } catch (...) {
     // Out of memory in a fresh child: the registry keeps its old main; names may be off.
   }
+  r.hook_mu.unlock();
   r.mu.unlock();
 }
 
