@@ -287,6 +287,7 @@ void report_exception(ThreadState& st) noexcept {
     } catch (const std::exception& e) {
       what = e.what();
     } catch (...) {
+      what = "(not a std::exception)";
     }
     std::fprintf(stderr, "%s: %s\n", type.c_str(), what.c_str());
   }
