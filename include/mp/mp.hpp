@@ -8,3 +8,5 @@
 #include "mp/sharedctypes.hpp"
 #include "mp/shared_memory.hpp"
 #include "mp/synchronize.hpp"
+#include "mp/subprocess.hpp"
+#include "mp/threading.hpp"
