@@ -5,4 +5,5 @@
 #include "mp/codec.hpp"
 #include "mp/errors.hpp"
 #include "mp/process.hpp"
+#include "mp/queue.hpp"
 #include "mp/synchronize.hpp"
