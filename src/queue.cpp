@@ -28,6 +28,8 @@ constexpr auto kWriterProbe = std::chrono::milliseconds(50);
 constexpr std::int64_t kSpinInitialNs = 20'000;
 constexpr std::int64_t kSpinMinNs = 2'000;
 constexpr std::int64_t kSpinMaxNs = 60'000;
+// Longer than MutexWord's liveness probe (50 ms), so waiting this long takes over a dead holder's lock.
+constexpr auto kDeadHolderGrace = std::chrono::milliseconds(200);
 constexpr std::size_t kMinCapacity = 4096;
 constexpr std::size_t kMaxCapacity = std::size_t{1} << 30;
 constexpr std::size_t kMaxMaxsize = 0x7fffffff;
@@ -102,14 +104,21 @@ std::size_t Ring::qsize() const noexcept {
   return static_cast<std::uint32_t>(cnt_of(head) - cnt_of(tail));
 }
 
-bool Ring::lock_put(Deadline deadline) noexcept {
+namespace {
+// Takes a side's lock by `deadline`. When the attempt times out because the holder is dead
+// (a try or a short timeout never reaches MutexWord's liveness probe), it waits once for
+// that probe, so that even get_nowait() recovers a lock abandoned by a killed process.
+bool lock_side(MutexWord& m, Deadline deadline) noexcept {
   auto me = static_cast<std::uint32_t>(self_pid());
-  return h_->put_lock.try_lock(me) || h_->put_lock.lock_slow(me, deadline);
+  if (m.try_lock(me) || m.lock_slow(me, deadline)) return true;
+  auto holder = static_cast<pid_t>(m.word.load(std::memory_order_relaxed) & MutexWord::kPidMask);
+  if (holder == 0 || holder == static_cast<pid_t>(me) || !process_has_exited(holder)) return false;
+  return m.lock_slow(me, Clock::now() + kDeadHolderGrace);
 }
-bool Ring::lock_get(Deadline deadline) noexcept {
-  auto me = static_cast<std::uint32_t>(self_pid());
-  return h_->get_lock.try_lock(me) || h_->get_lock.lock_slow(me, deadline);
-}
+}  // namespace
+
+bool Ring::lock_put(Deadline deadline) noexcept { return lock_side(h_->put_lock, deadline); }
+bool Ring::lock_get(Deadline deadline) noexcept { return lock_side(h_->get_lock, deadline); }
 // A takeover from a dead holder needs no repair (see ring.hpp): only the flag is cleared.
 void Ring::unlock_put() noexcept {
   h_->put_lock.owner_died.store(0, std::memory_order_relaxed);
@@ -121,6 +130,7 @@ void Ring::unlock_get() noexcept {
 }
 
 void Ring::copy_in(std::uint32_t pos, const void* src, std::size_t n) noexcept {
+  if (n == 0) return;  // src may be null (an empty vector's data())
   std::uint32_t idx = pos & mask_;
   std::size_t first = std::min<std::size_t>(n, cap_ - idx);
   std::memcpy(data_ + idx, src, first);
@@ -128,6 +138,7 @@ void Ring::copy_in(std::uint32_t pos, const void* src, std::size_t n) noexcept {
 }
 
 void Ring::copy_out(std::uint32_t pos, void* dst, std::size_t n) const noexcept {
+  if (n == 0) return;
   std::uint32_t idx = pos & mask_;
   std::size_t first = std::min<std::size_t>(n, cap_ - idx);
   std::memcpy(dst, data_ + idx, first);
@@ -147,7 +158,7 @@ void Ring::publish_head(std::uint64_t head, std::uint32_t pos, std::uint32_t len
 }
 
 bool Ring::try_write_whole(const void* data, std::size_t n, std::uint64_t& seen_tail) noexcept {
-  std::uint64_t head = h_->head.load(std::memory_order_relaxed);  // only put_lock holders change it
+  std::uint64_t head = h_->head.load(std::memory_order_acquire);  // only put_lock holders change it
   std::uint32_t rec = record_size(n);
   auto room = [&](std::uint64_t tail) {
     return static_cast<std::uint32_t>(pos_of(head) - pos_of(tail)) + std::uint64_t{rec} <= cap_ &&
@@ -270,7 +281,7 @@ bool Ring::get(RingSink& sink, Deadline deadline) {
 
 // Caller holds get_lock. Skips orphaned fragments; returns got after one whole message.
 Ring::Read Ring::try_read(RingSink& sink, std::uint64_t& seen_head, bool& released) {
-  std::uint64_t tail = h_->tail.load(std::memory_order_relaxed);  // only get_lock holders change it
+  std::uint64_t tail = h_->tail.load(std::memory_order_acquire);  // only get_lock holders change it
   std::uint64_t head = h_->head_cache.load(std::memory_order_relaxed);
   auto advance = [&](std::uint32_t rec, bool counts) {
     tail = make_word(pos_of(tail) + rec, cnt_of(tail) + (counts ? 1 : 0));
