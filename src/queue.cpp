@@ -27,7 +27,7 @@ constexpr auto kWriterProbe = std::chrono::milliseconds(50);
 // futex round trip costs 5-50 µs on VMs), short enough that an idle waiter soon sleeps.
 constexpr std::int64_t kSpinInitialNs = 20'000;
 constexpr std::int64_t kSpinMinNs = 2'000;
-constexpr std::int64_t kSpinMaxNs = 60'000;
+constexpr std::int64_t kSpinMaxNs = 50'000;
 // Longer than MutexWord's liveness probe (50 ms), so waiting this long takes over a dead holder's lock.
 constexpr auto kDeadHolderGrace = std::chrono::milliseconds(200);
 constexpr std::size_t kMinCapacity = 4096;
@@ -381,30 +381,46 @@ bool Ring::assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std:
   }
 }
 
+// Spin, then sleep. The spin budget adapts to how long waits actually take: a wait that
+// ended within kSpinMaxNs, even after sleeping, would have been caught by spinning that
+// long, so the budget grows to twice that wait; a longer wait (an idle peer) halves it.
+// (Judging by spin success alone has a trap: once both sides sleep, each wait lasts a
+// futex wake-up, longer than a short spin, so spinning would never be tried again.)
 bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen, WaitWord& sig, Deadline deadline,
                         std::atomic<std::int64_t>& budget) noexcept {
   if (w.load(std::memory_order_acquire) != seen) return true;
-  auto now = Clock::now();
-  if (deadline && *deadline <= now) return false;
-  std::int64_t spin = budget.load(std::memory_order_relaxed);
-  auto spin_end = now + std::chrono::nanoseconds(spin);
+  const auto start = Clock::now();
+  if (deadline && *deadline <= start) return false;
+  const std::int64_t spin = budget.load(std::memory_order_relaxed);
+  auto spin_end = start + std::chrono::nanoseconds(spin);
   if (deadline && *deadline < spin_end) spin_end = *deadline;
   for (;;) {
     for (int i = 0; i < 16; ++i) {
-      if (w.load(std::memory_order_acquire) != seen) {
-        if (spin < kSpinMaxNs) budget.store(std::min(kSpinMaxNs, spin * 2), std::memory_order_relaxed);
-        return true;
-      }
+      if (w.load(std::memory_order_acquire) != seen) return true;
       cpu_relax();
     }
     if (Clock::now() >= spin_end) break;
   }
-  if (spin > kSpinMinNs) budget.store(std::max(kSpinMinNs, spin / 2), std::memory_order_relaxed);
+  auto adapt = [&] {
+    auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+    std::int64_t next = waited <= kSpinMaxNs ? std::clamp<std::int64_t>(2 * waited, spin, kSpinMaxNs)
+                                             : std::max(kSpinMinNs, spin / 2);
+    if (next != spin) budget.store(next, std::memory_order_relaxed);
+  };
   for (;;) {
     std::uint32_t v = sig.prepare();
-    if (w.load(std::memory_order_seq_cst) != seen) return true;
-    if (futex_wait(sig.word, v, deadline) == WaitResult::timed_out)
+    if (w.load(std::memory_order_seq_cst) != seen) {
+      adapt();
+      return true;
+    }
+    if (futex_wait(sig.word, v, deadline) == WaitResult::timed_out) {
+      adapt();
       return w.load(std::memory_order_acquire) != seen;
+    }
+    if (w.load(std::memory_order_acquire) != seen) {
+      adapt();
+      return true;
+    }
   }
 }
 
