@@ -30,6 +30,10 @@ constexpr std::int64_t kSpinMinNs = 2'000;
 constexpr std::int64_t kSpinMaxNs = 50'000;
 // Longer than MutexWord's liveness probe (50 ms), so waiting this long takes over a dead holder's lock.
 constexpr auto kDeadHolderGrace = std::chrono::milliseconds(200);
+// Most pauses (~30 ns each here) between two polls of the other side's word: short when
+// waiting for data (latency), longer when a producer waits for room (a busy consumer).
+constexpr int kDataPauses = 8;
+constexpr int kSpacePauses = 64;
 constexpr std::size_t kMinCapacity = 4096;
 constexpr std::size_t kMaxCapacity = std::size_t{1} << 30;
 constexpr std::size_t kMaxMaxsize = 0x7fffffff;
@@ -189,7 +193,7 @@ bool Ring::put(const void* data, std::size_t n, Deadline deadline) {
       return true;
     }
     // Full: wait (without the lock) until a consumer moves the tail, then try again.
-    if (!await_change(h_->tail, seen_tail, h_->space, deadline, local_->spin_put_ns)) return false;
+    if (!await_change(h_->tail, seen_tail, h_->space, deadline, local_->spin_put_ns, kSpacePauses)) return false;
   }
 }
 
@@ -213,7 +217,7 @@ bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
     if (count_ok && (!expired || free_bytes(head, tail) >= worst)) break;
     unlock_put();
     if (count_ok) return false;
-    if (!await_change(h_->tail, tail, h_->space, deadline, local_->spin_put_ns)) return false;
+    if (!await_change(h_->tail, tail, h_->space, deadline, local_->spin_put_ns, kSpacePauses)) return false;
   }
   std::size_t sent = 0;
   bool first = true;
@@ -229,7 +233,7 @@ bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
       h_->tail_cache.store(tail, std::memory_order_relaxed);
     }
     if (free_bytes(head, tail) < threshold) {
-      if (!await_change(h_->tail, tail, h_->space, deadline, local_->spin_put_ns)) {
+      if (!await_change(h_->tail, tail, h_->space, deadline, local_->spin_put_ns, kSpacePauses)) {
         if (!first) publish_head(head, pos_of(head), 0, kAbort, nullptr, 0, nullptr, 0, false);
         unlock_put();
         h_->data.notify();
@@ -275,7 +279,7 @@ bool Ring::get(RingSink& sink, Deadline deadline) {
     if (released) h_->space.notify();
     if (r == Read::got) return true;
     // Empty: wait (without the lock) until a producer moves the head, then try again.
-    if (!await_change(h_->head, seen_head, h_->data, deadline, local_->spin_get_ns)) return false;
+    if (!await_change(h_->head, seen_head, h_->data, deadline, local_->spin_get_ns, kDataPauses)) return false;
   }
 }
 
@@ -358,7 +362,7 @@ bool Ring::assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std:
     std::uint64_t head = h_->head.load(std::memory_order_acquire);
     h_->head_cache.store(head, std::memory_order_relaxed);
     if (pos_of(head) == pos_of(tail)) {
-      if (!await_change(h_->head, head, h_->data, Clock::now() + kWriterProbe, local_->spin_get_ns) &&
+      if (!await_change(h_->head, head, h_->data, Clock::now() + kWriterProbe, local_->spin_get_ns, kDataPauses) &&
           process_has_exited(writer) && h_->head.load(std::memory_order_acquire) == head)
         return false;  // the writer died mid-message: what arrived of it is discarded
       continue;
@@ -387,19 +391,20 @@ bool Ring::assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std:
 // (Judging by spin success alone has a trap: once both sides sleep, each wait lasts a
 // futex wake-up, longer than a short spin, so spinning would never be tried again.)
 bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen, WaitWord& sig, Deadline deadline,
-                        std::atomic<std::int64_t>& budget) noexcept {
+                        std::atomic<std::int64_t>& budget, int max_pauses) noexcept {
   if (w.load(std::memory_order_acquire) != seen) return true;
   const auto start = Clock::now();
   if (deadline && *deadline <= start) return false;
   const std::int64_t spin = budget.load(std::memory_order_relaxed);
   auto spin_end = start + std::chrono::nanoseconds(spin);
   if (deadline && *deadline < spin_end) spin_end = *deadline;
-  for (;;) {
-    for (int i = 0; i < 16; ++i) {
-      if (w.load(std::memory_order_acquire) != seen) return true;
-      cpu_relax();
-    }
-    if (Clock::now() >= spin_end) break;
+  // Poll with exponential back-off: each poll pulls the line the other side is about to
+  // write, and its next locked instruction then stalls until the line comes back.
+  for (int pauses = 1, polls = 1;; ++polls) {
+    if (w.load(std::memory_order_acquire) != seen) return true;
+    for (int i = 0; i < pauses; ++i) cpu_relax();
+    pauses = std::min(pauses * 2, max_pauses);
+    if (polls % 8 == 0 && Clock::now() >= spin_end) break;
   }
   auto adapt = [&] {
     auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();

@@ -146,7 +146,7 @@ class Ring {
   Read try_read(RingSink& sink, std::uint64_t& seen_head, bool& released_space);
   bool assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std::uint32_t tag);
   bool await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen, WaitWord& sig, Deadline deadline,
-                    std::atomic<std::int64_t>& budget) noexcept;
+                    std::atomic<std::int64_t>& budget, int max_pauses) noexcept;
   void copy_in(std::uint32_t pos, const void* src, std::size_t n) noexcept;
   void copy_out(std::uint32_t pos, void* dst, std::size_t n) const noexcept;
   void publish_head(std::uint64_t head, std::uint32_t pos, std::uint32_t len, std::uint32_t kind, const void* a,
