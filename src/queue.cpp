@@ -13,6 +13,22 @@ namespace mp::internal {
 
 namespace {
 
+// Each side caches the other side's word (a lower bound, valid across lock takeovers). A
+// thread that learns of a record through a cache filled by *another process* is ordered by
+// that process's acquire and lock release, which ThreadSanitizer cannot see; under TSan the
+// caches are bypassed so that every ordering goes through atomics it can see.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kUseCaches = false;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kUseCaches = false;
+#else
+constexpr bool kUseCaches = true;
+#endif
+#else
+constexpr bool kUseCaches = true;
+#endif
+
 // Record kinds (low 3 bits of a record's tag; the writer's pid sits above them).
 constexpr std::uint32_t kWhole = 1;   // a complete message
 constexpr std::uint32_t kFirst = 2;   // first fragment: payload = [u64 total size][bytes]
@@ -168,7 +184,8 @@ bool Ring::try_write_whole(const void* data, std::size_t n, std::uint64_t& seen_
     return static_cast<std::uint32_t>(pos_of(head) - pos_of(tail)) + std::uint64_t{rec} <= cap_ &&
            (h_->maxsize == 0 || static_cast<std::uint32_t>(cnt_of(head) - cnt_of(tail)) < h_->maxsize);
   };
-  std::uint64_t tail = h_->tail_cache.load(std::memory_order_relaxed);
+  std::uint64_t tail =
+      kUseCaches ? h_->tail_cache.load(std::memory_order_relaxed) : h_->tail.load(std::memory_order_acquire);
   if (!room(tail)) {
     tail = h_->tail.load(std::memory_order_acquire);  // consumers finished reading what we overwrite
     h_->tail_cache.store(tail, std::memory_order_relaxed);
@@ -227,7 +244,8 @@ bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
     std::size_t extra = first ? 8 : 0;
     std::size_t wanted = record_size(std::min(remaining, frag_max) + extra) + kHeader;  // + ABORT reserve
     std::size_t threshold = std::min<std::size_t>(wanted, cap_ / 8);
-    std::uint64_t tail = h_->tail_cache.load(std::memory_order_relaxed);
+    std::uint64_t tail =
+        kUseCaches ? h_->tail_cache.load(std::memory_order_relaxed) : h_->tail.load(std::memory_order_acquire);
     if (free_bytes(head, tail) < threshold) {
       tail = h_->tail.load(std::memory_order_acquire);
       h_->tail_cache.store(tail, std::memory_order_relaxed);
@@ -286,7 +304,8 @@ bool Ring::get(RingSink& sink, Deadline deadline) {
 // Caller holds get_lock. Skips orphaned fragments; returns got after one whole message.
 Ring::Read Ring::try_read(RingSink& sink, std::uint64_t& seen_head, bool& released) {
   std::uint64_t tail = h_->tail.load(std::memory_order_acquire);  // only get_lock holders change it
-  std::uint64_t head = h_->head_cache.load(std::memory_order_relaxed);
+  std::uint64_t head =
+      kUseCaches ? h_->head_cache.load(std::memory_order_relaxed) : h_->head.load(std::memory_order_acquire);
   auto advance = [&](std::uint32_t rec, bool counts) {
     tail = make_word(pos_of(tail) + rec, cnt_of(tail) + (counts ? 1 : 0));
     h_->tail.store(tail, std::memory_order_seq_cst);  // release point: the record is gone
@@ -323,7 +342,7 @@ Ring::Read Ring::try_read(RingSink& sink, std::uint64_t& seen_head, bool& releas
     if (kind == kFirst) {
       released = true;
       if (assemble(sink, tail, len, hdr[1])) return Read::got;
-      head = h_->head_cache.load(std::memory_order_relaxed);
+      head = kUseCaches ? h_->head_cache.load(std::memory_order_relaxed) : h_->head.load(std::memory_order_acquire);
       continue;
     }
     // A MIDDLE/LAST whose FIRST went to a consumer that died, or an ABORT: skip it.
