@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <sched.h>
 #include <string>
 
 #include "mp/internal/os.hpp"
@@ -42,7 +43,7 @@ constexpr auto kWriterProbe = std::chrono::milliseconds(50);
 // Adaptive spin before sleeping: long enough to cover a peer that is busy right now (a
 // futex round trip costs 5-50 µs on VMs), short enough that an idle waiter soon sleeps.
 constexpr std::int64_t kSpinInitialNs = 20'000;
-constexpr std::int64_t kSpinMinNs = 2'000;
+constexpr std::int64_t kSpinMinNs = 1'000;
 constexpr std::int64_t kSpinMaxNs = 50'000;
 // Longer than MutexWord's liveness probe (50 ms), so waiting this long takes over a dead holder's lock.
 constexpr auto kDeadHolderGrace = std::chrono::milliseconds(200);
@@ -70,6 +71,8 @@ void fault_point(RingPoint p) noexcept {
 }  // namespace
 
 std::atomic<RingFaultHook> ring_fault_hook{nullptr};
+
+std::int32_t current_cpu() noexcept { return ::sched_getcpu(); }
 
 // Fields written by producers, by consumers, and by sleepers sit on separate cache lines.
 // Each lock line is touched by one side only (while it runs alone), and `head` / `tail`
@@ -409,6 +412,8 @@ bool Ring::assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std:
 // long, so the budget grows to twice that wait; a longer wait (an idle peer) halves it.
 // (Judging by spin success alone has a trap: once both sides sleep, each wait lasts a
 // futex wake-up, longer than a short spin, so spinning would never be tried again.)
+// Exception: woken by a process running on the CPU where we spun, the peer could only run
+// because we slept; spinning there just burns its time, so the budget drops to the minimum.
 bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen, WaitWord& sig, Deadline deadline,
                         std::atomic<std::int64_t>& budget, int max_pauses) noexcept {
   if (w.load(std::memory_order_acquire) != seen) return true;
@@ -425,24 +430,27 @@ bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen,
     pauses = std::min(pauses * 2, max_pauses);
     if (polls % 8 == 0 && Clock::now() >= spin_end) break;
   }
-  auto adapt = [&] {
+  // Where we spun, not where we wake: the scheduler tends to wake us on the waker's CPU.
+  const std::int32_t spin_cpu = current_cpu();
+  auto adapt = [&](bool slept) {
     auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
     std::int64_t next = waited <= kSpinMaxNs ? std::clamp<std::int64_t>(2 * waited, spin, kSpinMaxNs)
                                              : std::max(kSpinMinNs, spin / 2);
+    if (slept && sig.waker_cpu.load(std::memory_order_relaxed) == spin_cpu) next = kSpinMinNs;
     if (next != spin) budget.store(next, std::memory_order_relaxed);
   };
   for (;;) {
     std::uint32_t v = sig.prepare();
     if (w.load(std::memory_order_seq_cst) != seen) {
-      adapt();
+      adapt(false);
       return true;
     }
     if (futex_wait(sig.word, v, deadline) == WaitResult::timed_out) {
-      adapt();
+      adapt(false);
       return w.load(std::memory_order_acquire) != seen;
     }
     if (w.load(std::memory_order_acquire) != seen) {
-      adapt();
+      adapt(true);
       return true;
     }
   }

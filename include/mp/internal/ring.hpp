@@ -24,8 +24,9 @@
 //   `get_lock`. A fragment without its FIRST (its consumer died) is skipped; an assembly
 //   whose writer died, timed out (ABORT record) or was followed by a new FIRST is discarded.
 //
-// Waiting: a blocked side first spins for an adaptive budget (a few to tens of µs, tuned
-// per process from how often spinning succeeded), then sleeps on a futex WaitWord whose
+// Waiting: a blocked side first spins for an adaptive budget (1 to 50 µs, tuned per
+// process from how long its recent waits took, and cut to the minimum when its waker ran on
+// the same CPU, where spinning only delays the peer), then sleeps on a futex WaitWord whose
 // bit 0 says "someone sleeps": the other side makes a system call only when that bit is
 // set, and clears it when it wakes everyone, so a sleeper that died costs at most one
 // spurious wake-up.
@@ -41,10 +42,16 @@
 
 namespace mp::internal {
 
+/// The CPU the caller runs on (sched_getcpu, a vDSO call), or -1.
+std::int32_t current_cpu() noexcept;
+
 /// A futex word for "wait until something changes": bit 0 = sleepers present, bits 1..31
 /// a sequence bumped by every notify that saw sleepers. Shared between processes.
 struct WaitWord {
   std::atomic<std::uint32_t> word{0};
+  /// CPU of the last process that woke sleepers: a sleeper woken from its own CPU learns
+  /// that spinning is useless (its peer only runs when it stops).
+  std::atomic<std::int32_t> waker_cpu{-1};
 
   /// Announces a sleeper; returns the value to pass to futex_wait. The caller must re-check
   /// its condition (with a seq_cst load) after this and before sleeping.
@@ -55,6 +62,7 @@ struct WaitWord {
     std::uint32_t v = word.load(std::memory_order_seq_cst);
     while (v & 1u) {
       if (word.compare_exchange_weak(v, v + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+        waker_cpu.store(current_cpu(), std::memory_order_relaxed);
         futex_wake_all(word);
         return;
       }
