@@ -64,6 +64,25 @@ constexpr std::uint32_t record_size(std::size_t payload) noexcept {
   return static_cast<std::uint32_t>(kHeader + ((payload + 7) & ~std::size_t{7}));
 }
 
+// Publishing is a release store; a sleeper is only woken if the publisher then sees its
+// bit, so the store must be globally visible before the WaitWord is read (the Dekker
+// pattern; the sleeper side sets its bit with a locked RMW, then re-reads the index).
+// After an unlock, MutexWord's locked compare-exchange already is a full barrier on x86:
+// only the compiler must be kept from hoisting the load above it. That saves one locked
+// instruction per put and per get. Anywhere else, or on other CPUs, a real fence is used.
+void notify_after_unlock(WaitWord& w) noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+  w.notify();
+}
+void notify_now(WaitWord& w) noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  w.notify();
+}
+
 void fault_point(RingPoint p) noexcept {
   if (auto hook = ring_fault_hook.load(std::memory_order_relaxed)) hook(p);
 }
@@ -177,7 +196,7 @@ void Ring::publish_head(std::uint64_t head, std::uint32_t pos, std::uint32_t len
   if (an) copy_in(pos + kHeader, a, an);
   if (bn) copy_in(static_cast<std::uint32_t>(pos + kHeader + an), b, bn);
   fault_point(RingPoint::put_before_publish);
-  h_->head.store(make_word(pos + record_size(len), cnt_of(head) + (counts ? 1 : 0)), std::memory_order_seq_cst);
+  h_->head.store(make_word(pos + record_size(len), cnt_of(head) + (counts ? 1 : 0)), std::memory_order_release);
 }
 
 bool Ring::try_write_whole(const void* data, std::size_t n, std::uint64_t& seen_tail) noexcept {
@@ -209,7 +228,7 @@ bool Ring::put(const void* data, std::size_t n, Deadline deadline) {
     bool ok = try_write_whole(data, n, seen_tail);
     unlock_put();
     if (ok) {
-      h_->data.notify();
+      notify_after_unlock(h_->data);
       return true;
     }
     // Full: wait (without the lock) until a consumer moves the tail, then try again.
@@ -257,7 +276,7 @@ bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
       if (!await_change(h_->tail, tail, h_->space, deadline, local_->spin_put_ns, kSpacePauses)) {
         if (!first) publish_head(head, pos_of(head), 0, kAbort, nullptr, 0, nullptr, 0, false);
         unlock_put();
-        h_->data.notify();
+        notify_after_unlock(h_->data);
         return false;
       }
       continue;
@@ -275,11 +294,11 @@ bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
     sent += take;
     first = false;
     if (kind == kLast) break;
-    h_->data.notify();
+    notify_now(h_->data);
     fault_point(RingPoint::put_between_fragments);
   }
   unlock_put();
-  h_->data.notify();
+  notify_after_unlock(h_->data);
   return true;
 }
 
@@ -293,11 +312,11 @@ bool Ring::get(RingSink& sink, Deadline deadline) {
       r = try_read(sink, seen_head, released);
     } catch (...) {
       unlock_get();
-      if (released) h_->space.notify();
+      if (released) notify_after_unlock(h_->space);
       throw;
     }
     unlock_get();
-    if (released) h_->space.notify();
+    if (released) notify_after_unlock(h_->space);
     if (r == Read::got) return true;
     // Empty: wait (without the lock) until a producer moves the head, then try again.
     if (!await_change(h_->head, seen_head, h_->data, deadline, local_->spin_get_ns, kDataPauses)) return false;
@@ -311,7 +330,7 @@ Ring::Read Ring::try_read(RingSink& sink, std::uint64_t& seen_head, bool& releas
       kUseCaches ? h_->head_cache.load(std::memory_order_relaxed) : h_->head.load(std::memory_order_acquire);
   auto advance = [&](std::uint32_t rec, bool counts) {
     tail = make_word(pos_of(tail) + rec, cnt_of(tail) + (counts ? 1 : 0));
-    h_->tail.store(tail, std::memory_order_seq_cst);  // release point: the record is gone
+    h_->tail.store(tail, std::memory_order_release);  // the record is gone (see notify_after_unlock)
     released = true;
   };
   for (;;) {
@@ -361,8 +380,8 @@ bool Ring::assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std:
   auto writer = static_cast<pid_t>(tag >> 3);
   auto advance = [&](std::uint32_t rec, bool counts) {
     tail = make_word(pos_of(tail) + rec, cnt_of(tail) + (counts ? 1 : 0));
-    h_->tail.store(tail, std::memory_order_seq_cst);
-    h_->space.notify();  // the writer may be waiting for exactly this room
+    h_->tail.store(tail, std::memory_order_release);
+    notify_now(h_->space);  // the writer may be waiting for exactly this room
   };
   std::uint64_t total = 0;
   copy_out(pos_of(tail) + kHeader, &total, 8);
