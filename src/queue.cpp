@@ -432,7 +432,7 @@ bool Ring::assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std:
 // (Judging by spin success alone has a trap: once both sides sleep, each wait lasts a
 // futex wake-up, longer than a short spin, so spinning would never be tried again.)
 // Exception: woken by a process running on the CPU where we spun, the peer could only run
-// because we slept; spinning there just burns its time, so the budget drops to the minimum.
+// because we slept; spinning there just burns its time, so the next wait sleeps at once.
 bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen, WaitWord& sig, Deadline deadline,
                         std::atomic<std::int64_t>& budget, int max_pauses) noexcept {
   if (w.load(std::memory_order_acquire) != seen) return true;
@@ -443,19 +443,19 @@ bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen,
   if (deadline && *deadline < spin_end) spin_end = *deadline;
   // Poll with exponential back-off: each poll pulls the line the other side is about to
   // write, and its next locked instruction then stalls until the line comes back.
-  for (int pauses = 1, polls = 1;; ++polls) {
+  for (int pauses = 1, polls = 1; spin > 0; ++polls) {
     if (w.load(std::memory_order_acquire) != seen) return true;
     for (int i = 0; i < pauses; ++i) cpu_relax();
     pauses = std::min(pauses * 2, max_pauses);
-    if (polls % 8 == 0 && Clock::now() >= spin_end) break;
+    if (polls % 4 == 0 && Clock::now() >= spin_end) break;
   }
   // Where we spun, not where we wake: the scheduler tends to wake us on the waker's CPU.
   const std::int32_t spin_cpu = current_cpu();
   auto adapt = [&](bool slept) {
     auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
     std::int64_t next = waited <= kSpinMaxNs ? std::clamp<std::int64_t>(2 * waited, spin, kSpinMaxNs)
-                                             : std::max(kSpinMinNs, spin / 2);
-    if (slept && sig.waker_cpu.load(std::memory_order_relaxed) == spin_cpu) next = kSpinMinNs;
+                                             : std::clamp<std::int64_t>(spin / 2, kSpinMinNs, kSpinMaxNs);
+    if (slept && sig.waker_cpu.load(std::memory_order_relaxed) == spin_cpu) next = 0;
     if (next != spin) budget.store(next, std::memory_order_relaxed);
   };
   for (;;) {
