@@ -32,9 +32,10 @@
 // - Messages of any size. One larger than half the ring travels in fragments: the producer
 //   keeps the producer side of the queue for the whole message and a single consumer
 //   receives it whole; so it needs a consumer taking it while it is put.
-// - Blocking: a waiting side spins for a short adaptive time (a few to tens of µs), then
-//   sleeps on a futex: an idle queue burns no CPU, and a busy consumer is never woken by a
-//   system call. The other side enters the kernel only when someone actually sleeps.
+// - Blocking: a waiting side polls for a short adaptive time (up to 50 µs, longer while
+//   waits are short, none when its peer shares its CPU), then sleeps on a futex: an idle
+//   queue burns no CPU, and a busy consumer is never woken by a system call. The other
+//   side enters the kernel only when someone actually sleeps.
 // - Timeouts: get(timeout) / put(v, timeout) take any std::chrono duration; the deadline
 //   is computed once (absolute CLOCK_MONOTONIC), so spurious wake-ups never extend it. A
 //   zero or negative timeout is one immediate attempt (the *_nowait forms).
