@@ -7,6 +7,7 @@
 #include "mp/process.hpp"
 #include "mp/sharedctypes.hpp"
 #include "mp/shared_memory.hpp"
+#include "mp/queue.hpp"
 #include "mp/synchronize.hpp"
 #include "mp/subprocess.hpp"
 #include "mp/threading.hpp"
