@@ -45,8 +45,6 @@ constexpr auto kWriterProbe = std::chrono::milliseconds(50);
 constexpr std::int64_t kSpinInitialNs = 20'000;
 constexpr std::int64_t kSpinMinNs = 1'000;
 constexpr std::int64_t kSpinMaxNs = 50'000;
-// Longer than MutexWord's liveness probe (50 ms), so waiting this long takes over a dead holder's lock.
-constexpr auto kDeadHolderGrace = std::chrono::milliseconds(200);
 // Most pauses (~30 ns each here) between two polls of the other side's word: short when
 // waiting for data (latency), longer when a producer waits for room (a busy consumer).
 constexpr int kDataPauses = 8;
@@ -146,30 +144,13 @@ std::size_t Ring::qsize() const noexcept {
   return static_cast<std::uint32_t>(cnt_of(head) - cnt_of(tail));
 }
 
-namespace {
-// Takes a side's lock by `deadline`. When the attempt times out because the holder is dead
-// (a try or a short timeout never reaches MutexWord's liveness probe), it waits once for
-// that probe, so that even get_nowait() recovers a lock abandoned by a killed process.
-bool lock_side(MutexWord& m, Deadline deadline) noexcept {
-  auto me = static_cast<std::uint32_t>(self_pid());
-  if (m.try_lock(me) || m.lock_slow(me, deadline)) return true;
-  auto holder = static_cast<pid_t>(m.word.load(std::memory_order_relaxed) & MutexWord::kPidMask);
-  if (holder == 0 || holder == static_cast<pid_t>(me) || !process_has_exited(holder)) return false;
-  return m.lock_slow(me, Clock::now() + kDeadHolderGrace);
-}
-}  // namespace
-
-bool Ring::lock_put(Deadline deadline) noexcept { return lock_side(h_->put_lock, deadline); }
-bool Ring::lock_get(Deadline deadline) noexcept { return lock_side(h_->get_lock, deadline); }
-// A takeover from a dead holder needs no repair (see ring.hpp): only the flag is cleared.
-void Ring::unlock_put() noexcept {
-  h_->put_lock.owner_died.store(0, std::memory_order_relaxed);
-  h_->put_lock.unlock();
-}
-void Ring::unlock_get() noexcept {
-  h_->get_lock.owner_died.store(0, std::memory_order_relaxed);
-  h_->get_lock.unlock();
-}
+// MutexWord::lock takes over from a dead holder even when `deadline` is immediate, so
+// get_nowait()/put_nowait() recover a side abandoned by a killed process too.
+bool Ring::lock_put(Deadline deadline) noexcept { return h_->put_lock.lock(static_cast<std::uint32_t>(self_pid()), deadline); }
+bool Ring::lock_get(Deadline deadline) noexcept { return h_->get_lock.lock(static_cast<std::uint32_t>(self_pid()), deadline); }
+// A takeover from a dead holder needs no repair (see ring.hpp); unlock clears the flag.
+void Ring::unlock_put() noexcept { h_->put_lock.unlock(); }
+void Ring::unlock_get() noexcept { h_->get_lock.unlock(); }
 
 void Ring::copy_in(std::uint32_t pos, const void* src, std::size_t n) noexcept {
   if (n == 0) return;  // src may be null (an empty vector's data())
