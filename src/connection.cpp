@@ -147,8 +147,10 @@ void Connection::close() noexcept {
   readable_ = writable_ = fd_passing_ = false;
   rs_.reset();
   std::string().swap(send_buf_);
-  wfd_.reset();
+  // Read side first: a peer that sees end of file (our write side closing) must already
+  // find nobody to write to, as with a socket, whose two directions close at once.
   fd_.reset();
+  wfd_.reset();
 }
 
 int Connection::fileno() const {

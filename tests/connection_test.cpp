@@ -989,3 +989,26 @@ TEST(Python, DescriptorsCrossBetweenPythonAndMp) {
   EXPECT_EQ(py.finish(), 0) << py.all();
   EXPECT_NE(py.all().find("C++ wrote through the descriptor from Python"), std::string::npos) << py.all();
 }
+
+// --- the seed example ----------------------------------------------------------------
+
+TEST(Examples, PipeDuplexShowsBothDirectionsAndEOFError) {
+  auto r = mp_test::run(mp_test::example("pipe_duplex"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const char* expected[] = {
+      "parent: sending 'eeeee' on conn1",
+      "child: conn2.recv() -> 'eeeee' (sent by the parent on conn1)",
+      "parent: conn1.recv() -> \"got 'eeeee'\" (sent by the child on conn2)",
+      "parent: closing conn1",
+      "child: conn2.recv() raised EOFError: every conn1 is closed",
+      "child: conn2.send() raised OSError (Broken pipe)",
+      "parent: conn2.recv() raised EOFError as well",
+      "child exit code 0",
+  };
+  std::size_t pos = 0;
+  for (const char* line : expected) {
+    auto at = r.out.find(line, pos);
+    ASSERT_NE(at, std::string::npos) << "missing or out of order: " << line << "\n" << r.out;
+    pos = at;
+  }
+}
