@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mp/codec.hpp"
+#include "mp/connection.hpp"
 #include "mp/errors.hpp"
 #include "mp/process.hpp"
 #include "mp/sharedctypes.hpp"
