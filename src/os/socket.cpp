@@ -55,14 +55,6 @@ FdKind fd_kind(int fd) noexcept {
   return FdKind::other;
 }
 
-int make_pipe(UniqueFd& r, UniqueFd& w) noexcept {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return -errno;
-  r.reset(fds[0]);
-  w.reset(fds[1]);
-  return 0;
-}
-
 int make_socketpair(UniqueFd& a, UniqueFd& b) noexcept {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return -errno;

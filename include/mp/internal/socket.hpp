@@ -30,8 +30,6 @@ namespace mp::internal {
 enum class FdKind { other, unix_socket, inet_socket };
 [[nodiscard]] FdKind fd_kind(int fd) noexcept;
 
-/// pipe2(O_CLOEXEC): `r` reads what `w` writes.
-[[nodiscard]] int make_pipe(UniqueFd& r, UniqueFd& w) noexcept;
 /// socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC).
 [[nodiscard]] int make_socketpair(UniqueFd& a, UniqueFd& b) noexcept;
 

@@ -40,11 +40,6 @@ struct SpawnRequest {
 /// of the failing step (exec errors included: glibc reports them back through the vfork).
 [[nodiscard]] int spawn(const SpawnRequest& req, pid_t* pid) noexcept;
 
-/// pipe2(O_CLOEXEC) with both ends moved to descriptors >= 3 (so dup2 onto 0/1/2 in the
-/// child never clobbers a source). Returns 0 or errno.
-[[nodiscard]] int make_pipe(UniqueFd& read_end, UniqueFd& write_end) noexcept;
-/// F_DUPFD_CLOEXEC to a descriptor >= 3. Returns 0 or errno.
-[[nodiscard]] int dup_high(int fd, UniqueFd& out) noexcept;
 [[nodiscard]] int set_nonblocking(int fd, bool on) noexcept;
 inline constexpr std::size_t kDefaultPipeSize = 64 * 1024;
 inline constexpr std::size_t kMaxPipeSize = 1024 * 1024;  // the default /proc/sys/fs/pipe-max-size
