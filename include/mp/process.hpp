@@ -136,8 +136,12 @@ template <class F>
 concept StatelessCallable = (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) ||
                             (std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F> &&
                              std::is_trivially_copyable_v<F>);
+/// An argument the fork server can carry: encodable, and not an address (which would name
+/// memory the child does not share).
+template <class T>
+concept ServerArgument = Transferable<T> && !std::is_pointer_v<T> && !std::is_member_pointer_v<T>;
 template <class F, class... Args>
-concept ServerStartable = StatelessCallable<std::decay_t<F>> && (Transferable<std::decay_t<Args>> && ...) &&
+concept ServerStartable = StatelessCallable<std::decay_t<F>> && (ServerArgument<std::decay_t<Args>> && ...) &&
                           std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>;
 
 /// Tag for the Process constructor that checks ServerStartable at compile time.
@@ -225,10 +229,11 @@ class TargetImpl final : public Target {
       throw ProcessError(
           "Process.start(): under StartMethod::forkserver the target must be a function or a captureless lambda "
           "(this one carries state, e.g. lambda captures or a std::function): pass the data as arguments instead");
-    } else if constexpr (!(Transferable<A> && ...)) {
+    } else if constexpr (!(ServerArgument<A> && ...)) {
       throw ProcessError(
-          "Process.start(): under StartMethod::forkserver every argument must be mp::Transferable (it is encoded "
-          "with mp::codec for the server); give the type a serialize() function or use StartMethod::fork");
+          "Process.start(): under StartMethod::forkserver every argument must be mp::Transferable and not a pointer "
+          "(it is encoded with mp::codec for the server); give the type a serialize() function or use "
+          "StartMethod::fork");
     } else {
       ServerCall c{&server_trampoline<F, A...>, {}};
       if constexpr (std::is_pointer_v<F>) c.payload.append(reinterpret_cast<const char*>(&f_), sizeof f_);
@@ -308,8 +313,8 @@ class Process {
     static_assert(StatelessCallable<std::decay_t<F>>,
                   "mp::forkserver_safe: the target must be a function pointer or a captureless lambda; pass the "
                   "data as arguments");
-    static_assert((Transferable<std::decay_t<Args>> && ...),
-                  "mp::forkserver_safe: every argument must be mp::Transferable (see mp/codec.hpp)");
+    static_assert((ServerArgument<std::decay_t<Args>> && ...),
+                  "mp::forkserver_safe: every argument must be mp::Transferable (see mp/codec.hpp) and not a pointer");
   }
 
   Process(Process&&) noexcept;
