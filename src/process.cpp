@@ -419,7 +419,7 @@ void Process::start() {
   if (get_start_method() == StartMethod::forkserver) {
     if (typeid(*this) != typeid(Process))
       throw ProcessError("Process.start(): '" + name_ + "' is a subclass of mp::Process (" +
-                         std::string(typeid(*this).name()) +
+                         internal::demangle(typeid(*this).name()) +
                          "); the fork server cannot run a subclass's run(). Use mp::Process(function, args...) "
                          "or StartMethod::fork");
     internal::ServerCall call = target_ ? target_->server_call() : internal::ServerCall{internal::run_nothing, {}};
