@@ -6,3 +6,6 @@
 #include "mp/errors.hpp"
 #include "mp/process.hpp"
 #include "mp/synchronize.hpp"
+#include "mp/pool.hpp"
+#include "mp/futures.hpp"
+#include "mp/progress.hpp"
