@@ -427,7 +427,9 @@ class ProcessPoolCore {
     for (auto& w : workers_)
       if (w) progress |= flush_partial_locked(*w);
     while (!pending_.empty()) {
-      std::size_t cap = 1 + std::min(kMaxWindow - 1, pending_.size() / n_);
+      // Prefetch behind a busy worker only when plenty is queued (like CPython's call
+      // queue, which holds one extra call): keeps pipelines full, keeps dispatch on demand.
+      std::size_t cap = 1 + std::min(kMaxWindow - 1, pending_.size() / (4 * n_));
       Worker* best = nullptr;
       for (auto& w : workers_) {
         if (!w || w->exiting || !w->out_partial.empty() || w->inflight.size() >= cap) continue;
