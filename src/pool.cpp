@@ -262,6 +262,9 @@ class ProcessPoolCore {
  public:
   explicit ProcessPoolCore(PoolOptions opts) : opts_(std::move(opts)), pshm_("mp-pool") {
     if (opts_.processes < 0) throw ValueError("Pool: processes must be at least 1 (or 0 for cpu_count())");
+    if (get_start_method() != StartMethod::fork)
+      throw ValueError("Pool: workers must be forked from this program (they receive functions as code addresses); "
+                       "use mp::set_start_method(mp::StartMethod::fork) or mp::ThreadPool");
     n_ = opts_.processes ? static_cast<std::size_t>(opts_.processes) : static_cast<std::size_t>(cpu_count());
     efd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!efd_) throw OSError(errno, "Pool: eventfd()");
