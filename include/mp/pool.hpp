@@ -481,6 +481,15 @@ class Pool : public internal::PoolApi<Pool> {
     internal::check_sendable<F>();
     (internal::check_transferable_arg<A>(), ...);
     internal::check_transferable_result<R>();
+    if constexpr (internal::SendableCallable<F> && (Transferable<A> && ...) &&
+                  (std::is_void_v<R> || Transferable<R>))  // one clear error, not a cascade
+      submit_encoded<F, R, A...>(fn, items, chunksize, std::move(sink));
+  }
+
+ private:
+  template <class F, class R, class... A>
+  void submit_encoded(F fn, const std::vector<std::tuple<A...>>& items, std::size_t chunksize,
+                      std::shared_ptr<internal::Sink> sink) {
     using Fn = std::conditional_t<std::is_function_v<F>, F*, F>;
     std::vector<internal::PoolTask> tasks;
     tasks.reserve(items.size() / chunksize + 1);
@@ -494,7 +503,6 @@ class Pool : public internal::PoolApi<Pool> {
     submit(std::move(tasks));
   }
 
- private:
   void submit(std::vector<internal::PoolTask>&& tasks);
   std::unique_ptr<internal::ProcessPoolCore> core_;
 };
