@@ -12,3 +12,6 @@
 #include "mp/synchronize.hpp"
 #include "mp/subprocess.hpp"
 #include "mp/threading.hpp"
+#include "mp/pool.hpp"
+#include "mp/futures.hpp"
+#include "mp/progress.hpp"
