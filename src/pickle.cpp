@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <unordered_set>
 
 namespace mp::pickle {
 
@@ -83,7 +84,7 @@ const char* kind_name(Kind k) {
 }
 
 [[noreturn]] void wrong_kind(const char* expected, const Value& v) {
-  throw TypeError(std::string("mp::pickle: expected ") + expected + ", got " + v.type_name() + " " + v.repr());
+  throw TypeError(std::string("mp::pickle: expected ") + expected + ", got " + v.type_name() + " " + v.repr(200));
 }
 
 /// UTF-8 as CPython's 'surrogatepass' accepts it: well-formed sequences, shortest form,
@@ -200,11 +201,69 @@ bool numbers_equal(const Value& a, const Value& b) {
   return e && *e == (ia ? *ia : *ib);
 }
 
-bool items_equal(const std::vector<Value>& a, const std::vector<Value>& b) {
+/// Equality of two values whose memo-shared parts repeat: without remembering which node
+/// pairs are already known equal, comparing (t, t) chains 60 deep takes 2**60 steps.
+struct EqContext {
+  struct PairHash {
+    std::size_t operator()(const std::pair<std::uintptr_t, std::uintptr_t>& p) const noexcept {
+      return static_cast<std::size_t>(mix(p.first ^ (p.second * 0x9e3779b97f4a7c15ULL)));
+    }
+  };
+  std::size_t work = 0;
+  std::unordered_set<std::pair<std::uintptr_t, std::uintptr_t>, PairHash> proven;
+};
+
+bool equal(const Value& a, const Value& b, EqContext& c);
+
+bool items_equal(const std::vector<Value>& a, const std::vector<Value>& b, EqContext& c) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (!(a[i].is(b[i]) || a[i] == b[i])) return false;
+    if (!equal(a[i], b[i], c)) return false;
   return true;
+}
+
+bool dict_equal(const Dict& a, const Dict& b, EqContext& c) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [k, v] : a) {
+    const Value* o = b.find(k);
+    if (!o || !equal(v, *o, c)) return false;
+  }
+  return true;
+}
+
+bool object_equal(const Object& a, const Object& b, EqContext& c) {
+  return a.type == b.type && a.via == b.via && items_equal(a.args, b.args, c) && dict_equal(a.kwargs, b.kwargs, c) &&
+         equal(a.state, b.state, c) && items_equal(a.listitems, b.listitems, c) &&
+         dict_equal(a.dictitems, b.dictitems, c);
+}
+
+bool equal(const Value& a, const Value& b, EqContext& c) {
+  Kind ka = a.kind(), kb = b.kind();
+  if (is_number(ka) && is_number(kb)) return numbers_equal(a, b);
+  if (ka != kb && !(a.is_set() && b.is_set())) return false;
+  if (ka != Kind::none && ka == kb && a.is(b)) return true;
+  switch (ka) {
+    case Kind::none: return true;
+    case Kind::str: return a.as_str() == b.as_str();
+    case Kind::bytes: return a.as_bytes() == b.as_bytes();
+    case Kind::global: return a.as_global() == b.as_global();
+    case Kind::set:
+    case Kind::frozenset: return a.as_set() == b.as_set();
+    default: break;
+  }
+  std::pair<std::uintptr_t, std::uintptr_t> key{a.id(), b.id()};
+  bool remember = ++c.work > 64;
+  if (remember && c.proven.count(key)) return true;
+  bool eq = false;
+  switch (ka) {
+    case Kind::tuple:
+    case Kind::list: eq = items_equal(a.as_sequence(), b.as_sequence(), c); break;
+    case Kind::dict: eq = dict_equal(a.as_dict(), b.as_dict(), c); break;
+    case Kind::object: eq = object_equal(a.as_object(), b.as_object(), c); break;
+    default: break;
+  }
+  if (eq && remember) c.proven.insert(key);
+  return eq;
 }
 
 }  // namespace
@@ -312,7 +371,9 @@ const Object& Value::as_object() const {
 }
 Object& Value::as_object() {
   if (kind() != Kind::object) wrong_kind("object", *this);
-  return unique_node<ObjectNode>(*this).o;
+  auto& n = unique_node<ObjectNode>(*this);
+  n.hash.h.store(0, std::memory_order_relaxed);  // the caller may change args
+  return n.o;
 }
 
 bool Value::is(const Value& other) const noexcept {
@@ -327,30 +388,30 @@ bool Value::is(const Value& other) const noexcept {
   }
 }
 
+std::uintptr_t Value::id() const noexcept { return reinterpret_cast<std::uintptr_t>(ValueAccess::node(*this)); }
+
 bool operator==(const Value& a, const Value& b) {
-  Kind ka = a.kind(), kb = b.kind();
-  if (is_number(ka) && is_number(kb)) return numbers_equal(a, b);
-  if (ka != kb && !(a.is_set() && b.is_set())) return false;
-  if (ka != Kind::none && ka == kb && a.is(b)) return true;
-  switch (ka) {
-    case Kind::none: return true;
-    case Kind::str: return a.as_str() == b.as_str();
-    case Kind::bytes: return a.as_bytes() == b.as_bytes();
-    case Kind::tuple:
-    case Kind::list: return items_equal(a.as_sequence(), b.as_sequence());
-    case Kind::dict: return a.as_dict() == b.as_dict();
-    case Kind::set:
-    case Kind::frozenset: return a.as_set() == b.as_set();
-    case Kind::global: return a.as_global() == b.as_global();
-    case Kind::object: return a.as_object() == b.as_object();
-    default: return false;
-  }
+  EqContext c;
+  return equal(a, b, c);
 }
 
 bool operator==(const Object& a, const Object& b) {
-  return a.type == b.type && a.via == b.via && items_equal(a.args, b.args) && a.kwargs == b.kwargs &&
-         a.state == b.state && items_equal(a.listitems, b.listitems) && a.dictitems == b.dictitems;
+  EqContext c;
+  return object_equal(a, b, c);
 }
+
+namespace {
+/// Hash of an immutable node, through its cache.
+template <class F>
+std::size_t cached(const HashCache& cache, F compute) {
+  std::size_t h = cache.h.load(std::memory_order_relaxed);
+  if (h != 0) return h;
+  h = compute();
+  if (h == 0) h = 1;
+  cache.h.store(h, std::memory_order_relaxed);
+  return h;
+}
+}  // namespace
 
 std::size_t hash(const Value& v) {
   switch (v.kind()) {
@@ -365,26 +426,30 @@ std::size_t hash(const Value& v) {
     }
     case Kind::str: return hash_bytes(v.as_str(), 0x57);
     case Kind::bytes: return hash_bytes(v.as_bytes(), 0xB7);
-    case Kind::tuple: {
-      std::uint64_t h = mix(hash_seed() ^ 0x7e);
-      for (const auto& x : v.as_tuple()) h = mix(h ^ hash(x)) + 0x9e3779b97f4a7c15ULL;
-      return h;
-    }
-    case Kind::frozenset: {
-      std::uint64_t h = 0;  // order-independent, like Python's frozenset hash
-      for (const auto& x : v.as_set()) h += mix(hash(x));
-      return mix(h ^ hash_seed() ^ 0xf5);
-    }
+    case Kind::tuple:
+      return cached(node_of<TupleNode>(v).hash, [&] {
+        std::uint64_t h = mix(hash_seed() ^ 0x7e);
+        for (const auto& x : v.as_tuple()) h = mix(h ^ hash(x)) + 0x9e3779b97f4a7c15ULL;
+        return h;
+      });
+    case Kind::frozenset:
+      return cached(node_of<FrozenSetNode>(v).hash, [&] {
+        std::uint64_t h = 0;  // order-independent, like Python's frozenset hash
+        for (const auto& x : v.as_set()) h += mix(hash(x));
+        return mix(h ^ hash_seed() ^ 0xf5);
+      });
     case Kind::global: {
       const auto& g = v.as_global();
       return mix(hash_bytes(g.module, 0x61) ^ hash_bytes(g.qualname, 0x62));
     }
     case Kind::object: {
       // Objects are keys only in exotic pickles (enum members); hash what identifies them.
-      const auto& o = v.as_object();
-      std::uint64_t h = mix(hash_bytes(o.type.module, 0x61) ^ hash_bytes(o.type.qualname, 0x62));
-      for (const auto& x : o.args) h = mix(h ^ hash(x)) + 0x9e3779b97f4a7c15ULL;
-      return h;
+      return cached(node_of<ObjectNode>(v).hash, [&] {
+        const auto& o = v.as_object();
+        std::uint64_t h = mix(hash_bytes(o.type.module, 0x61) ^ hash_bytes(o.type.qualname, 0x62));
+        for (const auto& x : o.args) h = mix(h ^ hash(x)) + 0x9e3779b97f4a7c15ULL;
+        return h;
+      });
     }
     case Kind::list:
     case Kind::dict:
@@ -396,18 +461,19 @@ std::size_t hash(const Value& v) {
 }
 
 void throw_type_error(std::string_view expected, const Value& got) {
-  throw TypeError("mp::pickle: expected " + std::string(expected) + ", got " + got.type_name() + " " + got.repr());
+  throw TypeError("mp::pickle: expected " + std::string(expected) + ", got " + got.type_name() + " " + got.repr(200));
 }
 
 // ---- repr ----
 
 namespace {
 
-void repr_str(std::string& out, std::string_view s, bool bytes) {
+void repr_str(std::string& out, std::string_view s, bool bytes, std::size_t limit) {
   if (bytes) out += 'b';
   char q = (s.find('\'') != std::string_view::npos && s.find('"') == std::string_view::npos) ? '"' : '\'';
   out += q;
   for (unsigned char c : s) {
+    if (out.size() >= limit) return;
     if (c == static_cast<unsigned char>(q) || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
@@ -433,29 +499,32 @@ void repr_float(std::string& out, double d) {
   out += s;
 }
 
-void repr_into(std::string& out, const Value& v, int depth);
+void repr_into(std::string& out, const Value& v, int depth, std::size_t limit);
 
-void repr_items(std::string& out, const std::vector<Value>& items, int depth) {
+void repr_items(std::string& out, const std::vector<Value>& items, int depth, std::size_t limit) {
   for (std::size_t i = 0; i < items.size(); ++i) {
+    if (out.size() >= limit) return;
     if (i) out += ", ";
-    repr_into(out, items[i], depth);
+    repr_into(out, items[i], depth, limit);
   }
 }
 
-void repr_dict(std::string& out, const Dict& d, int depth) {
+void repr_dict(std::string& out, const Dict& d, int depth, std::size_t limit) {
   out += '{';
   bool first = true;
   for (const auto& [k, x] : d) {
+    if (out.size() >= limit) return;
     if (!first) out += ", ";
     first = false;
-    repr_into(out, k, depth);
+    repr_into(out, k, depth, limit);
     out += ": ";
-    repr_into(out, x, depth);
+    repr_into(out, x, depth, limit);
   }
   out += '}';
 }
 
-void repr_into(std::string& out, const Value& v, int depth) {
+void repr_into(std::string& out, const Value& v, int depth, std::size_t limit) {
+  if (out.size() >= limit) return;
   if (depth > 64) { out += "..."; return; }
   ++depth;
   switch (v.kind()) {
@@ -463,20 +532,20 @@ void repr_into(std::string& out, const Value& v, int depth) {
     case Kind::boolean: out += v.as_bool() ? "True" : "False"; break;
     case Kind::integer: out += std::to_string(v.as_int()); break;
     case Kind::floating: repr_float(out, v.as_float()); break;
-    case Kind::str: repr_str(out, v.as_str(), false); break;
-    case Kind::bytes: repr_str(out, v.as_bytes(), true); break;
+    case Kind::str: repr_str(out, v.as_str(), false, limit); break;
+    case Kind::bytes: repr_str(out, v.as_bytes(), true, limit); break;
     case Kind::tuple:
       out += '(';
-      repr_items(out, v.as_tuple(), depth);
+      repr_items(out, v.as_tuple(), depth, limit);
       if (v.as_tuple().size() == 1) out += ',';
       out += ')';
       break;
     case Kind::list:
       out += '[';
-      repr_items(out, v.as_list(), depth);
+      repr_items(out, v.as_list(), depth, limit);
       out += ']';
       break;
-    case Kind::dict: repr_dict(out, v.as_dict(), depth); break;
+    case Kind::dict: repr_dict(out, v.as_dict(), depth, limit); break;
     case Kind::set:
     case Kind::frozenset:
       if (v.as_set().empty()) {
@@ -485,7 +554,7 @@ void repr_into(std::string& out, const Value& v, int depth) {
       }
       if (v.kind() == Kind::frozenset) out += "frozenset(";
       out += '{';
-      repr_items(out, v.as_set().items(), depth);
+      repr_items(out, v.as_set().items(), depth, limit);
       out += '}';
       if (v.kind() == Kind::frozenset) out += ')';
       break;
@@ -494,29 +563,30 @@ void repr_into(std::string& out, const Value& v, int depth) {
       const Object& o = v.as_object();
       out += o.type.dotted();
       out += '(';
-      repr_items(out, o.args, depth);
+      repr_items(out, o.args, depth, limit);
       bool sep = !o.args.empty();
       for (const auto& [k, x] : o.kwargs) {
         if (sep) out += ", ";
         sep = true;
-        out += k.is_str() ? k.as_str() : k.repr();
+        if (k.is_str()) out += k.as_str();
+        else repr_into(out, k, depth, limit);
         out += '=';
-        repr_into(out, x, depth);
+        repr_into(out, x, depth, limit);
       }
       out += ')';
       if (!o.listitems.empty()) {
         out += ".extend([";
-        repr_items(out, o.listitems, depth);
+        repr_items(out, o.listitems, depth, limit);
         out += "])";
       }
       if (!o.dictitems.empty()) {
         out += ".update(";
-        repr_dict(out, o.dictitems, depth);
+        repr_dict(out, o.dictitems, depth, limit);
         out += ')';
       }
       if (!o.state.is_none()) {
         out += ".__setstate__(";
-        repr_into(out, o.state, depth);
+        repr_into(out, o.state, depth, limit);
         out += ')';
       }
       break;
@@ -526,9 +596,13 @@ void repr_into(std::string& out, const Value& v, int depth) {
 
 }  // namespace
 
-std::string Value::repr() const {
+std::string Value::repr(std::size_t max_chars) const {
   std::string out;
-  repr_into(out, *this, 0);
+  repr_into(out, *this, 0, max_chars);
+  if (out.size() >= max_chars) {
+    out.resize(max_chars);
+    out += "...";
+  }
   return out;
 }
 
@@ -564,7 +638,7 @@ Value* Dict::find(const Value& key) {
 
 const Value& Dict::at(const Value& key) const {
   if (const Value* v = find(key)) return *v;
-  throw KeyError("mp::pickle: key " + key.repr() + " not in dict");
+  throw KeyError("mp::pickle: key " + key.repr(200) + " not in dict");
 }
 
 Value& Dict::operator[](const Value& key) {
@@ -602,12 +676,8 @@ void Dict::reindex() {
 }
 
 bool operator==(const Dict& a, const Dict& b) {
-  if (a.size() != b.size()) return false;
-  for (const auto& [k, v] : a) {
-    const Value* o = b.find(k);
-    if (!o || !(o->is(v) || *o == v)) return false;
-  }
-  return true;
+  EqContext c;
+  return dict_equal(a, b, c);
 }
 
 Set::Set(std::initializer_list<Value> items) {
@@ -947,9 +1017,8 @@ class Encoder {
     byte(op::REDUCE);
   }
 
+  /// `depth` counts enclosing containers and objects, as LoadOptions::max_depth does.
   void save(const Value& v, std::uint32_t depth) {
-    if (++depth > kMaxDumpDepth)
-      throw PicklingError("mp::pickle: value nested deeper than " + std::to_string(kMaxDumpDepth) + " levels");
     switch (v.kind()) {
       case Kind::none: byte(op::NONE); return;
       case Kind::boolean: byte(v.as_bool() ? op::NEWTRUE : op::NEWFALSE); return;
@@ -963,6 +1032,8 @@ class Encoder {
       default: break;
     }
     if (fetched(v)) return;
+    if (v.kind() != Kind::str && v.kind() != Kind::bytes && v.kind() != Kind::global && ++depth > kMaxDumpDepth)
+      throw PicklingError("mp::pickle: value nested deeper than " + std::to_string(kMaxDumpDepth) + " levels");
     switch (v.kind()) {
       case Kind::str: save_unicode(v.as_str()); break;
       case Kind::bytes: {

@@ -597,6 +597,33 @@ TEST(PickleLoads, MemoBombStaysSmallBecauseFetchesShare) {
   for (const Value* x = &v; !x->as_list().empty(); x = &x->as_list()[0]) ++depth;
   EXPECT_EQ(depth, 60);
   EXPECT_LT(pk::dumps(v).size(), 2000u);  // dumps preserves the sharing too
+
+  // The same shape of tuples as a dict key: hashing must not walk 2**60 leaves either.
+  std::string t = "\x80\x04)\x94" "0";
+  for (int i = 0; i < 60; ++i) {
+    t += 'h';
+    t += static_cast<char>(i);
+    t += 'h';
+    t += static_cast<char>(i);
+    t += "\x86\x94" "0";  // TUPLE2, MEMOIZE, POP
+  }
+  t += "}h<K\x01s.";  // {t60: 1}
+  Value d = pk::loads(t);
+  EXPECT_EQ(d.as_dict().size(), 1u);
+}
+
+TEST(PickleValue, EqualityAndHashOfSharedStructuresAreLinear) {
+  Value a = Value::tuple({}), b = Value::tuple({});
+  for (int i = 0; i < 80; ++i) {
+    a = Value::tuple({a, a});
+    b = Value::tuple({b, b});
+  }
+  EXPECT_FALSE(a.is(b));
+  EXPECT_TRUE(a == b);
+  EXPECT_EQ(pk::hash(a), pk::hash(b));
+  EXPECT_LE(a.repr(100).size(), 103u);
+  Value la = Value::list({a, a}), lb = Value::list({b, b});
+  EXPECT_TRUE(Value::dict({{"k", la}}) == Value::dict({{"k", lb}}));
 }
 
 TEST(PickleLoads, StructuralErrorsAreUnpicklingErrors) {

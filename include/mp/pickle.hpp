@@ -38,6 +38,7 @@
 // for another mapping (e.g. to a dict). See docs/pickle.md for the exact type mapping.
 #pragma once
 
+#include <atomic>
 #include <compare>
 #include <concepts>
 #include <cstddef>
@@ -256,12 +257,17 @@ class Value {
   /// copies of one Value). None is None; bools, ints and floats compare by value.
   [[nodiscard]] bool is(const Value& other) const noexcept;
 
+  /// Python's id(): the address of the shared node (equal for values that are `is` each
+  /// other), or 0 for None, bool, int and float, which have no identity here.
+  [[nodiscard]] std::uintptr_t id() const noexcept;
+
   /// Python's ==: 1 == 1.0 == True, dicts and sets compare regardless of order, a tuple never
   /// equals a list, NaN never equals itself. Objects and globals compare field by field.
   friend bool operator==(const Value& a, const Value& b);
 
-  /// Python-like repr, for messages and debugging.
-  [[nodiscard]] std::string repr() const;
+  /// Python-like repr, for messages and debugging, cut off with "..." after `max_chars`
+  /// (a value whose memo-shared parts repeat could otherwise print astronomically long).
+  [[nodiscard]] std::string repr(std::size_t max_chars = 1 << 16) const;
 
  private:
   friend class internal::Decoder;
@@ -428,13 +434,24 @@ inline constexpr int highest_protocol = 5;
 namespace internal {
 struct StrNode { std::string s; };
 struct BytesNode { std::string s; };
-struct TupleNode { std::vector<Value> items; std::uint32_t depth = 1; };
+/// hash() of an immutable node, computed once so hashing a memo-shared value is linear.
+/// 0 means not computed yet. Atomic because const Values may be read from several threads.
+struct HashCache {
+  mutable std::atomic<std::size_t> h{0};
+  HashCache() = default;
+  HashCache(const HashCache&) noexcept {}
+  HashCache& operator=(const HashCache&) noexcept {
+    h.store(0, std::memory_order_relaxed);
+    return *this;
+  }
+};
+struct TupleNode { std::vector<Value> items; std::uint32_t depth = 1; HashCache hash{}; };
 struct ListNode { std::vector<Value> items; std::uint32_t depth = 1; bool frozen = false; };
 struct DictNode { Dict d; std::uint32_t depth = 1; bool frozen = false; };
 struct SetNode { Set s; std::uint32_t depth = 1; bool frozen = false; };
-struct FrozenSetNode { Set s; std::uint32_t depth = 1; };
+struct FrozenSetNode { Set s; std::uint32_t depth = 1; HashCache hash{}; };
 struct GlobalNode { Global g; };
-struct ObjectNode { Object o; std::uint32_t depth = 1; bool frozen = false; };
+struct ObjectNode { Object o; std::uint32_t depth = 1; bool frozen = false; HashCache hash{}; };
 }  // namespace internal
 
 // ----------------------------------------------------------------------------------------
