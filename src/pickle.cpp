@@ -1389,6 +1389,9 @@ class Decoder {
       return latin1_bytes(args[0].as_str());
     if (g.module == "builtins") {
       if (g.qualname == "bytes" && args.empty()) return Value(Bytes{});
+      // How CPython names a nested class (Outer.Inner) at protocol < 4.
+      if (g.qualname == "getattr" && args.size() == 2 && args[0].is_global() && args[1].is_str())
+        return make_global(args[0].as_global().module, args[0].as_global().qualname + "." + args[1].as_str());
       bool set = g.qualname == "set", frozen = g.qualname == "frozenset";
       if ((set || frozen) && (args.empty() || (args.size() == 1 && (args[0].is_list() || args[0].is_tuple())))) {
         std::vector<Value> items = args.empty() ? std::vector<Value>{} : args[0].as_sequence();

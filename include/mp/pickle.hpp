@@ -16,7 +16,8 @@
 //   - It never executes anything. GLOBAL/STACK_GLOBAL + REDUCE/NEWOBJ only *describe* an object
 //     (mp::pickle::Object); no code is looked up or run. A fixed list of pure data constructors
 //     CPython uses at protocols 2–3 is folded into plain values (_codecs.encode(s, 'latin1') ->
-//     bytes, builtins.bytes() -> b'', builtins.set/frozenset(list) -> set/frozenset).
+//     bytes, builtins.bytes() -> b'', builtins.set/frozenset(list) -> set/frozenset,
+//     builtins.getattr(global, 'name') -> the global's dotted qualname).
 //   - It never allocates without bound: every length field is checked against the bytes left
 //     before anything is allocated, nesting is limited (LoadOptions::max_depth), the memo has
 //     at most one entry per PUT opcode read (and at most LoadOptions::max_memo), and values
