@@ -446,6 +446,21 @@ TEST(PickleDifferential, PythonObjectsDecodeToObjectDescriptions) {
   EXPECT_TRUE(same(pk::loads(outs[9]), Value::global("collections", "OrderedDict")));
 }
 
+TEST(PickleDifferential, NestedNamesDecodeAsDottedGlobalsAtEveryProtocol) {
+  // CPython writes a nested name as getattr(Outer, 'name') (protocol < 4) or as a dotted
+  // STACK_GLOBAL; both become one Global, which dumps() writes back in a form CPython loads.
+  std::vector<Case> cases;
+  for (int proto = 2; proto <= 5; ++proto) cases.push_back({"", "collections.OrderedDict.fromkeys", proto});
+  auto outs = run_python("dump", cases);
+  Value expected = Value::global("collections", "OrderedDict.fromkeys");
+  std::vector<Case> back;
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    EXPECT_TRUE(same(pk::loads(outs[i]), expected)) << pk::loads(outs[i]).repr();
+    back.push_back({pk::dumps(expected, cases[i].protocol), "collections.OrderedDict.fromkeys", cases[i].protocol});
+  }
+  run_python("check", back);
+}
+
 TEST(PickleDifferential, MemoSharingFromPythonIsPreservedAsSharedNodes) {
   auto out = python_dumps("(lambda x, s: [x, x, s, s])([1, 2], 'shared')", 4);
   Value v = pk::loads(out);

@@ -4,5 +4,6 @@
 
 #include "mp/codec.hpp"
 #include "mp/errors.hpp"
+#include "mp/pickle.hpp"
 #include "mp/process.hpp"
 #include "mp/synchronize.hpp"
