@@ -421,11 +421,14 @@ std::size_t hash(const Value& v) {
     case Kind::floating: {
       double d = v.as_float();
       if (auto e = exact_int(d)) return hash_int(*e);
-      if (std::isnan(d)) return mix(hash_seed() ^ 0x4e614eULL);
+      if (std::isnan(d)) {
+        static std::atomic<std::uint64_t> nans{0};
+        return mix(hash_seed() ^ (0x4e614e0000000000ULL + nans.fetch_add(1, std::memory_order_relaxed)));
+      }
       return mix(std::bit_cast<std::uint64_t>(d) ^ hash_seed() ^ 0xf10a7ULL);
     }
-    case Kind::str: return hash_bytes(v.as_str(), 0x57);
-    case Kind::bytes: return hash_bytes(v.as_bytes(), 0xB7);
+    case Kind::str: return cached(node_of<const StrNode>(v).hash, [&] { return hash_bytes(v.as_str(), 0x57); });
+    case Kind::bytes: return cached(node_of<const BytesNode>(v).hash, [&] { return hash_bytes(v.as_bytes(), 0xB7); });
     case Kind::tuple:
       return cached(node_of<TupleNode>(v).hash, [&] {
         std::uint64_t h = mix(hash_seed() ^ 0x7e);
@@ -438,10 +441,11 @@ std::size_t hash(const Value& v) {
         for (const auto& x : v.as_set()) h += mix(hash(x));
         return mix(h ^ hash_seed() ^ 0xf5);
       });
-    case Kind::global: {
-      const auto& g = v.as_global();
-      return mix(hash_bytes(g.module, 0x61) ^ hash_bytes(g.qualname, 0x62));
-    }
+    case Kind::global:
+      return cached(node_of<const GlobalNode>(v).hash, [&] {
+        const auto& g = v.as_global();
+        return mix(hash_bytes(g.module, 0x61) ^ hash_bytes(g.qualname, 0x62));
+      });
     case Kind::object: {
       // Objects are keys only in exotic pickles (enum members); hash what identifies them.
       return cached(node_of<ObjectNode>(v).hash, [&] {

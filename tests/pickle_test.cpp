@@ -641,6 +641,17 @@ TEST(PickleValue, EqualityAndHashOfSharedStructuresAreLinear) {
   EXPECT_TRUE(Value::dict({{"k", la}}) == Value::dict({{"k", lb}}));
 }
 
+TEST(PickleLoads, EachNanIsItsOwnKeyLikeCPython) {
+  // Every BINFLOAT nan is a distinct object in CPython, hence a distinct dict key. 20000 of
+  // them must not share one hash bucket (that would make decoding quadratic).
+  std::string p = "\x80\x04}(";
+  for (int i = 0; i < 20000; ++i) p += std::string("G\x7f\xf8\x00\x00\x00\x00\x00\x00N", 10);
+  p += "u.";
+  EXPECT_EQ(pk::loads(p).as_dict().size(), 20000u);
+  auto py = python_dumps("{float('nan'): 1, float('nan'): 2}", 4);
+  EXPECT_EQ(pk::loads(py).as_dict().size(), 2u);
+}
+
 TEST(PickleLoads, StructuralErrorsAreUnpicklingErrors) {
   struct Bad {
     std::string data;

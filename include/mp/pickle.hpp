@@ -295,6 +295,8 @@ class Value {
 
 /// Python's hash() for hashable values, consistent with ==: equal values hash equally
 /// (hash(1) == hash(1.0) == hash(True)). Seeded per process, so not stable across processes.
+/// Each NaN hashes differently (NaN != NaN; CPython hashes NaN by identity), so NaN keys
+/// cannot pile up in one hash bucket.
 /// Throws TypeError for list, dict, set and anything containing one.
 [[nodiscard]] std::size_t hash(const Value& v);
 
@@ -433,8 +435,6 @@ inline constexpr int highest_protocol = 5;
 // ----------------------------------------------------------------------------------------
 // Internal node types (exposed only because Value's inline templates need them complete).
 namespace internal {
-struct StrNode { std::string s; };
-struct BytesNode { std::string s; };
 /// hash() of an immutable node, computed once so hashing a memo-shared value is linear.
 /// 0 means not computed yet. Atomic because const Values may be read from several threads.
 struct HashCache {
@@ -446,12 +446,14 @@ struct HashCache {
     return *this;
   }
 };
+struct StrNode { std::string s; HashCache hash{}; };
+struct BytesNode { std::string s; HashCache hash{}; };
 struct TupleNode { std::vector<Value> items; std::uint32_t depth = 1; HashCache hash{}; };
 struct ListNode { std::vector<Value> items; std::uint32_t depth = 1; bool frozen = false; };
 struct DictNode { Dict d; std::uint32_t depth = 1; bool frozen = false; };
 struct SetNode { Set s; std::uint32_t depth = 1; bool frozen = false; };
 struct FrozenSetNode { Set s; std::uint32_t depth = 1; HashCache hash{}; };
-struct GlobalNode { Global g; };
+struct GlobalNode { Global g; HashCache hash{}; };
 struct ObjectNode { Object o; std::uint32_t depth = 1; bool frozen = false; HashCache hash{}; };
 }  // namespace internal
 
