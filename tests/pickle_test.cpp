@@ -755,6 +755,9 @@ TEST(PickleValue, StdTypesConvertBothWays) {
   EXPECT_EQ(Value("s").as<V>(), V(std::string("s")));
   EXPECT_EQ(Value(5).as<V>(), V(5));
   EXPECT_EQ(Value(true).as<int>(), 1);
+  std::unordered_map<Value, Value> by_value{{Value::tuple({1, "a"}), "x"}};
+  EXPECT_EQ(Value(by_value).as_dict().at(Value::tuple({1, "a"})), Value("x"));
+  EXPECT_TRUE(same(Value(std::vector<const char*>{"a", "b"}), Value::list({"a", "b"})));
   EXPECT_EQ(Value(3).as<double>(), 3.0);
 }
 

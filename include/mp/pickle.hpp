@@ -501,6 +501,11 @@ struct Convert<std::string> {
 };
 
 template <>
+struct Convert<const char*> {
+  static Value to_value(const char* s) { return Value(s); }
+};
+
+template <>
 struct Convert<Bytes> {
   static Value to_value(const Bytes& b) { return Value(b); }
   static Bytes from_value(const Value& v) { return Bytes{v.as_bytes()}; }
@@ -747,3 +752,10 @@ struct Convert<T> {
 };
 
 }  // namespace mp::pickle
+
+/// Lets Values be keys of std::unordered_map / std::unordered_set (Python's hash; throws
+/// mp::pickle::TypeError for unhashable values).
+template <>
+struct std::hash<mp::pickle::Value> {
+  std::size_t operator()(const mp::pickle::Value& v) const { return mp::pickle::hash(v); }
+};
