@@ -364,6 +364,20 @@ TEST(PickleDifferential, CppDumpsLoadInPythonAsTheExpectedObjects) {
   }
 }
 
+TEST(PickleDifferential, KeywordConstructionLoadsInPythonAtEveryProtocol) {
+  // NEWOBJ_EX at protocol 4+, copyreg.__newobj_ex__ before: int.__new__(int, '10', base=16) == 16.
+  pk::Object o;
+  o.type = {"builtins", "int"};
+  o.via = pk::Object::Via::newobj;
+  o.args = {"10"};
+  o.kwargs.insert_or_assign("base", 16);
+  std::vector<Case> cases;
+  for (int proto = 2; proto <= 5; ++proto) cases.push_back({pk::dumps(Value::object(o), proto), "16", proto});
+  auto outs = run_python("check", cases);
+  for (const auto& out : outs) EXPECT_TRUE(same(pk::loads(out), Value(16)));
+  EXPECT_TRUE(same(pk::loads(cases[2].pickle), Value::object(o)));  // and our own decoder reads it back
+}
+
 TEST(PickleDifferential, RandomValuesRoundTripThroughPythonAtEveryProtocol) {
   std::vector<Value> values;
   std::vector<Case> cases;
