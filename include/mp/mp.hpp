@@ -5,6 +5,7 @@
 #include "mp/codec.hpp"
 #include "mp/connection.hpp"
 #include "mp/errors.hpp"
+#include "mp/pickle.hpp"
 #include "mp/process.hpp"
 #include "mp/sharedctypes.hpp"
 #include "mp/shared_memory.hpp"
