@@ -235,9 +235,18 @@ class Connection {
   void init_kinds();
   std::size_t raw_read(char* dest, std::size_t n, internal::Deadline deadline, const char* what);
   RecvState& recv_state();
+  [[noreturn]] void unusable(const char* what) const;
+  [[noreturn]] void io_failed(long err, const char* what);
+  void make_recv_state();
+  std::size_t recv_with_fds(const ::iovec* iov, int iovcnt, internal::Deadline deadline, const char* what);
+  std::size_t raw_readv(const ::iovec* iov, int iovcnt, internal::Deadline deadline, const char* what);
   void check_writable(const char* what) const;
   void check_readable(const char* what) const;
   void send_frame(const char* data, std::size_t size, internal::Deadline deadline = std::nullopt);
+  void send_frame_inline(const char* data, std::size_t size, internal::Deadline deadline);
+  std::size_t recv_into_inline(std::span<char> buffer, std::size_t offset);
+  void send_copied(const char* header, std::size_t hl, const char* data, std::size_t size,
+                   internal::Deadline deadline);
   std::string& begin_encoded_frame();
   void send_encoded_frame();
   void write_iov(::iovec* iov, int n, internal::Deadline deadline, const char* what);
@@ -245,6 +254,8 @@ class Connection {
   FrameView recv_frame_view(internal::Deadline deadline);
   void release_frame() noexcept;
   void read_payload(char* dest, std::size_t n, internal::Deadline deadline, const char* what);
+  void read_direct(char* dest, std::size_t n, internal::Deadline deadline, const char* what, std::size_t done,
+                   std::size_t total);
   bool fill(std::size_t need, internal::Deadline deadline, const char* what);
   std::size_t buffered() const noexcept;
   [[noreturn]] void truncated(const char* what, std::size_t got, std::size_t want);
