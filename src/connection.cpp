@@ -590,7 +590,11 @@ std::pair<Connection, Connection> Pipe(bool duplex, PipeOptions opts) {
   return {Connection(std::move(a), std::move(d), co), Connection(std::move(c), std::move(b), co)};
 }
 
-Waitable::Waitable(const Process& p) : fd_(p.sentinel()) {}
+Waitable::Waitable(const Process& p) : fd_(p.sentinel()) {
+  if (fd_ < 0)
+    throw ValueError("wait: process " + p.name() + " has no sentinel any more (already joined or closed); "
+                     "wait on it before joining");
+}
 
 int Waitable::fd() const { return conn_ ? conn_->fileno() : fd_; }
 

@@ -296,7 +296,9 @@ class Waitable {
  public:
   Waitable(Connection& c) noexcept : conn_(&c) {}  // NOLINT: implicit, like Python's duck typing
   Waitable(int fd) noexcept : fd_(fd) {}           // NOLINT
-  Waitable(const Process& p);                      // NOLINT; throws ValueError if not started
+  /// Ready when the process has ended. Throws mp::ProcessError if it was not started,
+  /// mp::ValueError once it has been joined (its sentinel is gone by then).
+  Waitable(const Process& p);  // NOLINT
   [[nodiscard]] Connection* connection() const noexcept { return conn_; }
   /// The descriptor polled (a Connection's fileno(), the fd, or the process sentinel).
   [[nodiscard]] int fd() const;
