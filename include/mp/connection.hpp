@@ -157,7 +157,9 @@ class Connection {
 
   /// Receives one message as bytes (Python's recv_bytes(maxlength)). A message longer
   /// than `maxlength` (or max_message_size) closes the connection and raises mp::OSError
-  /// (EMSGSIZE), as CPython does. Otherwise throws as recv().
+  /// (EMSGSIZE), as CPython does. Otherwise throws as recv(). A fresh std::string is
+  /// zero-filled before the bytes land (C++20 has no uninitialized resize): for bandwidth
+  /// on large messages, receive into a reused buffer with the next two forms.
   [[nodiscard]] std::string recv_bytes(std::optional<std::size_t> maxlength = std::nullopt);
   /// Receives one message into `out`, replacing its contents and reusing its capacity
   /// (no allocation once it is large enough). Returns the message size.
