@@ -30,6 +30,9 @@ constexpr std::size_t kReadBuffer = 64 * 1024;
 // Frames up to PIPE_BUF bytes are copied into one buffer and written with write(): one
 // atomic pipe write, and cheaper than writev for small messages (measured).
 constexpr std::size_t kSmallFrame = 4096;
+constexpr std::size_t kTinyFrame = 256;
+// A std::string for a large message grows (and is zero-filled) this much ahead of the reads.
+constexpr std::size_t kGrowStep = 64 * 1024;
 constexpr std::size_t kMaxHeader = 12;
 // Descriptors received but not yet collected by recv_fd(); more are closed, not hoarded.
 constexpr std::size_t kMaxStashedFds = 1024;
@@ -66,7 +69,7 @@ std::uint64_t get_be(const char* p, int bytes) noexcept {
                             std::to_string(want) + " bytes); the sender closed mid-message");
 }
 
-void check_range(std::size_t len, std::size_t offset, std::optional<std::size_t> size) {
+[[gnu::always_inline]] inline void check_range(std::size_t len, std::size_t offset, std::optional<std::size_t> size) {
   if (offset > len) throw ValueError("send_bytes: offset " + std::to_string(offset) + " is beyond the buffer's " +
                                      std::to_string(len) + " bytes");
   if (size && *size > len - offset)
@@ -77,13 +80,14 @@ void check_range(std::size_t len, std::size_t offset, std::optional<std::size_t>
 }  // namespace
 
 struct Connection::RecvState {
-  std::unique_ptr<char[]> buf{new char[kReadBuffer]};  // uninitialized on purpose
+  RecvState() {}  // user-provided: make_unique must not zero the 64 KiB buffer
   std::size_t begin = 0;
   std::size_t end = 0;
   std::size_t pending = 0;  // bytes of the frame handed out by recv_frame_view
-  std::string big;          // frames larger than the read buffer, for recv<T>
-  std::deque<UniqueFd> fds;  // descriptors that arrived with the bytes in `buf`
   bool fds_lost = false;
+  std::deque<UniqueFd> fds;  // descriptors that arrived with the bytes in `buf`
+  std::string big;           // frames larger than the read buffer, for recv<T>
+  alignas(64) char buf[kReadBuffer];
 };
 
 // --- construction ------------------------------------------------------------------
@@ -163,40 +167,70 @@ int Connection::write_fileno() const {
   return wfd_ ? wfd_.get() : fd_.get();
 }
 
-void Connection::check_writable(const char* what) const {
+// The hot paths below are forced inline: measured on ping-pong, every call level between
+// the program and the blocking read() adds latency after a context switch (the return
+// predictions are lost), and these levels added 10% to a round trip.
+[[noreturn, gnu::noinline, gnu::cold]] void Connection::unusable(const char* what) const {
   if (closed()) throw_closed(what);
-  if (!writable_) throw OSError(EBADF, std::string(what) + ": connection is read-only");
+  throw OSError(EBADF, std::string(what) + (readable_ ? ": connection is read-only" : ": connection is write-only"));
 }
 
-void Connection::check_readable(const char* what) const {
-  if (closed()) throw_closed(what);
-  if (!readable_) throw OSError(EBADF, std::string(what) + ": connection is write-only");
+[[gnu::always_inline]] inline void Connection::check_writable(const char* what) const {
+  if (!writable_) [[unlikely]]
+    unusable(what);
+}
+
+[[gnu::always_inline]] inline void Connection::check_readable(const char* what) const {
+  if (!readable_) [[unlikely]]
+    unusable(what);
 }
 
 // --- sending -----------------------------------------------------------------------
 
-void Connection::write_iov(::iovec* iov, int n, internal::Deadline deadline, const char* what) {
-  int fd = wfd_ ? wfd_.get() : fd_.get();
-  int r = internal::write_all(fd, iov, n, write_socket_, deadline);
-  if (r == 0) return;
-  if (r == -ETIMEDOUT) close();  // part of a frame may be out: the stream is unusable
-  throw_io(-r, what);
+[[noreturn, gnu::noinline, gnu::cold]] void Connection::io_failed(long err, const char* what) {
+  if (err == ETIMEDOUT) close();  // part of a frame may be done: the stream is unusable
+  throw_io(static_cast<int>(err), what);
 }
 
-void Connection::send_frame(const char* data, std::size_t size, internal::Deadline deadline) {
+[[gnu::always_inline]] inline void Connection::write_iov(::iovec* iov, int n, internal::Deadline deadline,
+                                                         const char* what) {
+  int fd = wfd_ ? wfd_.get() : fd_.get();
+  int r = internal::write_all(fd, iov, n, write_socket_, deadline);
+  if (r != 0) [[unlikely]]
+    io_failed(-r, what);
+}
+
+// Out of line so that the 4 KiB stack buffer is only set up for frames that need it.
+[[gnu::noinline]] void Connection::send_copied(const char* header, std::size_t hl, const char* data, std::size_t size,
+                                               internal::Deadline deadline) {
+  char frame[kSmallFrame];
+  std::memcpy(frame, header, hl);
+  std::memcpy(frame + hl, data, size);
+  ::iovec iov{frame, hl + size};
+  write_iov(&iov, 1, deadline, "Connection.send");
+}
+
+[[gnu::always_inline]] inline void Connection::send_frame_inline(const char* data, std::size_t size,
+                                                                 internal::Deadline deadline) {
   check_writable("Connection.send");
   char header[kMaxHeader];
   std::size_t hl = put_header(size, header);
-  if (hl + size <= kSmallFrame) {
-    char frame[kSmallFrame];
+  if (hl + size <= kTinyFrame) {
+    char frame[kTinyFrame];
     std::memcpy(frame, header, hl);
     if (size) std::memcpy(frame + hl, data, size);
     ::iovec iov{frame, hl + size};
     write_iov(&iov, 1, deadline, "Connection.send");
+  } else if (hl + size <= kSmallFrame) {
+    send_copied(header, hl, data, size, deadline);
   } else {
     ::iovec iov[2] = {{header, hl}, {const_cast<char*>(data), size}};
     write_iov(iov, 2, deadline, "Connection.send");
   }
+}
+
+void Connection::send_frame(const char* data, std::size_t size, internal::Deadline deadline) {
+  send_frame_inline(data, size, deadline);
 }
 
 std::string& Connection::begin_encoded_frame() {
@@ -218,12 +252,13 @@ void Connection::send_encoded_frame() {
 
 void Connection::send_bytes(std::string_view data, std::size_t offset, std::optional<std::size_t> size) {
   check_range(data.size(), offset, size);
-  send_frame(data.data() + offset, size.value_or(data.size() - offset));
+  send_frame_inline(data.data() + offset, size.value_or(data.size() - offset), std::nullopt);
 }
 
 void Connection::send_bytes(std::span<const std::byte> data, std::size_t offset, std::optional<std::size_t> size) {
   check_range(data.size(), offset, size);
-  send_frame(reinterpret_cast<const char*>(data.data()) + offset, size.value_or(data.size() - offset));
+  send_frame_inline(reinterpret_cast<const char*>(data.data()) + offset, size.value_or(data.size() - offset),
+                    std::nullopt);
 }
 
 void Connection::send_bytes_until(internal::Deadline deadline, std::string_view data) {
@@ -232,18 +267,44 @@ void Connection::send_bytes_until(internal::Deadline deadline, std::string_view 
 
 // --- receiving ---------------------------------------------------------------------
 
-Connection::RecvState& Connection::recv_state() {
-  if (!rs_) rs_ = std::make_unique<RecvState>();
+[[gnu::noinline]] void Connection::make_recv_state() { rs_ = std::make_unique<RecvState>(); }
+
+[[gnu::always_inline]] inline Connection::RecvState& Connection::recv_state() {
+  if (!rs_) [[unlikely]]
+    make_recv_state();
   return *rs_;
 }
 
 std::size_t Connection::buffered() const noexcept { return rs_ ? rs_->end - rs_->begin : 0; }
 
-std::size_t Connection::raw_read(char* dest, std::size_t n, internal::Deadline deadline, const char* what) {
+[[gnu::always_inline]] inline std::size_t Connection::raw_read(char* dest, std::size_t n, internal::Deadline deadline,
+                                                               const char* what) {
+  if (!read_unix_) [[likely]] {
+    ssize_t r = internal::read_some(fd_.get(), dest, n, deadline);
+    if (r < 0) [[unlikely]]
+      io_failed(-r, what);
+    return static_cast<std::size_t>(r);
+  }
+  ::iovec iov{dest, n};
+  return recv_with_fds(&iov, 1, deadline, what);
+}
+
+std::size_t Connection::raw_readv(const ::iovec* iov, int iovcnt, internal::Deadline deadline, const char* what) {
+  if (!read_unix_) {
+    ssize_t r = internal::readv_some(fd_.get(), iov, iovcnt, deadline);
+    if (r < 0) [[unlikely]]
+      io_failed(-r, what);
+    return static_cast<std::size_t>(r);
+  }
+  return recv_with_fds(iov, iovcnt, deadline, what);
+}
+
+[[gnu::noinline]] std::size_t Connection::recv_with_fds(const ::iovec* iov, int iovcnt, internal::Deadline deadline,
+                                                        const char* what) {
   ssize_t r;
-  if (read_unix_) {
+  {
     internal::ReceivedFds got;
-    r = internal::recv_some(fd_.get(), dest, n, deadline, got);
+    r = internal::recv_some(fd_.get(), iov, iovcnt, deadline, got);
     if (got.count > 0 || got.truncated) {
       auto& s = recv_state();
       for (int i = 0; i < got.count; ++i) {
@@ -255,28 +316,23 @@ std::size_t Connection::raw_read(char* dest, std::size_t n, internal::Deadline d
       }
       if (got.truncated) s.fds_lost = true;
     }
-  } else {
-    r = internal::read_some(fd_.get(), dest, n, deadline);
   }
-  if (r < 0) {
-    if (r == -ETIMEDOUT) close();  // we may be inside a frame: the stream is unusable
-    throw_io(static_cast<int>(-r), what);
-  }
+  if (r < 0) io_failed(-r, what);
   return static_cast<std::size_t>(r);
 }
 
-bool Connection::fill(std::size_t need, internal::Deadline deadline, const char* what) {
+[[gnu::always_inline]] inline bool Connection::fill(std::size_t need, internal::Deadline deadline, const char* what) {
   auto& s = recv_state();
   while (s.end - s.begin < need) {
     if (s.begin == s.end) {
       s.begin = s.end = 0;
     } else if (kReadBuffer - s.begin < need) {
-      std::memmove(s.buf.get(), s.buf.get() + s.begin, s.end - s.begin);
+      std::memmove(s.buf, s.buf + s.begin, s.end - s.begin);
       s.end -= s.begin;
       s.begin = 0;
     }
     std::size_t want = opts_.read_ahead ? kReadBuffer - s.end : need - (s.end - s.begin);
-    std::size_t got = raw_read(s.buf.get() + s.end, want, deadline, what);
+    std::size_t got = raw_read(s.buf + s.end, want, deadline, what);
     if (got == 0) return false;
     s.end += got;
   }
@@ -295,7 +351,7 @@ void Connection::bad_length(std::uint64_t n, std::size_t limit, const char* what
                               " bytes); the connection was closed. Raise max_message_size if this is legitimate");
 }
 
-std::size_t Connection::read_header(internal::Deadline deadline, std::size_t maxlength, const char* what) {
+[[gnu::always_inline]] inline std::size_t Connection::read_header(internal::Deadline deadline, std::size_t maxlength, const char* what) {
   check_readable(what);
   auto& s = recv_state();
   if (s.pending) release_frame();
@@ -303,12 +359,12 @@ std::size_t Connection::read_header(internal::Deadline deadline, std::size_t max
     if (buffered() == 0) throw EOFError(std::string(what) + ": the other end of the connection is closed");
     truncated(what, buffered(), 4);
   }
-  auto n32 = static_cast<std::int32_t>(static_cast<std::uint32_t>(get_be(s.buf.get() + s.begin, 4)));
+  auto n32 = static_cast<std::int32_t>(static_cast<std::uint32_t>(get_be(s.buf + s.begin, 4)));
   s.begin += 4;
   std::uint64_t n;
   if (n32 == -1) {
     if (!fill(8, deadline, what)) truncated(what, buffered(), 8);
-    n = get_be(s.buf.get() + s.begin, 8);
+    n = get_be(s.buf + s.begin, 8);
     s.begin += 8;
   } else if (n32 < 0) {
     bad_length(static_cast<std::uint32_t>(n32), maxlength, what);
@@ -319,34 +375,60 @@ std::size_t Connection::read_header(internal::Deadline deadline, std::size_t max
   return static_cast<std::size_t>(n);
 }
 
-void Connection::read_payload(char* dest, std::size_t n, internal::Deadline deadline, const char* what) {
+[[gnu::always_inline]] inline void Connection::read_payload(char* dest, std::size_t n, internal::Deadline deadline, const char* what) {
   auto& s = recv_state();
   if (opts_.read_ahead && n <= kReadBuffer / 2) {
     // Small: through the buffer, so the same read() also brings the next frames.
     if (!fill(n, deadline, what)) truncated(what, buffered(), n);
-    std::memcpy(dest, s.buf.get() + s.begin, n);
+    std::memcpy(dest, s.buf + s.begin, n);
     s.begin += n;
     return;
   }
+  read_direct(dest, n, deadline, what, 0, n);
+}
+
+// Buffered bytes first, then the rest straight into `dest`: no copy, and never a byte of
+// the next frame. `done`/`total` place this piece in its frame for the error message.
+void Connection::read_direct(char* dest, std::size_t n, internal::Deadline deadline, const char* what,
+                             std::size_t done, std::size_t total) {
+  // Read ahead past `dest` only when this piece ends the frame: a piece of a larger frame
+  // is followed by the next piece, which would then need a copy out of the buffer.
+  bool read_ahead = opts_.read_ahead && done + n == total;
+  auto& s = recv_state();
   std::size_t have = std::min(n, s.end - s.begin);
-  if (have) std::memcpy(dest, s.buf.get() + s.begin, have);
+  if (have) std::memcpy(dest, s.buf + s.begin, have);
   s.begin += have;
-  // The rest goes straight to its destination: no copy, and never a byte of the next frame.
   for (std::size_t off = have; off < n;) {
-    std::size_t got = raw_read(dest + off, n - off, deadline, what);
-    if (got == 0) truncated(what, off, n);
+    std::size_t got;
+    if (read_ahead) {
+      // The buffer is empty here. One readv ends this piece in place and carries on into
+      // the read-ahead buffer: large reads, as a raw reader makes, without copying.
+      s.begin = s.end = 0;
+      ::iovec iov[2] = {{dest + off, n - off}, {s.buf, kReadBuffer}};
+      got = raw_readv(iov, 2, deadline, what);
+      if (got > n - off) {
+        s.end = got - (n - off);
+        got = n - off;
+      }
+    } else {
+      got = raw_read(dest + off, n - off, deadline, what);
+    }
+    if (got == 0) truncated(what, done + off, total);
     off += got;
   }
 }
 
 void Connection::read_growing(std::string& out, std::size_t n, internal::Deadline deadline, const char* what) {
-  // Allocate as the bytes arrive (doubling), so a hostile length costs nothing up front.
+  // std::string cannot grow without zero-filling, so grow it one 64 KiB chunk at a time
+  // and read each chunk while it is still in cache: the fill then costs little. Capacity
+  // beyond 16 MiB is only reserved as bytes arrive, so a hostile length costs nothing.
   out.clear();
-  std::size_t off = 0;
-  while (off < n) {
-    std::size_t step = std::min(n - off, std::max<std::size_t>(off, kReadBuffer * 16));
+  if (out.capacity() < std::min(n, kKeepBuffer)) out.reserve(std::min(n, kKeepBuffer));
+  for (std::size_t off = 0; off < n;) {
+    std::size_t step = std::min(n - off, kGrowStep);
+    if (off + step > out.capacity()) out.reserve(std::min(n, 2 * out.capacity()));
     out.resize(off + step);
-    read_payload(out.data() + off, step, deadline, what);
+    read_direct(out.data() + off, step, deadline, what, off, n);
     off += step;
   }
 }
@@ -358,7 +440,7 @@ Connection::FrameView Connection::recv_frame_view(internal::Deadline deadline) {
   if (n <= kReadBuffer) {
     if (!fill(n, deadline, what)) truncated(what, buffered(), n);
     s.pending = n;
-    return {std::string_view(s.buf.get() + s.begin, n), n};
+    return {std::string_view(s.buf + s.begin, n), n};
   }
   read_growing(s.big, n, deadline, what);
   return {std::string_view(s.big), 0};
@@ -378,7 +460,7 @@ std::string Connection::recv_bytes(std::optional<std::size_t> maxlength) {
   auto& s = *rs_;
   if (n <= kReadBuffer) {
     if (!fill(n, std::nullopt, what)) truncated(what, buffered(), n);
-    std::string out(s.buf.get() + s.begin, n);
+    std::string out(s.buf + s.begin, n);
     s.begin += n;
     return out;
   }
@@ -391,7 +473,7 @@ std::size_t Connection::recv_bytes(std::string& out, std::optional<std::size_t> 
   static constexpr const char* what = "Connection.recv_bytes";
   std::size_t limit = std::min(maxlength.value_or(opts_.max_message_size), opts_.max_message_size);
   std::size_t n = read_header(std::nullopt, limit, what);
-  if (n <= std::max(out.capacity(), kKeepBuffer)) {
+  if (n <= out.capacity()) {
     out.resize(n);
     read_payload(out.data(), n, std::nullopt, what);
   } else {
@@ -401,10 +483,14 @@ std::size_t Connection::recv_bytes(std::string& out, std::optional<std::size_t> 
 }
 
 std::size_t Connection::recv_bytes_into(std::span<std::byte> buffer, std::size_t offset) {
-  return recv_bytes_into(std::span<char>(reinterpret_cast<char*>(buffer.data()), buffer.size()), offset);
+  return recv_into_inline(std::span<char>(reinterpret_cast<char*>(buffer.data()), buffer.size()), offset);
 }
 
 std::size_t Connection::recv_bytes_into(std::span<char> buffer, std::size_t offset) {
+  return recv_into_inline(buffer, offset);
+}
+
+[[gnu::always_inline]] inline std::size_t Connection::recv_into_inline(std::span<char> buffer, std::size_t offset) {
   static constexpr const char* what = "Connection.recv_bytes_into";
   if (offset > buffer.size())
     throw ValueError(std::string(what) + ": offset " + std::to_string(offset) + " is beyond the buffer's " +
@@ -504,7 +590,11 @@ std::pair<Connection, Connection> Pipe(bool duplex, PipeOptions opts) {
   return {Connection(std::move(a), std::move(d), co), Connection(std::move(c), std::move(b), co)};
 }
 
-Waitable::Waitable(const Process& p) : fd_(p.sentinel()) {}
+Waitable::Waitable(const Process& p) : fd_(p.sentinel()) {
+  if (fd_ < 0)
+    throw ValueError("wait: process " + p.name() + " has no sentinel any more (already joined or closed); "
+                     "wait on it before joining");
+}
 
 int Waitable::fd() const { return conn_ ? conn_->fileno() : fd_; }
 

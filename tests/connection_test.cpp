@@ -687,6 +687,15 @@ TEST(Listener, UnixSocketIsPrivateAndRemovedOnClose) {
   EXPECT_NE(::access(where.c_str(), F_OK), 0);
 }
 
+TEST(Listener, AbstractUnixNameLeavesNoFile) {
+  std::string name = std::string(1, '\0') + "mp-test-abstract-" + std::to_string(::getpid());
+  Listener l(Address::unix_socket(name), {.authkey = "k"});
+  mp::Process client([&] { Client(l.address(), {.authkey = "k"}).send(5); });
+  client.start();
+  EXPECT_EQ(l.accept().recv<int>(), 5);
+  expect_exit(client, 0);
+}
+
 TEST(Listener, AuthenticatedRoundTripOverUnixAndTcp) {
   for (const char* where : {"unix", "tcp"}) {
     SCOPED_TRACE(where);

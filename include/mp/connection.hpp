@@ -157,7 +157,9 @@ class Connection {
 
   /// Receives one message as bytes (Python's recv_bytes(maxlength)). A message longer
   /// than `maxlength` (or max_message_size) closes the connection and raises mp::OSError
-  /// (EMSGSIZE), as CPython does. Otherwise throws as recv().
+  /// (EMSGSIZE), as CPython does. Otherwise throws as recv(). A fresh std::string is
+  /// zero-filled before the bytes land (C++20 has no uninitialized resize): for bandwidth
+  /// on large messages, receive into a reused buffer with the next two forms.
   [[nodiscard]] std::string recv_bytes(std::optional<std::size_t> maxlength = std::nullopt);
   /// Receives one message into `out`, replacing its contents and reusing its capacity
   /// (no allocation once it is large enough). Returns the message size.
@@ -235,9 +237,18 @@ class Connection {
   void init_kinds();
   std::size_t raw_read(char* dest, std::size_t n, internal::Deadline deadline, const char* what);
   RecvState& recv_state();
+  [[noreturn]] void unusable(const char* what) const;
+  [[noreturn]] void io_failed(long err, const char* what);
+  void make_recv_state();
+  std::size_t recv_with_fds(const ::iovec* iov, int iovcnt, internal::Deadline deadline, const char* what);
+  std::size_t raw_readv(const ::iovec* iov, int iovcnt, internal::Deadline deadline, const char* what);
   void check_writable(const char* what) const;
   void check_readable(const char* what) const;
   void send_frame(const char* data, std::size_t size, internal::Deadline deadline = std::nullopt);
+  void send_frame_inline(const char* data, std::size_t size, internal::Deadline deadline);
+  std::size_t recv_into_inline(std::span<char> buffer, std::size_t offset);
+  void send_copied(const char* header, std::size_t hl, const char* data, std::size_t size,
+                   internal::Deadline deadline);
   std::string& begin_encoded_frame();
   void send_encoded_frame();
   void write_iov(::iovec* iov, int n, internal::Deadline deadline, const char* what);
@@ -245,6 +256,8 @@ class Connection {
   FrameView recv_frame_view(internal::Deadline deadline);
   void release_frame() noexcept;
   void read_payload(char* dest, std::size_t n, internal::Deadline deadline, const char* what);
+  void read_direct(char* dest, std::size_t n, internal::Deadline deadline, const char* what, std::size_t done,
+                   std::size_t total);
   bool fill(std::size_t need, internal::Deadline deadline, const char* what);
   std::size_t buffered() const noexcept;
   [[noreturn]] void truncated(const char* what, std::size_t got, std::size_t want);
@@ -285,7 +298,9 @@ class Waitable {
  public:
   Waitable(Connection& c) noexcept : conn_(&c) {}  // NOLINT: implicit, like Python's duck typing
   Waitable(int fd) noexcept : fd_(fd) {}           // NOLINT
-  Waitable(const Process& p);                      // NOLINT; throws ValueError if not started
+  /// Ready when the process has ended. Throws mp::ProcessError if it was not started,
+  /// mp::ValueError once it has been joined (its sentinel is gone by then).
+  Waitable(const Process& p);  // NOLINT
   [[nodiscard]] Connection* connection() const noexcept { return conn_; }
   /// The descriptor polled (a Connection's fileno(), the fd, or the process sentinel).
   [[nodiscard]] int fd() const;

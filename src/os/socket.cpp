@@ -91,7 +91,7 @@ int poll_until(pollfd* fds, std::size_t n, Deadline deadline) noexcept {
 
 int wait_readable(int fd, Deadline deadline) noexcept { return wait_for(fd, POLLIN, deadline); }
 
-ssize_t read_some(int fd, void* buf, std::size_t n, Deadline deadline) noexcept {
+ssize_t read_some_slow(int fd, void* buf, std::size_t n, Deadline deadline) noexcept {
   if (deadline) {
     int w = wait_for(fd, POLLIN, deadline);
     if (w < 0) return w;
@@ -106,17 +106,31 @@ ssize_t read_some(int fd, void* buf, std::size_t n, Deadline deadline) noexcept 
   }
 }
 
-ssize_t recv_some(int fd, void* buf, std::size_t n, Deadline deadline, ReceivedFds& got) noexcept {
+ssize_t readv_some(int fd, const iovec* iov, int iovcnt, Deadline deadline) noexcept {
+  if (deadline) {
+    int w = wait_for(fd, POLLIN, deadline);
+    if (w < 0) return w;
+  }
+  for (;;) {
+    ssize_t r = ::readv(fd, iov, iovcnt);
+    if (r >= 0) return r;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return -errno;
+    int w = wait_for(fd, POLLIN, deadline);
+    if (w < 0) return w;
+  }
+}
+
+ssize_t recv_some(int fd, const iovec* iov, int iovcnt, Deadline deadline, ReceivedFds& got) noexcept {
   if (deadline) {
     int w = wait_for(fd, POLLIN, deadline);
     if (w < 0) return w;
   }
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * ReceivedFds::kMax)];
   for (;;) {
-    iovec iov{buf, n};
     msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
+    msg.msg_iov = const_cast<iovec*>(iov);
+    msg.msg_iovlen = static_cast<std::size_t>(iovcnt);
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     ssize_t r = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
@@ -143,7 +157,7 @@ ssize_t recv_some(int fd, void* buf, std::size_t n, Deadline deadline, ReceivedF
   }
 }
 
-int write_all(int fd, iovec* iov, int iovcnt, bool socket, Deadline deadline) noexcept {
+int write_all_slow(int fd, iovec* iov, int iovcnt, bool socket, Deadline deadline) noexcept {
   while (iovcnt > 0) {
     ssize_t r;
     if (socket) {

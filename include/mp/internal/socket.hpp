@@ -14,8 +14,10 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -46,7 +48,22 @@ void ignore_sigpipe_if_default() noexcept;
 
 /// One read of up to `n` bytes: > 0 bytes read, 0 at end of file, or -errno. Waits for
 /// data first when `deadline` is set, or when the descriptor is non-blocking.
-[[nodiscard]] ssize_t read_some(int fd, void* buf, std::size_t n, Deadline deadline) noexcept;
+[[nodiscard]] ssize_t read_some_slow(int fd, void* buf, std::size_t n, Deadline deadline) noexcept;
+// The common case (blocking, no deadline) inline: every call level between the program
+// and the system call costs measurable latency after a context switch (ping-pong tests).
+[[nodiscard]] inline ssize_t read_some(int fd, void* buf, std::size_t n, Deadline deadline) noexcept {
+  if (!deadline) {
+    ssize_t r = ::read(fd, buf, n);
+    if (r >= 0) [[likely]]
+      return r;
+    if (errno != EINTR && errno != EAGAIN) return -errno;
+  }
+  return read_some_slow(fd, buf, n, deadline);
+}
+
+/// readv(2) flavour of read_some: fills `iov` in order (so a read can end one message in
+/// its destination and carry on into a read-ahead buffer).
+[[nodiscard]] ssize_t readv_some(int fd, const iovec* iov, int iovcnt, Deadline deadline) noexcept;
 
 /// Descriptors that arrived with the bytes of a Unix-socket read (SCM_RIGHTS).
 struct ReceivedFds {
@@ -58,11 +75,24 @@ struct ReceivedFds {
 /// Like read_some, on a Unix socket, collecting descriptors passed with the bytes
 /// (close-on-exec). The kernel ends a read after the bytes that carried descriptors, so
 /// the descriptors belong to the last byte returned.
-[[nodiscard]] ssize_t recv_some(int fd, void* buf, std::size_t n, Deadline deadline, ReceivedFds& got) noexcept;
+[[nodiscard]] ssize_t recv_some(int fd, const iovec* iov, int iovcnt, Deadline deadline, ReceivedFds& got) noexcept;
 
 /// Writes the whole of `iov` (which it modifies), looping over partial writes: 0 or
 /// -errno. `socket` selects sendmsg(MSG_NOSIGNAL) over writev.
-[[nodiscard]] int write_all(int fd, iovec* iov, int iovcnt, bool socket, Deadline deadline) noexcept;
+[[nodiscard]] int write_all_slow(int fd, iovec* iov, int iovcnt, bool socket, Deadline deadline) noexcept;
+[[nodiscard]] inline int write_all(int fd, iovec* iov, int iovcnt, bool socket, Deadline deadline) noexcept {
+  if (iovcnt == 1 && !socket) {  // a small frame to a pipe: one write() almost always does it
+    ssize_t r = ::write(fd, iov->iov_base, iov->iov_len);
+    if (r == static_cast<ssize_t>(iov->iov_len)) [[likely]]
+      return 0;
+    if (r < 0 && errno != EINTR && errno != EAGAIN) return -errno;
+    if (r > 0) {
+      iov->iov_base = static_cast<char*>(iov->iov_base) + r;
+      iov->iov_len -= static_cast<std::size_t>(r);
+    }
+  }
+  return write_all_slow(fd, iov, iovcnt, socket, deadline);
+}
 
 /// Sends `n` descriptors with one marker byte (`n % 256`), as CPython's
 /// multiprocessing.reduction.sendfds does. 0 or -errno.
