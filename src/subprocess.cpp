@@ -59,6 +59,19 @@ int returncode_of(int status) noexcept {
 }
 
 constexpr int kUnknown = INT_MIN;
+/// Upper bound of communicate()'s up-front stdout buffer (the rest grows as usual).
+constexpr std::size_t kOutputReserveCap = 64 * 1024 * 1024;
+
+/// Before draining a pipe into `out`: makes room for what is waiting and faults that room
+/// in with one call. For bulk output the page faults of the string's fresh memory, one per
+/// 4 KiB, were a large part of communicate()'s cost; small outputs skip the two calls.
+void prepare_drain(int fd, std::string& out) {
+  constexpr std::size_t kWorthIt = 32 * 1024;
+  std::size_t avail = internal::pipe_available(fd);
+  if (avail < kWorthIt) return;
+  if (out.capacity() - out.size() < avail) out.reserve(std::max(out.size() + avail, 2 * out.capacity()));
+  internal::prefault_writable(out.data() + out.size(), avail);
+}
 
 /// Reads what is available into `out` (one read call). Returns bytes read, 0 at EOF, -errno.
 /// Reads into a stack buffer and appends: no zero-filling of string space that a short
@@ -208,9 +221,21 @@ struct Popen::Impl {
   Pipe in, out, err;
   // communicate() progress, kept across a TimeoutExpired (Python's contract).
   bool communicating = false;
-  std::string input;
+  // The input still to write. During a call it views the caller's buffer (no copy of what
+  // may be megabytes); only a call that ends early with input pending copies the rest into
+  // `input_store`, since the caller's buffer need not outlive that call.
+  std::string_view input;
   std::size_t input_offset = 0;
+  std::string input_store;
   std::string out_acc, err_acc;
+
+  /// Makes the pending input independent of the caller's buffer (see `input`).
+  void keep_pending_input() {
+    if (!in || input_offset == input.size() || input.data() == input_store.data()) return;
+    input_store.assign(input.substr(input_offset));
+    input = input_store;
+    input_offset = 0;
+  }
 
   void set_status(int status) noexcept { returncode.store(returncode_of(status), std::memory_order_release); }
 
@@ -444,83 +469,96 @@ std::pair<std::string, std::string> Popen::communicate(std::string_view input,
   Impl& s = *impl_;
   internal::Deadline deadline;
   if (timeout) deadline = internal::deadline_after(*timeout);
-  if (!s.communicating) {
-    if (!input.empty() && !s.in) throw ValueError("Popen.communicate(): input given but stdin is not a PIPE");
-    s.communicating = true;
-    s.input.assign(input);
-    s.input_offset = 0;
-    s.out_acc = std::move(s.out.buffered_);
-    s.err_acc = std::move(s.err.buffered_);
-    s.out.buffered_.clear();
-    s.err.buffered_.clear();
-    if (s.in && s.input.empty()) s.in.close();
-    for (Pipe* pipe : {&s.in, &s.out, &s.err})  // only our ends: the child's are separate open files
-      if (*pipe)
-        if (int e = internal::set_nonblocking(pipe->fileno(), true)) throw OSError(e, "Popen.communicate(): fcntl");
-    // Bulk transfer ahead (typically a filter): with pipes as large as the input, the child
-    // never blocks on us, and both sides move data in a few large steps instead of many
-    // 64 KiB round trips. Best effort: limits (pipe-max-size, per-user pages) just refuse.
-    if (s.input.size() > internal::kDefaultPipeSize) {
-      std::size_t want = std::min(s.input.size(), internal::kMaxPipeSize);
-      for (Pipe* pipe : {&s.in, &s.out, &s.err})
-        if (*pipe) internal::grow_pipe(pipe->fileno(), want);
-    }
-  }
   auto timed_out = [&] {
     return TimeoutExpired(s.args, *timeout, s.out_acc, s.err_acc);
   };
-
-  {
-    internal::SigpipeGuard guard;
-    pollfd pfds[3];
-    while (s.in || s.out || s.err) {
-      int n = 0;
-      int in_i = -1, out_i = -1, err_i = -1;
-      if (s.in) pfds[in_i = n++] = {s.in.fileno(), POLLOUT, 0};
-      if (s.out) pfds[out_i = n++] = {s.out.fileno(), POLLIN, 0};
-      if (s.err) pfds[err_i = n++] = {s.err.fileno(), POLLIN, 0};
-      timespec ts{}, *tsp = nullptr;
-      if (deadline) {
-        auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - internal::Clock::now()).count();
-        if (left <= 0) throw timed_out();
-        ts = {static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
-        tsp = &ts;
+  try {
+    if (!s.communicating) {
+      if (!input.empty() && !s.in) throw ValueError("Popen.communicate(): input given but stdin is not a PIPE");
+      s.communicating = true;
+      s.input = input;
+      s.input_offset = 0;
+      s.out_acc = std::move(s.out.buffered_);
+      s.err_acc = std::move(s.err.buffered_);
+      s.out.buffered_.clear();
+      s.err.buffered_.clear();
+      if (s.in && s.input.empty()) s.in.close();
+      for (Pipe* pipe : {&s.in, &s.out, &s.err})  // only our ends: the child's are separate open files
+        if (*pipe)
+          if (int e = internal::set_nonblocking(pipe->fileno(), true)) throw OSError(e, "Popen.communicate(): fcntl");
+      // Bulk transfer ahead (typically a filter): with pipes as large as the input, the child
+      // never blocks on us, and both sides move data in a few large steps instead of many
+      // 64 KiB round trips. Best effort: limits (pipe-max-size, per-user pages) just refuse.
+      if (s.input.size() > internal::kDefaultPipeSize) {
+        std::size_t want = std::min(s.input.size(), internal::kMaxPipeSize);
+        for (Pipe* pipe : {&s.in, &s.out, &s.err})
+          if (*pipe) internal::grow_pipe(pipe->fileno(), want);
+        // A filter's output is usually about as large as its input: one buffer of that size
+        // instead of growing 64 KiB -> 128 KiB -> ... -> 1 MiB, each step copying everything and
+        // faulting in fresh pages (most of this path's cost). Untouched capacity costs no
+        // memory; a much shorter output is shrunk at the end.
+        if (s.out) s.out_acc.reserve(s.out_acc.size() + std::min(s.input.size(), kOutputReserveCap));
       }
-      int r = ::ppoll(pfds, static_cast<nfds_t>(n), tsp, nullptr);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        throw OSError(errno, "Popen.communicate(): poll");
-      }
-      if (r == 0) continue;  // the deadline check at the top decides
-      if (in_i >= 0 && pfds[in_i].revents) {
-        std::size_t left = s.input.size() - s.input_offset;
-        ssize_t w = ::write(s.in.fileno(), s.input.data() + s.input_offset, left);
-        if (w > 0) {
-          s.input_offset += static_cast<std::size_t>(w);
-          if (s.input_offset == s.input.size()) s.in.close();
-        } else if (w < 0 && errno != EINTR && errno != EAGAIN) {
-          if (errno == EPIPE) guard.note_epipe();  // the child stopped reading: Python ignores it
-          s.in.close();
+    }
+    {
+      internal::SigpipeGuard guard;
+      pollfd pfds[3];
+      while (s.in || s.out || s.err) {
+        int n = 0;
+        int in_i = -1, out_i = -1, err_i = -1;
+        if (s.in) pfds[in_i = n++] = {s.in.fileno(), POLLOUT, 0};
+        if (s.out) pfds[out_i = n++] = {s.out.fileno(), POLLIN, 0};
+        if (s.err) pfds[err_i = n++] = {s.err.fileno(), POLLIN, 0};
+        timespec ts{}, *tsp = nullptr;
+        if (deadline) {
+          auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - internal::Clock::now()).count();
+          if (left <= 0) throw timed_out();
+          ts = {static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
+          tsp = &ts;
         }
-      }
-      for (auto [idx, pipe, acc] : {std::tuple{out_i, &s.out, &s.out_acc}, std::tuple{err_i, &s.err, &s.err_acc}}) {
-        if (idx < 0 || !pfds[idx].revents) continue;
-        // Drain what is there (the fds are non-blocking now) before polling again.
-        for (;;) {
-          ssize_t got = read_some(pipe->fileno(), *acc);
-          if (got == -EINTR) continue;
-          if (got == 0 || (got < 0 && got != -EAGAIN)) pipe->close();
-          if (got <= 0) break;
+        int r = ::ppoll(pfds, static_cast<nfds_t>(n), tsp, nullptr);
+        if (r < 0) {
+          if (errno == EINTR) continue;
+          throw OSError(errno, "Popen.communicate(): poll");
+        }
+        if (r == 0) continue;  // the deadline check at the top decides
+        if (in_i >= 0 && pfds[in_i].revents) {
+          std::size_t left = s.input.size() - s.input_offset;
+          ssize_t w = ::write(s.in.fileno(), s.input.data() + s.input_offset, left);
+          if (w > 0) {
+            s.input_offset += static_cast<std::size_t>(w);
+            if (s.input_offset == s.input.size()) s.in.close();
+          } else if (w < 0 && errno != EINTR && errno != EAGAIN) {
+            if (errno == EPIPE) guard.note_epipe();  // the child stopped reading: Python ignores it
+            s.in.close();
+          }
+        }
+        for (auto [idx, pipe, acc] : {std::tuple{out_i, &s.out, &s.out_acc}, std::tuple{err_i, &s.err, &s.err_acc}}) {
+          if (idx < 0 || !pfds[idx].revents) continue;
+          // Drain what is there (the fds are non-blocking now) before polling again.
+          prepare_drain(pipe->fileno(), *acc);
+          for (;;) {
+            ssize_t got = read_some(pipe->fileno(), *acc);
+            if (got == -EINTR) continue;
+            if (got == 0 || (got < 0 && got != -EAGAIN)) pipe->close();
+            if (got <= 0) break;
+          }
         }
       }
     }
+  } catch (...) {
+    s.keep_pending_input();  // TimeoutExpired (or an OSError): a later call continues
+    throw;
   }
   if (!s.wait_until(deadline)) throw timed_out();
   s.communicating = false;
-  s.input.clear();
+  s.input = {};
+  if (s.input_store.capacity()) std::string().swap(s.input_store);
   std::pair<std::string, std::string> result{std::move(s.out_acc), std::move(s.err_acc)};
   s.out_acc.clear();
   s.err_acc.clear();
+  // Do not hand back a mostly empty reservation (see the reserve above).
+  if (result.first.capacity() > 2 * result.first.size() + 4096) result.first.shrink_to_fit();
   if (s.text) {
     translate_newlines(result.first);
     translate_newlines(result.second);

@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <spawn.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -104,6 +107,21 @@ int set_nonblocking(int fd, bool on) noexcept {
 void grow_pipe(int fd, std::size_t bytes) noexcept {
   int cur = ::fcntl(fd, F_GETPIPE_SZ);
   if (cur >= 0 && static_cast<std::size_t>(cur) < bytes) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(bytes));
+}
+
+std::size_t pipe_available(int fd) noexcept {
+  int n = 0;
+  return ::ioctl(fd, FIONREAD, &n) == 0 && n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+void prefault_writable(void* p, std::size_t n) noexcept {
+#ifndef MADV_POPULATE_WRITE
+  constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older headers lack the name
+#endif
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  auto begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
+  auto end = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(page - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
 }
 
 int find_on_path(const char* name, const char* path, char* out, std::size_t out_size) noexcept {

@@ -46,6 +46,13 @@ inline constexpr std::size_t kMaxPipeSize = 1024 * 1024;  // the default /proc/s
 /// F_SETPIPE_SZ to at least `bytes` (never shrinks); failures are ignored (it is an optimisation).
 void grow_pipe(int fd, std::size_t bytes) noexcept;
 
+/// Bytes waiting in a pipe (FIONREAD), or 0 if that cannot be told.
+[[nodiscard]] std::size_t pipe_available(int fd) noexcept;
+/// Faults in, writable, the whole pages inside [p, p + n) with one call (MADV_POPULATE_WRITE,
+/// Linux 5.14) instead of one page fault per page on first write; no effect on the bytes.
+/// Best effort: older kernels just refuse.
+void prefault_writable(void* p, std::size_t n) noexcept;
+
 /// Looks `name` up on the PATH list `path` (colon-separated) like execvp; on success
 /// stores the full path in `out` and returns 0, else ENOENT or EACCES.
 [[nodiscard]] int find_on_path(const char* name, const char* path, char* out, std::size_t out_size) noexcept;
