@@ -28,6 +28,9 @@
 //      the connection, and the client sees end of stream as soon as the worker is done.
 // Nothing is guessed: a ticket names one socket, and the worker that runs the task is the
 // one that fetches it, whichever worker it is and however long the task waited in the queue.
+// Limit (an example, not a production server): a worker killed between taking a task and
+// fetching its socket fails that task with mp::WorkerLost, but main keeps waiting for the
+// handoff, so it would not stop by itself; the client's connection stays open meanwhile.
 #include <mp/connection.hpp>
 #include <mp/pool.hpp>
 #include <mp/process.hpp>
@@ -240,16 +243,20 @@ int main(int argc, char** argv) {
         say("accepted connection %d\n", ticket);
         results.push_back(p.apply_async(talk, ticket, handoff_path));
       } else {
-        mp::Connection h = handoff.accept();
-        int ticket = h.recv<int>();
-        auto it = waiting.find(ticket);
-        if (it == waiting.end()) {  // cannot happen with our own workers; never trust it anyway
-          say("handoff: unknown ticket %d\n", ticket);
-          continue;
+        try {
+          mp::Connection h = handoff.accept();
+          int ticket = h.recv<int>();
+          auto it = waiting.find(ticket);
+          if (it == waiting.end()) {  // cannot happen with our own workers; never trust it anyway
+            say("handoff: unknown ticket %d\n", ticket);
+            continue;
+          }
+          h.send_fd(it->second.fd());
+          waiting.erase(it);  // closes our copy: the worker owns the connection now
+          ++handed;
+        } catch (const mp::Error& e) {  // a worker that died mid-handoff must not stop the server
+          say("handoff failed: %s\n", e.what());
         }
-        h.send_fd(it->second.fd());
-        waiting.erase(it);  // closes our copy: the worker owns the connection now
-        ++handed;
       }
     }
   }

@@ -206,3 +206,18 @@ TEST(ExamplesEcho, PoolServerDemoServesItsOwnSixClients) {
   EXPECT_NE(r.out.find("served 6 connections with"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("0 failures"), std::string::npos) << r.out;
 }
+
+TEST(ExamplesEcho, ClientTalksToTheProcessServerFromStdin) {
+  sp::Popen server({example("echo_server_process"), "0", "1"}, {.stdout = sp::PIPE});
+  std::string first = server.stdout().readline();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(first, m, std::regex(R"(listening on 127\.0\.0\.1:(\d+))"))) << first;
+  auto c = sp::run({example("echo_client"), m[1].str()},
+                   {.input = "hello\n\nworld\nover\nnot sent\n", .capture_output = true,
+                    .timeout = std::chrono::seconds(120)});
+  EXPECT_EQ(c.returncode, 0) << c.stderr;
+  EXPECT_EQ(c.stdout, "hello\nworld\n");
+  std::string out = first + server.communicate({}, std::chrono::seconds(120)).first;
+  EXPECT_EQ(server.returncode(), 0) << out;
+  EXPECT_NE(out.find("connection 1 closed after 2 messages"), std::string::npos) << out;
+}
