@@ -2,22 +2,24 @@
 #include "mp/process.hpp"
 
 #include <cxxabi.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
+#include <ctime>
 #include <iostream>
 #include <mutex>
-#include <poll.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <thread>
 #include <typeinfo>
-#include <unistd.h>
 
 #include "mp/internal/fd.hpp"
 #include "mp/internal/os.hpp"
@@ -25,7 +27,7 @@
 
 namespace mp {
 
-// ---------------------------------------------------------------------------- ExitStatus
+using namespace std::chrono_literals;
 
 ExitStatus ExitStatus::from_wait_status(int status) noexcept {
   if (WIFEXITED(status)) return exited(WEXITSTATUS(status));
@@ -54,26 +56,65 @@ std::string ExitStatus::describe() const {
 
 namespace internal {
 
+namespace {
+
+/// Python's exitcode when the real status cannot be known.
+constexpr int kStatusLost = 255;
+/// How long daemon children get between SIGTERM and SIGKILL at exit.
+constexpr auto kDaemonGrace = 5s;
+
+bool fd_readable(int fd) noexcept {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1;
+}
+
+timespec to_timespec(Clock::duration d) noexcept {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(d);
+  return {static_cast<time_t>(s.count()),
+          static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(d - s).count())};
+}
+
+int pidfd_send_signal(int pidfd, int sig) noexcept {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+}  // namespace
+
 // -------------------------------------------------------------------------- ProcessState
 
-ExitStatus ProcessState::status_locked() {
-  if (!status.finished() && pid > 0) {
+ExitStatus ProcessState::poll_locked() {
+  if (status.finished() || owner != self_pid()) return status;
+  if (!via_server) {
     int st = 0;
-    pid_t r = ::waitpid(pid, &st, WNOHANG);
+    pid_t r;
+    do r = ::waitpid(pid, &st, WNOHANG);
+    while (r < 0 && errno == EINTR);
     if (r == pid) {
       status = ExitStatus::from_wait_status(st);
-      pidfd.reset();
     } else if (r < 0 && errno == ECHILD) {
-      status = ExitStatus::exited(255);  // reaped behind our back (a SIGCHLD handler?)
-      pidfd.reset();
+      status = ExitStatus::exited(kStatusLost);  // reaped behind our back (SIGCHLD ignored?)
     }
+    return status;
   }
+  if (!server_lost) {
+    std::int32_t st = 0;
+    ssize_t n = ::recv(status_fd.get(), &st, sizeof st, MSG_DONTWAIT);
+    if (n == sizeof st) {
+      status = ExitStatus::from_wait_status(st);
+      return status;
+    }
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return status;
+    server_lost = true;  // EOF before a status: the server died
+  }
+  // Without the server we can still tell *that* the child ended, not how.
+  bool ended = pidfd ? fd_readable(pidfd.get()) : process_has_exited(pid);
+  if (ended) status = ExitStatus::exited(kStatusLost);
   return status;
 }
 
 ExitStatus ProcessState::poll() {
   std::lock_guard g(mu);
-  return status_locked();
+  return poll_locked();
 }
 
 bool ProcessState::wait_until(Deadline deadline) {
@@ -81,28 +122,38 @@ bool ProcessState::wait_until(Deadline deadline) {
     int fd;
     {
       std::lock_guard g(mu);
-      if (status_locked().finished()) return true;
-      fd = pidfd.get();
+      if (poll_locked().finished()) return true;
+      if (owner != self_pid()) throw ProcessError("Process.join(): '" + name + "' is not a child of this process");
+      fd = via_server && !server_lost ? status_fd.get() : pidfd.get();
     }
-    int timeout_ms = -1;
+    timespec ts{};
+    timespec* tsp = nullptr;
     if (deadline) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now()).count();
-      if (left <= 0) return false;
-      timeout_ms = static_cast<int>(std::min<long long>(left, 1 << 30));
+      auto left = *deadline - Clock::now();
+      if (left <= Clock::duration::zero()) return false;
+      ts = to_timespec(left);
+      tsp = &ts;
     }
     if (fd >= 0) {
       pollfd p{fd, POLLIN, 0};
-      int r = ::poll(&p, 1, timeout_ms);
-      if (r < 0 && errno != EINTR) return false;
+      ::ppoll(&p, 1, tsp, nullptr);  // woken, timed out or EINTR: re-check in every case
     } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // no pidfd (EMFILE at start): rare fallback
+      // No pidfd (pidfd_open failed, e.g. EMFILE at start): nothing to sleep on but time.
+      auto step = std::chrono::duration_cast<Clock::duration>(5ms);
+      if (deadline) step = std::min(step, *deadline - Clock::now());
+      std::this_thread::sleep_for(step);
     }
   }
 }
 
 void ProcessState::send(int sig) {
   std::lock_guard g(mu);
-  if (pid > 0 && !status_locked().finished()) ::kill(pid, sig);
+  if (owner != self_pid() || poll_locked().finished()) return;
+  if (pidfd) {
+    if (pidfd_send_signal(pidfd.get(), sig) == 0 || errno == ESRCH) return;
+  }
+  // No pidfd. A child of ours that we have not reaped (we hold mu) still owns its pid.
+  ::kill(pid, sig);
 }
 
 // ------------------------------------------------------------------ this process's identity
@@ -131,26 +182,22 @@ std::vector<void (*)()>& shutdown_hooks() {
   return *v;
 }
 
-/// Drops finished children from the registry (Python's _cleanup()).
-void reap_finished() {
-  std::lock_guard g(children_mutex());
-  auto& v = children();
-  v.erase(std::remove_if(v.begin(), v.end(), [](auto& s) { return s->poll().finished(); }), v.end());
+/// The Process object this process is running (fork start method), to refuse join(self).
+const Process* g_running = nullptr;
+
+/// Drops finished children from the registry (Python's _cleanup()), reaping them.
+void reap_finished() noexcept {
+  {
+    std::lock_guard g(children_mutex());
+    auto& v = children();
+    v.erase(std::remove_if(v.begin(), v.end(), [](auto& s) { return s->poll().finished(); }), v.end());
+  }
+  reap_retired_servers();
 }
 
 std::vector<std::shared_ptr<ProcessState>> snapshot_children() {
   std::lock_guard g(children_mutex());
   return children();
-}
-
-void flush_std_streams() noexcept {
-  try {
-    std::cout.flush();
-    std::cerr.flush();
-  } catch (...) {
-    // A failing stream at exit has nowhere to report to.
-  }
-  std::fflush(nullptr);
 }
 
 std::string demangle(const char* mangled) {
@@ -161,19 +208,96 @@ std::string demangle(const char* mangled) {
   return out;
 }
 
-std::atomic<bool> atexit_installed{false};
+std::atomic<bool> g_exit_handler_installed{false};
 void exit_function() { run_shutdown(); }
 
+std::atomic<pid_t> g_expected_parent{0};
+/// Parent-death signal handler for daemons forked by a non-main thread: the kernel also
+/// sends the signal when only that *thread* ended (the child then moves to another thread
+/// of the same process, and getppid() is unchanged). Async-signal-safe: two syscalls.
+extern "C" void on_parent_death(int) {
+  if (::getppid() != g_expected_parent.load(std::memory_order_relaxed)) ::kill(::getpid(), SIGKILL);
+}
+
+void become_child(const ChildIdentity& id) {
+  forget_parent_state();
+  Self& me = self();
+  me.parent_name = id.parent_name;
+  me.parent_pid = id.parent_pid;
+  me.name = id.name;
+  me.daemon = id.daemon;
+  me.counter = 0;
+  me.identity_prefix = id.name.starts_with("Process-") ? id.name.substr(8) + ":" : me.identity_prefix;
+}
+
+void run_process_object(void* p) { static_cast<Process*>(p)->run(); }
+void run_nothing(std::string_view) {}
+
 }  // namespace
+
+/// Forgets what this process inherited from its parent without touching it: the parent's
+/// children and its fork server are not ours.
+void forget_parent_state() noexcept {
+  new (&children_mutex()) std::mutex;  // another thread may have held it at fork time
+  auto& v = children();
+  for (auto& c : v) {  // our copies of the parent's fds; the states may outlive the registry
+    c->pidfd.reset();
+    c->status_fd.reset();
+  }
+  v.clear();
+  forget_forkserver_after_fork();
+}
+
+void flush_std_streams() noexcept {
+  // Buffered output would otherwise be written twice after fork (by parent and child), or
+  // lost at _exit().
+  try {
+    std::cout.flush();
+    std::cerr.flush();
+  } catch (const std::exception&) {
+    // A stream with exceptions enabled that fails: nothing to report to, carry on.
+  }
+  std::fflush(nullptr);
+}
+
+void die_with_parent(pid_t real_parent, bool forked_by_main_thread) noexcept {
+  int sig = SIGKILL;
+  if (!forked_by_main_thread) {
+    sig = SIGRTMAX;
+    g_expected_parent.store(real_parent, std::memory_order_relaxed);
+    struct sigaction sa {};
+    sa.sa_handler = on_parent_death;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  }
+  ::prctl(PR_SET_PDEATHSIG, sig);
+  // The parent may have died between fork() and prctl(): then no signal will ever come.
+  if (::getppid() != real_parent) ::kill(::getpid(), SIGKILL);
+}
+
+void ensure_exit_handler() {
+  if (!g_exit_handler_installed.exchange(true)) std::atexit(exit_function);
+}
 
 void run_shutdown() {
   static std::atomic<pid_t> done_in{0};
   if (done_in.exchange(self_pid()) == self_pid()) return;  // once per process
-  // Python's util._exit_function: terminate daemon children, then join everybody.
-  for (auto& c : snapshot_children())
+  // Python's util._exit_function: terminate daemon children, then join everybody. Unlike
+  // Python, a daemon that ignores SIGTERM does not hang the exit: it is killed after a grace.
+  auto kids = snapshot_children();
+  for (auto& c : kids)
     if (c->daemon) c->send(SIGTERM);
-  for (auto& c : snapshot_children()) c->wait_until(std::nullopt);
+  auto grace_end = Clock::now() + kDaemonGrace;
+  for (auto& c : kids)
+    if (c->daemon && !c->wait_until(grace_end)) c->send(SIGKILL);
+  for (auto& c : kids) c->wait_until(std::nullopt);
   reap_finished();
+  stop_forkserver_at_exit();
   auto& hooks = shutdown_hooks();
   for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) (*it)();
   flush_std_streams();
@@ -182,53 +306,41 @@ void run_shutdown() {
 void at_shutdown(void (*hook)()) { shutdown_hooks().push_back(hook); }
 
 void register_child(std::shared_ptr<ProcessState> s) {
-  if (!atexit_installed.exchange(true)) std::atexit(exit_function);
+  ensure_exit_handler();
   std::lock_guard g(children_mutex());
   children().push_back(std::move(s));
 }
 
-void become_child(const std::string& name, bool daemon, pid_t parent) {
-  Self& me = self();
-  me.parent_name = me.name;
-  me.parent_pid = parent;
-  me.name = name;
-  me.daemon = daemon;
-  me.counter = 0;
-  me.identity_prefix = name.starts_with("Process-") ? name.substr(8) + ":" : me.identity_prefix;
-  // The parent's children are not ours: forget them without touching them.
-  auto& v = children();
-  for (auto& c : v) c->pidfd.reset();  // our inherited copies of the parent's pidfds
-  new (&children_mutex()) std::mutex;  // another thread may have held it at fork time
-  v.clear();
+bool has_unfinished_server_children() {
+  std::lock_guard g(children_mutex());
+  return std::any_of(children().begin(), children().end(),
+                     [](auto& s) { return s->via_server && !s->poll().finished(); });
 }
 
-[[noreturn]] void child_main(Process& p, const std::string& name, bool daemon, pid_t parent) {
-  if (daemon) {
-    // Die with the parent even if it is killed; close the race where it died before prctl.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
-  }
-  become_child(name, daemon, parent);
+[[noreturn]] void child_main(void (*body)(void*), void* ctx, const ChildIdentity& id) {
+  if (id.daemon) die_with_parent(id.real_parent, id.forked_by_main_thread);
+  become_child(id);
   int code = 0;
   try {
-    p.run();
+    body(ctx);
   } catch (const SystemExit& e) {
     code = e.code;
   } catch (const std::exception& e) {
     flush_std_streams();
-    std::fprintf(stderr, "Process %s:\n%s: %s\n", name.c_str(), demangle(typeid(e).name()).c_str(), e.what());
+    std::fprintf(stderr, "Process %s:\n%s: %s\n", id.name.c_str(), demangle(typeid(e).name()).c_str(), e.what());
     code = 1;
   } catch (...) {
     flush_std_streams();
     auto* t = abi::__cxa_current_exception_type();
-    std::fprintf(stderr, "Process %s:\n%s: (not a std::exception)\n", name.c_str(),
+    std::fprintf(stderr, "Process %s:\n%s: (not a std::exception)\n", id.name.c_str(),
                  t ? demangle(t->name()).c_str() : "unknown exception");
     code = 1;
   }
   try {
     run_shutdown();
-  } catch (...) {
-    code = code ? code : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "Process %s: error while shutting down: %s\n", id.name.c_str(), e.what());
+    if (code == 0) code = 1;
   }
   flush_std_streams();
   ::_exit(code & 0xff);
@@ -253,87 +365,142 @@ void ProcessHandle::kill() const { s_->send(SIGKILL); }
 
 Process::Process() : Process(ProcessOptions{}) {}
 
-Process::Process(ProcessOptions opts) : name_(std::move(opts.name)), daemon_(opts.daemon) {
+Process::Process(ProcessOptions opts) : name_(std::move(opts.name)), creator_(internal::self_pid()) {
   auto& me = internal::self();
   if (name_.empty()) name_ = "Process-" + me.identity_prefix + std::to_string(++me.counter);
-  if (!daemon_ && opts.inherit_daemon) daemon_ = me.daemon;
+  daemon_ = opts.daemon.value_or(me.daemon);
 }
 
 Process::Process(Process&&) noexcept = default;
 Process& Process::operator=(Process&&) noexcept = default;
-Process::~Process() = default;
+
+Process::~Process() {
+  if (state_ && creator_ == internal::self_pid()) internal::reap_finished();
+}
 
 void Process::run() {
-  if (target_) target_();
+  if (target_) target_->call();
 }
 
 void Process::daemon(bool d) {
-  if (state_) throw ProcessError("Process.daemon: cannot change the daemon flag of '" + name_ + "' after start()");
+  if (state_ || closed_)
+    throw ProcessError("Process.daemon: cannot change the daemon flag of '" + name_ + "' after start()");
   daemon_ = d;
 }
 
+void Process::check_creator(const char* what) const {
+  if (creator_ != internal::self_pid())
+    throw ProcessError(std::string("Process.") + what + "(): '" + name_ +
+                       "' was created by another process; only its creator can " + what + "() it");
+}
+
+const std::shared_ptr<internal::ProcessState>& Process::started(const char* what) const {
+  if (closed_) throw ValueError(std::string("Process.") + what + "(): '" + name_ + "' has been closed");
+  if (!state_) throw ProcessError(std::string("Process.") + what + "(): '" + name_ + "' has not been started");
+  return state_;
+}
+
 void Process::start() {
-  if (closed_) throw ValueError("Process.start(): '" + name_ + "' was closed");
-  if (state_) throw ProcessError("Process.start(): '" + name_ + "' was already started (a process can only be started once)");
-  if (internal::self().daemon && daemon_ == false) {
-    // Python forbids daemonic processes from having children at all; we allow it but
-    // keep them daemonic so they die with us.
-    daemon_ = true;
-  }
+  if (closed_) throw ValueError("Process.start(): '" + name_ + "' has been closed");
+  if (state_)
+    throw ProcessError("Process.start(): '" + name_ + "' was already started (a process can only be started once)");
+  check_creator("start");
+  auto& me = internal::self();
+  // Python forbids daemonic processes to have children; we allow it, but keep them
+  // daemonic so that they die with us.
+  bool daemon = daemon_ || me.daemon;
   internal::reap_finished();
+  pid_t self = internal::self_pid();
+  internal::ChildIdentity id{name_, daemon, self, me.name, self, internal::self_tid() == self};
   auto st = std::make_shared<internal::ProcessState>();
   st->name = name_;
-  st->daemon = daemon_;
-  pid_t parent = internal::self_pid();
-  internal::flush_std_streams_before_fork();
+  st->daemon = daemon;
+  st->owner = self;
   if (get_start_method() == StartMethod::forkserver) {
-    internal::start_via_forkserver(*this, *st);
+    if (typeid(*this) != typeid(Process))
+      throw ProcessError("Process.start(): '" + name_ + "' is a subclass of mp::Process (" +
+                         internal::demangle(typeid(*this).name()) +
+                         "); the fork server cannot run a subclass's run(). Use mp::Process(function, args...) "
+                         "or StartMethod::fork");
+    internal::ServerCall call = target_ ? target_->server_call() : internal::ServerCall{internal::run_nothing, {}};
+    internal::flush_std_streams();  // keeps our earlier output ahead of the child's
+    internal::start_via_forkserver(call, id, *st);
   } else {
+    internal::flush_std_streams();
     pid_t pid = ::fork();
     if (pid < 0) throw OSError(errno, "fork() for Process '" + name_ + "'");
-    if (pid == 0) internal::child_main(*this, name_, daemon_, parent);
+    if (pid == 0) {
+      internal::g_running = this;
+      internal::child_main(internal::run_process_object, this, id);
+    }
     st->pid = pid;
     st->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   }
-  st->status = ExitStatus::running();
+  pid_ = st->pid;
+  daemon_ = daemon;
   state_ = st;
   internal::register_child(std::move(st));
 }
 
-const internal::ProcessState& Process::started(const char* what) const {
-  if (!state_) throw ProcessError(std::string("Process.") + what + "(): '" + name_ + "' has not been started");
-  return *state_;
-}
-
 void Process::join() {
-  if (state_ && state_->pid == internal::self_pid()) throw ProcessError("Process.join(): a process cannot join itself");
-  started("join");
-  state_->wait_until(std::nullopt);
+  if (internal::g_running == this) throw ProcessError("Process.join(): a process cannot join itself");
+  auto s = started("join");
+  check_creator("join");
+  s->wait_until(std::nullopt);
 }
 
 bool Process::join_until(internal::Clock::time_point deadline) {
-  started("join");
-  return state_->wait_until(deadline);
+  if (internal::g_running == this) throw ProcessError("Process.join(): a process cannot join itself");
+  auto s = started("join");
+  check_creator("join");
+  return s->wait_until(deadline);
 }
 
-bool Process::is_alive() const { return state_ && !state_->poll().finished(); }
-void Process::terminate() { if (state_) state_->send(SIGTERM); }
-void Process::kill() { if (state_) state_->send(SIGKILL); }
+bool Process::is_alive() const {
+  if (closed_) throw ValueError("Process.is_alive(): '" + name_ + "' has been closed");
+  if (internal::g_running == this) return true;
+  check_creator("is_alive");
+  return state_ && !state_->poll().finished();
+}
+
+void Process::terminate() {
+  if (closed_) throw ValueError("Process.terminate(): '" + name_ + "' has been closed");
+  if (state_) {
+    check_creator("terminate");
+    state_->send(SIGTERM);
+  }
+}
+
+void Process::kill() {
+  if (closed_) throw ValueError("Process.kill(): '" + name_ + "' has been closed");
+  if (state_) {
+    check_creator("kill");
+    state_->send(SIGKILL);
+  }
+}
 
 void Process::close() {
+  if (closed_) return;
   if (state_ && !state_->poll().finished())
     throw ValueError("Process.close(): '" + name_ + "' is still running; join() or terminate() it first");
   closed_ = true;
+  state_.reset();
+  target_.reset();
 }
 
-pid_t Process::pid() const noexcept { return state_ ? state_->pid : 0; }
-std::optional<int> Process::exitcode() const { return state_ ? state_->poll().python_exitcode() : std::nullopt; }
-ExitStatus Process::status() const { return state_ ? state_->poll() : ExitStatus::not_started(); }
-int Process::sentinel() const { return started("sentinel").pidfd.get(); }
-ProcessHandle Process::handle() const {
-  started("handle");
-  return ProcessHandle(state_);
+std::optional<int> Process::exitcode() const {
+  if (closed_) throw ValueError("Process.exitcode(): '" + name_ + "' has been closed");
+  return state_ ? state_->poll().python_exitcode() : std::nullopt;
 }
+
+ExitStatus Process::status() const {
+  if (closed_) throw ValueError("Process.status(): '" + name_ + "' has been closed");
+  return state_ ? state_->poll() : ExitStatus::not_started();
+}
+
+int Process::sentinel() const { return started("sentinel")->sentinel(); }
+
+ProcessHandle Process::handle() const { return ProcessHandle(started("handle")); }
 
 // ------------------------------------------------------------------------ module functions
 

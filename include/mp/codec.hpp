@@ -65,6 +65,7 @@ class InArchive : public cereal::InputArchive<InArchive, cereal::AllowEmptyClass
  public:
   explicit InArchive(std::string_view in) : InputArchive(this), p_(in.data()), end_(in.data() + in.size()) {}
   void load_binary(void* data, std::size_t size) {
+    if (size == 0) return;  // an empty vector's data() may be null: memcpy(nullptr, p, 0) is UB
     if (size > remaining()) throw CodecError("codec: truncated input (wanted " + std::to_string(size) +
                                              " more bytes, have " + std::to_string(remaining()) + ")");
     std::memcpy(data, p_, size);
@@ -87,7 +88,17 @@ template <class T>
 void CEREAL_SAVE_FUNCTION_NAME(OutArchive& ar, const T& t) { ar.save_binary(std::addressof(t), sizeof(t)); }
 template <class T>
   requires std::is_arithmetic_v<T>
-void CEREAL_LOAD_FUNCTION_NAME(InArchive& ar, T& t) { ar.load_binary(std::addressof(t), sizeof(t)); }
+void CEREAL_LOAD_FUNCTION_NAME(InArchive& ar, T& t) {
+  if constexpr (std::is_same_v<T, bool>) {
+    // A bool's object representation must be 0 or 1; copying any other byte into it is UB.
+    unsigned char b = 0;
+    ar.load_binary(&b, 1);
+    if (b > 1) throw CodecError("codec: byte " + std::to_string(b) + " is not a bool (0 or 1): the data is corrupt");
+    t = b != 0;
+  } else {
+    ar.load_binary(std::addressof(t), sizeof(t));
+  }
+}
 template <class T>
 void CEREAL_SERIALIZE_FUNCTION_NAME(OutArchive& ar, cereal::NameValuePair<T>& t) { ar(t.value); }
 template <class T>
@@ -130,9 +141,10 @@ concept TriviallyTransferable = std::is_trivially_copyable_v<T> && !std::is_poin
 /// Values of T can be sent to another process through mp::codec.
 template <class T>
 concept Transferable =
-    TriviallyTransferable<T> || std::is_same_v<T, std::string> || internal::is_byte_vector<T>::value ||
+    !std::is_pointer_v<T> && !std::is_member_pointer_v<T> &&  // an address means nothing elsewhere
+    (TriviallyTransferable<T> || std::is_same_v<T, std::string> || internal::is_byte_vector<T>::value ||
     (cereal::traits::is_output_serializable<T, internal::OutArchive>::value &&
-     cereal::traits::is_input_serializable<T, internal::InArchive>::value && std::is_default_constructible_v<T>);
+     cereal::traits::is_input_serializable<T, internal::InArchive>::value && std::is_default_constructible_v<T>));
 
 namespace codec {
 

@@ -1,51 +1,90 @@
 // mp/process.hpp — child processes, the multiprocessing.Process way.
 //
 // Mirrors: multiprocessing.Process, current_process(), parent_process(),
-// active_children(), cpu_count(). Two styles, as in Python:
+// active_children(), cpu_count(), set_start_method(). Two styles, as in Python:
 //
 //   void work(int n) { std::printf("child %d\n", n); }
-//   mp::Process p(work, 42);            // function + arguments
+//   mp::Process p(work, 42);            // function + arguments (copied now, like args=(42,))
 //   p.start(); p.join();                // p.exitcode() == 0
 //
 //   struct Worker : mp::Process {       // subclass and override run()
 //     void run() override { std::puts("hello from the child"); }
 //   };
 //
-// Guarantees:
-// - start() forks (the default start method). The child runs the target, then its own
-//   exit steps (joins its non-daemon children, terminates its daemon ones, flushes stdio)
-//   and leaves with _exit(): the parent's static destructors and atexit handlers never run
-//   in the child. Fork copies only the calling thread: locks held by other threads of the
-//   parent at that moment stay locked forever in the child. In a program that already
-//   runs threads, start processes early, or pick StartMethod::forkserver.
-// - exitcode(): nullopt before the child ends; 0 on normal return; n for mp::exit(n);
-//   1 for an uncaught exception (printed as "Process <name>:" + type + message on
-//   stderr); -N when killed by signal N — exactly Python's convention.
-// - Daemon children are terminated when the parent's main() returns (or exit() is
-//   called) and are killed by the kernel if the parent dies abruptly (PR_SET_PDEATHSIG;
-//   note the kernel sends it when the *thread* that started the child ends).
-//   Non-daemon children are joined at normal exit, as Python does. Every child is reaped:
-//   no zombies remain, even when the Process object is destroyed while the child runs.
-// - All methods are safe to call from several threads of the parent.
+// Exit state (exitcode(), Python's convention exactly): nullopt before the child ends;
+// 0 when run() returns; n for mp::exit(n); 1 for an uncaught exception (printed on the
+// child's stderr as "Process <name>:" then "<type>: <what()>"); -N when killed by signal N
+// (terminate() gives -15, kill() gives -9); 255 when the status was lost (the child was
+// reaped by someone else, e.g. SIGCHLD set to SIG_IGN, or its fork server was killed).
+// status() gives the same as a value type (ExitStatus) instead of a signed int.
+//
+// Lifetime guarantees:
+// - Non-daemon children are joined when this process ends normally (main() returns or
+//   std::exit()), as Python does. Daemon children are sent SIGTERM at that point and, if
+//   they are still alive 5 s later, SIGKILL; then everything is reaped. Daemon children
+//   are also killed when this process dies abruptly (SIGKILL, crash): the kernel delivers
+//   their parent-death signal (PR_SET_PDEATHSIG), and a child whose parent died before
+//   that was armed notices it right after fork (getppid() check) and dies at once.
+//   PR_SET_PDEATHSIG fires when the parent *thread* that forked ends; a daemon started
+//   from a thread other than main is therefore armed with a handled real-time signal that
+//   re-checks getppid() and only kills the child if the parent *process* is gone.
+// - No zombies: every child is reaped by join(), by exitcode()/is_alive() once it has
+//   ended, by the next start()/active_children() or Process destructor when its Process
+//   object is already gone, and at the latest at this process's exit.
+// - Destroying a Process neither waits nor kills: a running child keeps running and is
+//   still joined (non-daemon) or terminated (daemon) at exit, as in Python.
+// - Thread safety: once start() has returned, join()/join(timeout)/is_alive()/exitcode()/
+//   status()/terminate()/kill()/sentinel() may be called concurrently from any threads;
+//   exactly one of them reaps the child and all see the same status. start(), close(),
+//   the setters and assignment must not race with other calls on the same object.
+// - The child leaves through _exit() after its own exit steps (its daemon children are
+//   terminated, the others joined, stdio flushed): the parent's static destructors and
+//   atexit handlers never run twice. Inside a child, end early with mp::exit(code), not
+//   std::exit() (which would run the parent's copies of those handlers).
+//
+// Start methods (set_start_method):
+// - StartMethod::fork (default): start() forks the calling process. Fast, and the child
+//   sees everything the parent had (captures, subclass members, mp objects). The hazard:
+//   fork copies only the calling thread, so a mutex held by another thread at that instant
+//   (malloc's, a logger's, your own) stays locked forever in the child. In a program that
+//   already runs threads, start processes before starting threads, or use forkserver.
+// - StartMethod::forkserver: set_start_method() forks a small server while the program is
+//   still single-threaded; start() then asks it (over a unix socket) to fork the child, so
+//   the child never inherits another thread's locks. The server is a fork of this very
+//   binary, so function addresses are identical: the target must be a function pointer
+//   or a captureless lambda, and the arguments mp::Transferable values (they are encoded
+//   with mp::codec and decoded in the child). Subclasses overriding run() and lambdas
+//   with captures cannot be started this way: start() throws mp::ProcessError (check at
+//   compile time with `mp::Process p(mp::forkserver_safe, fn, args...)`). The child sees
+//   the program as it was when set_start_method() was called (globals, and mp objects
+//   created before that call), writes to the parent's *current* stdin/stdout/stderr, and
+//   reports the parent as parent_process(). All Process methods work the same (the server
+//   reports the child's pid and wait status back; signals go through a pidfd). The server
+//   dies with its owner and reaps everything it forked.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <sys/types.h>
 
+#include "mp/codec.hpp"
 #include "mp/errors.hpp"
 #include "mp/internal/futex.hpp"
 
 namespace mp {
 
-/// How a child process is created. See set_start_method().
+/// How a child process is created. See set_start_method() and the header comment.
 enum class StartMethod {
   fork,        ///< fork() the caller (default; fast; copies the whole address space).
   forkserver,  ///< ask a server process, forked while the program was single-threaded, to fork.
@@ -85,15 +124,134 @@ class ExitStatus {
 struct SystemExit {
   int code;
 };
-/// Ends the current mp child process with `code` (unwinding its stack first), like sys.exit().
+/// Ends the current mp child process with `code` (unwinding its stack first), like
+/// sys.exit(). Only the low 8 bits reach the parent, as with any exit status.
 [[noreturn]] inline void exit(int code) { throw SystemExit{code}; }
 
+/// A target the fork server can run: a function pointer or a captureless lambda (any empty,
+/// default-constructible, trivially copyable function object), whose arguments are all
+/// mp::Transferable. Such a target is identified by code address alone, which the server
+/// shares with this program.
+template <class F>
+concept StatelessCallable = (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) ||
+                            (std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F> &&
+                             std::is_trivially_copyable_v<F>);
+/// An argument the fork server can carry: encodable, and not an address (which would name
+/// memory the child does not share).
+template <class T>
+concept ServerArgument = Transferable<T> && !std::is_pointer_v<T> && !std::is_member_pointer_v<T>;
+template <class F, class... Args>
+concept ServerStartable = StatelessCallable<std::decay_t<F>> && (ServerArgument<std::decay_t<Args>> && ...) &&
+                          std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>;
+
+/// Tag for the Process constructor that checks ServerStartable at compile time.
+struct ForkserverSafe {
+  explicit ForkserverSafe() = default;
+};
+inline constexpr ForkserverSafe forkserver_safe{};
+
 namespace internal {
+
 struct ProcessState;
+
+/// The call as the fork server runs it: `trampoline(payload)` in the child it forks.
+struct ServerCall {
+  void (*trampoline)(std::string_view payload);
+  std::string payload;
+};
+
+/// Arguments travel as a sequence of (u64 length, mp::codec bytes).
+inline void append_arg(std::string& out, const auto& value) {
+  std::size_t at = out.size();
+  out.append(sizeof(std::uint64_t), '\0');
+  codec::encode_into(value, out);
+  std::uint64_t n = out.size() - at - sizeof(std::uint64_t);
+  std::memcpy(out.data() + at, &n, sizeof n);
 }
 
+class ArgReader {
+ public:
+  explicit ArgReader(std::string_view bytes) noexcept : rest_(bytes) {}
+  std::string_view take(std::size_t n) {
+    if (n > rest_.size()) throw CodecError("Process arguments: truncated payload from the fork server");
+    auto out = rest_.substr(0, n);
+    rest_.remove_prefix(n);
+    return out;
+  }
+  template <class T>
+  T next() {
+    std::uint64_t n;
+    std::memcpy(&n, take(sizeof n).data(), sizeof n);
+    return codec::decode<T>(take(n));
+  }
+  [[nodiscard]] bool done() const noexcept { return rest_.empty(); }
+
+ private:
+  std::string_view rest_;
+};
+
+template <class F, class... A>
+void server_trampoline(std::string_view payload) {
+  ArgReader r(payload);
+  F f = [&] {
+    if constexpr (std::is_pointer_v<F>) {
+      F p;
+      std::memcpy(static_cast<void*>(&p), r.take(sizeof p).data(), sizeof p);
+      return p;
+    } else {
+      return F{};
+    }
+  }();
+  std::tuple<A...> args{r.template next<A>()...};  // braced: decoded left to right
+  if (!r.done()) throw CodecError("Process arguments: unexpected bytes after the last argument");
+  std::apply([&](A&... a) { std::invoke(f, a...); }, args);
+}
+
+/// A callable and its copied arguments, runnable here (fork) or describable to the server.
+class Target {
+ public:
+  virtual ~Target() = default;
+  virtual void call() = 0;
+  /// Throws mp::ProcessError when the target cannot be started by the fork server.
+  [[nodiscard]] virtual ServerCall server_call() const = 0;
+};
+
+template <class F, class... A>
+class TargetImpl final : public Target {
+ public:
+  template <class G, class... B>
+  explicit TargetImpl(G&& g, B&&... b) : f_(std::forward<G>(g)), args_(std::forward<B>(b)...) {}
+  void call() override {
+    std::apply([this](A&... a) { std::invoke(f_, a...); }, args_);
+  }
+  [[nodiscard]] ServerCall server_call() const override {
+    if constexpr (!StatelessCallable<F>) {
+      throw ProcessError(
+          "Process.start(): under StartMethod::forkserver the target must be a function or a captureless lambda "
+          "(this one carries state, e.g. lambda captures or a std::function): pass the data as arguments instead");
+    } else if constexpr (!(ServerArgument<A> && ...)) {
+      throw ProcessError(
+          "Process.start(): under StartMethod::forkserver every argument must be mp::Transferable and not a pointer "
+          "(it is encoded with mp::codec for the server); give the type a serialize() function or use "
+          "StartMethod::fork");
+    } else {
+      ServerCall c{&server_trampoline<F, A...>, {}};
+      if constexpr (std::is_pointer_v<F>) c.payload.append(reinterpret_cast<const char*>(&f_), sizeof f_);
+      std::apply([&](const A&... a) { (append_arg(c.payload, a), ...); }, args_);
+      return c;
+    }
+  }
+
+ private:
+  F f_;
+  std::tuple<A...> args_;
+};
+
+}  // namespace internal
+
 /// A copyable reference to a started child: what active_children() returns, and what
-/// Process::handle() gives to code that outlives the Process object.
+/// Process::handle() gives to code that outlives the Process object. Same guarantees as
+/// the corresponding Process methods.
 class ProcessHandle {
  public:
   explicit ProcessHandle(std::shared_ptr<internal::ProcessState> s) noexcept : s_(std::move(s)) {}
@@ -118,11 +276,11 @@ class ProcessHandle {
 
 /// Options for a Process, as keyword arguments: `mp::Process p({.name = "w", .daemon = true}, fn)`.
 struct ProcessOptions {
-  std::string name;     ///< default: "Process-N" (N counts per parent; "Process-1:2" in a child)
-  bool daemon = false;  ///< default: the creating process's own daemon flag, as in Python
-  bool inherit_daemon = true;  ///< when true and daemon is false, inherit the creator's flag
+  std::string name;             ///< default: "Process-N" (N counts per creator; "Process-1:2" in Process-1)
+  std::optional<bool> daemon;   ///< default: the creating process's own daemon flag, as in Python
 };
 
+/// multiprocessing.Process. Move-only; the child is started at most once.
 class Process {
  public:
   /// For subclasses that override run().
@@ -130,49 +288,73 @@ class Process {
   explicit Process(ProcessOptions opts);
 
   /// A process that calls `fn(args...)`. Arguments are copied now (decayed), like Python's
-  /// args tuple; after fork the child calls fn with its own copies.
+  /// args tuple; the child calls fn with its own copies (passed as lvalues).
   template <class F, class... Args>
-    requires(!std::is_same_v<std::decay_t<F>, ProcessOptions> && !std::is_same_v<std::decay_t<F>, Process> &&
+    requires(!std::is_same_v<std::decay_t<F>, ProcessOptions> && !std::is_same_v<std::decay_t<F>, ForkserverSafe> &&
+             !std::is_base_of_v<Process, std::decay_t<F>> &&
              std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>)
   explicit Process(F&& fn, Args&&... args) : Process(ProcessOptions{}, std::forward<F>(fn), std::forward<Args>(args)...) {}
 
   template <class F, class... Args>
     requires std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>
   Process(ProcessOptions opts, F&& fn, Args&&... args) : Process(std::move(opts)) {
-    target_ = [f = std::forward<F>(fn), tup = std::make_tuple(std::forward<Args>(args)...)]() mutable {
-      std::apply([&](auto&... a) { std::invoke(f, a...); }, tup);
-    };
+    target_ = std::make_unique<internal::TargetImpl<std::decay_t<F>, std::decay_t<Args>...>>(
+        std::forward<F>(fn), std::forward<Args>(args)...);
+  }
+
+  /// As Process(fn, args...), and fails to compile unless the fork server could start it
+  /// (see ServerStartable): the compile-time form of forkserver's start-time check.
+  template <class F, class... Args>
+  Process(ForkserverSafe, F&& fn, Args&&... args) : Process(ForkserverSafe{}, ProcessOptions{}, std::forward<F>(fn),
+                                                           std::forward<Args>(args)...) {}
+  template <class F, class... Args>
+  Process(ForkserverSafe, ProcessOptions opts, F&& fn, Args&&... args)
+      : Process(std::move(opts), std::forward<F>(fn), std::forward<Args>(args)...) {
+    static_assert(StatelessCallable<std::decay_t<F>>,
+                  "mp::forkserver_safe: the target must be a function pointer or a captureless lambda; pass the "
+                  "data as arguments");
+    static_assert((ServerArgument<std::decay_t<Args>> && ...),
+                  "mp::forkserver_safe: every argument must be mp::Transferable (see mp/codec.hpp) and not a pointer");
   }
 
   Process(Process&&) noexcept;
   Process& operator=(Process&&) noexcept;
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
-  /// Does not wait and does not kill: a running child keeps running and is still joined
-  /// (non-daemon) or terminated (daemon) when the program exits, as in Python.
+  /// Neither waits nor kills (see the header comment); reaps children that have ended.
   virtual ~Process();
 
-  /// Starts the child. Throws mp::ProcessError if already started or closed, mp::OSError
-  /// if the system refuses to create a process.
+  /// Starts the child with the current start method. Throws mp::ProcessError if already
+  /// started, if this object was created by another process (a copy inherited through
+  /// fork), or if the fork server cannot run this target; mp::ValueError after close();
+  /// mp::OSError if the system refuses to create a process.
   void start();
   /// What the child runs. The default calls the target given to the constructor.
   virtual void run();
 
-  /// Waits for the child to end. Throws mp::ProcessError if not started.
+  /// Waits for the child to end and reaps it. Throws mp::ProcessError if not started, if
+  /// called from the child itself ("a process cannot join itself"), or if this process is
+  /// not the one that started it.
   void join();
-  /// Waits at most `timeout`; returns true if the child has ended.
+  /// Waits at most `timeout` (zero or negative: just checks); returns true if the child
+  /// has ended. Same errors as join().
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) {
     return join_until(internal::deadline_after(timeout));
   }
   bool join_until(internal::Clock::time_point deadline);
 
+  /// True from start() until the child has ended (it may still be true right after
+  /// terminate(): the signal is asynchronous). False before start(). Inside the child,
+  /// true for its own Process object. Throws mp::ProcessError from another process.
   [[nodiscard]] bool is_alive() const;
-  /// Sends SIGTERM (Python's terminate()). No effect once the child has been reaped.
+  /// Sends SIGTERM (Python's terminate()). No effect before start() or once the child has
+  /// ended: the signal goes through a pidfd, so it never reaches a recycled pid.
   void terminate();
-  /// Sends SIGKILL.
+  /// Sends SIGKILL. Same rules as terminate().
   void kill();
-  /// Releases the process's resources. Throws mp::ValueError while the child still runs.
+  /// Releases the process's resources (its sentinel fd). Throws mp::ValueError while the
+  /// child still runs; afterwards every method but name()/daemon()/pid() throws mp::ValueError.
   void close();
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
@@ -181,22 +363,28 @@ class Process {
   /// Sets the daemon flag. Throws mp::ProcessError after start().
   void daemon(bool d);
   /// The child's pid; 0 before start().
-  [[nodiscard]] pid_t pid() const noexcept;
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   [[nodiscard]] pid_t ident() const noexcept { return pid(); }
-  /// Python's exitcode (see the header comment).
+  /// Python's exitcode (see the header comment). nullopt before start().
   [[nodiscard]] std::optional<int> exitcode() const;
+  /// The same as a value: not_started, running, exited(code) or killed(signal).
   [[nodiscard]] ExitStatus status() const;
-  /// A file descriptor that becomes readable when the child ends (a pidfd); -1 before start.
+  /// A file descriptor that becomes readable (POLLIN) when the child ends, for use with
+  /// poll()/epoll (Python's sentinel). Owned by the Process: do not read or close it.
+  /// Throws mp::ProcessError before start().
   [[nodiscard]] int sentinel() const;
-  /// A copyable reference to the started child.
+  /// A copyable reference to the started child. Throws mp::ProcessError before start().
   [[nodiscard]] ProcessHandle handle() const;
 
  private:
-  const internal::ProcessState& started(const char* what) const;
+  const std::shared_ptr<internal::ProcessState>& started(const char* what) const;
+  void check_creator(const char* what) const;
   std::string name_;
   bool daemon_ = false;
   bool closed_ = false;
-  std::function<void()> target_;
+  pid_t creator_ = 0;  // the process that constructed this object
+  pid_t pid_ = 0;
+  std::unique_ptr<internal::Target> target_;
   std::shared_ptr<internal::ProcessState> state_;
 };
 
@@ -219,12 +407,16 @@ struct ParentProcess {
 /// The children of this process that are still alive; reaps those that have ended.
 [[nodiscard]] std::vector<ProcessHandle> active_children();
 
-/// Number of CPUs usable by this process (Python's os.cpu_count()).
+/// Number of CPUs online (Python's os.cpu_count()). At least 1.
 [[nodiscard]] int cpu_count() noexcept;
 
 /// Selects how Process::start() creates children (Python's set_start_method). Call it
-/// early in main(), before starting threads: StartMethod::forkserver starts its server
-/// here. Throws mp::RuntimeError if called again with a different method (force=false).
+/// early in main(), before starting threads: StartMethod::forkserver forks its server
+/// here (throws mp::OSError if it cannot). Calling it again with the same method does
+/// nothing; with another method it throws mp::RuntimeError unless `force` is true.
+/// Switching away from forkserver stops the server (it lingers, invisible, until the
+/// children it forked have ended and been reported). Children start with the default,
+/// StartMethod::fork, whatever their parent uses.
 void set_start_method(StartMethod method, bool force = false);
 [[nodiscard]] StartMethod get_start_method() noexcept;
 

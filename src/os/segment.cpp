@@ -10,11 +10,6 @@
 
 namespace mp::internal {
 
-void UniqueFd::reset(int fd) noexcept {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 namespace {
 std::size_t round_to_page(std::size_t n) {
   static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));

@@ -28,4 +28,11 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+/// pipe2(O_CLOEXEC): `read_end` reads what `write_end` writes. Both ends are moved to
+/// descriptors >= 3, so a dup2 onto 0/1/2 in a child never clobbers a source.
+/// Returns 0 or a positive errno.
+[[nodiscard]] int make_pipe(UniqueFd& read_end, UniqueFd& write_end) noexcept;
+/// F_DUPFD_CLOEXEC to a descriptor >= 3. Returns 0 or a positive errno.
+[[nodiscard]] int dup_high(int fd, UniqueFd& out) noexcept;
+
 }  // namespace mp::internal

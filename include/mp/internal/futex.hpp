@@ -22,10 +22,12 @@ using Deadline = std::optional<Clock::time_point>;  // nullopt: wait forever
 /// Turns a Python-style timeout into a deadline: negative counts as zero (immediate).
 template <class Rep, class Period>
 Clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
-  if (timeout <= timeout.zero()) return Clock::now();
-  auto d = std::chrono::duration_cast<Clock::duration>(timeout);
   auto now = Clock::now();
-  return d > Clock::time_point::max() - now ? Clock::time_point::max() : now + d;
+  if (timeout <= timeout.zero()) return now;
+  // Compare in the caller's unit first: converting a huge timeout to nanoseconds would overflow.
+  using Caller = std::chrono::duration<Rep, Period>;
+  if (timeout >= std::chrono::duration_cast<Caller>(Clock::time_point::max() - now)) return Clock::time_point::max();
+  return now + std::chrono::duration_cast<Clock::duration>(timeout);
 }
 
 enum class WaitResult { woken, timed_out };

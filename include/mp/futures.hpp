@@ -1,0 +1,299 @@
+// mp/futures.hpp — executors and futures (Python's concurrent.futures).
+//
+// Mirrors: ProcessPoolExecutor, ThreadPoolExecutor (submit, map, shutdown), Future
+// (result, exception, cancel, cancelled, running, done, add_done_callback), as_completed
+// and wait with FIRST_COMPLETED / FIRST_EXCEPTION / ALL_COMPLETED.
+//
+//   int square(int x) { return x * x; }
+//   mp::ProcessPoolExecutor ex(4);
+//   std::vector<mp::Future<int>> fs;
+//   for (int i = 0; i < 10; ++i) fs.push_back(ex.submit(square, i));
+//   for (auto& f : mp::as_completed(fs)) std::printf("%d\n", f.result());
+//
+// Guarantees
+// - ProcessPoolExecutor runs on mp::Pool and inherits its rules: functions must be plain
+//   functions or capture-less lambdas, values travel through mp::codec. ThreadPoolExecutor
+//   runs on mp::ThreadPool and takes any callable.
+// - Crashes: a worker process killed while running a task fails *that* future with
+//   mp::WorkerLost; the executor replaces the worker and stays usable. (CPython instead
+//   marks the whole executor broken — BrokenProcessPool — and fails every pending future;
+//   mp keeps the other work going, so mp::BrokenPool is only raised for work that a
+//   shutdown or terminate cut off.)
+// - result()/exception() wait; with a timeout they raise mp::TimeoutError. A cancelled
+//   future's result() raises mp::CancelledError.
+// - Done callbacks run on the thread that completes the future (the pool's result
+//   handler), or at once in add_done_callback if it is already done.
+// - The destructor calls shutdown(wait=true), like leaving `with Executor() as ex:`.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "mp/pool.hpp"
+#include "mp/process.hpp"
+
+namespace mp {
+
+/// The result of a task submitted to an executor (concurrent.futures.Future).
+template <class R>
+class Future {
+ public:
+  Future() = default;
+  explicit Future(std::shared_ptr<internal::ResultState<R>> s) : s_(std::move(s)) {}
+
+  /// Waits and returns the result; rethrows the task's exception; mp::CancelledError.
+  R result() const {
+    s_->wait_until(std::nullopt);
+    return take();
+  }
+  template <class Rep, class Period>
+  R result(std::chrono::duration<Rep, Period> timeout) const {
+    if (!s_->wait_until(internal::deadline_after(timeout)))
+      throw TimeoutError("Future.result(timeout): the result was not ready in time");
+    return take();
+  }
+  /// Waits; the task's exception, or nullptr if it succeeded.
+  std::exception_ptr exception() const {
+    s_->wait_until(std::nullopt);
+    return s_->error();
+  }
+  template <class Rep, class Period>
+  std::exception_ptr exception(std::chrono::duration<Rep, Period> timeout) const {
+    if (!s_->wait_until(internal::deadline_after(timeout)))
+      throw TimeoutError("Future.exception(timeout): the future was not done in time");
+    return s_->error();
+  }
+  /// Cancels the task if it has not started; true if it is (now) cancelled.
+  bool cancel() {
+    if (s_->phase() == internal::Completion::Phase::cancelled) return true;
+    if (!s_->try_cancel()) return false;
+    s_->on_cancel();
+    return true;
+  }
+  [[nodiscard]] bool cancelled() const { return s_->phase() == internal::Completion::Phase::cancelled; }
+  [[nodiscard]] bool running() const { return s_->phase() == internal::Completion::Phase::running && !s_->ready(); }
+  [[nodiscard]] bool done() const noexcept { return s_->ready(); }
+  /// Calls fn(*this) when the future is done (at once if it already is).
+  template <class Fn>
+  void add_done_callback(Fn fn) {
+    std::weak_ptr<internal::ResultState<R>> w = s_;
+    s_->add_done_callback([w, fn = std::move(fn)]() mutable {
+      if (auto s = w.lock()) fn(Future(s));
+    });
+  }
+  [[nodiscard]] const std::shared_ptr<internal::ResultState<R>>& state() const noexcept { return s_; }
+  bool operator==(const Future& o) const noexcept { return s_ == o.s_; }
+
+ private:
+  R take() const {
+    if (s_->error()) std::rethrow_exception(s_->error());
+    if constexpr (!std::is_void_v<R>) return s_->value();
+  }
+  std::shared_ptr<internal::ResultState<R>> s_;
+};
+
+enum class ReturnWhen { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };
+inline constexpr ReturnWhen FIRST_COMPLETED = ReturnWhen::FIRST_COMPLETED;
+inline constexpr ReturnWhen FIRST_EXCEPTION = ReturnWhen::FIRST_EXCEPTION;
+inline constexpr ReturnWhen ALL_COMPLETED = ReturnWhen::ALL_COMPLETED;
+
+template <class R>
+struct DoneAndNotDone {
+  std::vector<Future<R>> done;
+  std::vector<Future<R>> not_done;
+};
+
+namespace internal {
+
+/// Registers one Waiter on every future for as long as it lives.
+template <class R>
+class WaitSet {
+ public:
+  explicit WaitSet(const std::vector<Future<R>>& fs) : fs_(fs), w_(std::make_shared<Waiter>()) {
+    for (auto& f : fs_) f.state()->add_waiter(w_);
+  }
+  ~WaitSet() {
+    for (auto& f : fs_) f.state()->remove_waiter(w_);
+  }
+  WaitSet(const WaitSet&) = delete;
+  WaitSet& operator=(const WaitSet&) = delete;
+  const std::vector<Future<R>>& futures() const { return fs_; }
+  Waiter& waiter() { return *w_; }
+
+ private:
+  std::vector<Future<R>> fs_;
+  std::shared_ptr<Waiter> w_;
+};
+
+}  // namespace internal
+
+/// Waits until `return_when` holds for `fs` or the timeout passes (concurrent.futures.wait);
+/// never throws TimeoutError: what is not done is in `not_done`.
+template <class R>
+DoneAndNotDone<R> wait(const std::vector<Future<R>>& fs, std::optional<std::chrono::nanoseconds> timeout = std::nullopt,
+                       ReturnWhen return_when = ALL_COMPLETED) {
+  internal::WaitSet<R> ws(fs);
+  internal::Deadline deadline;
+  if (timeout) deadline = internal::deadline_after(*timeout);
+  for (;;) {
+    DoneAndNotDone<R> r;
+    bool failed = false;
+    for (auto& f : fs) {
+      if (f.done()) {
+        r.done.push_back(f);
+        failed |= f.state()->error() != nullptr && !f.cancelled();
+      } else {
+        r.not_done.push_back(f);
+      }
+    }
+    bool ok = r.not_done.empty() || (return_when == FIRST_COMPLETED && !r.done.empty()) ||
+              (return_when == FIRST_EXCEPTION && failed);
+    if (ok || (deadline && internal::Clock::now() >= *deadline)) return r;
+    ws.waiter().take(deadline);
+  }
+}
+
+/// The futures of `fs` in the order they complete (concurrent.futures.as_completed), as
+/// an input range. Iterating waits; past `timeout` it raises mp::TimeoutError.
+template <class R>
+class AsCompleted {
+ public:
+  AsCompleted(const std::vector<Future<R>>& fs, internal::Deadline deadline)
+      : ws_(std::make_unique<internal::WaitSet<R>>(fs)), deadline_(deadline) {}
+
+  /// The next future to complete, or nullopt when all have been returned.
+  std::optional<Future<R>> next() {
+    const auto& fs = ws_->futures();
+    for (;;) {
+      if (yielded_.size() == fs.size()) return std::nullopt;
+      for (std::size_t i = 0; i < fs.size(); ++i)
+        if (!yielded_.count(i) && fs[i].done()) {
+          yielded_.insert(i);
+          return fs[i];
+        }
+      if (deadline_ && internal::Clock::now() >= *deadline_)
+        throw TimeoutError("as_completed: " + std::to_string(fs.size() - yielded_.size()) +
+                           " futures were not done in time");
+      ws_->waiter().take(deadline_);
+    }
+  }
+
+  class iterator {
+   public:
+    using value_type = Future<R>;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(AsCompleted* a) : a_(a) { ++*this; }
+    const Future<R>& operator*() const { return cur_; }
+    iterator& operator++() {
+      auto n = a_->next();
+      if (n) {
+        cur_ = *n;
+      } else {
+        a_ = nullptr;
+      }
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    bool operator==(std::default_sentinel_t) const { return a_ == nullptr; }
+
+   private:
+    AsCompleted* a_ = nullptr;
+    Future<R> cur_;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+
+ private:
+  std::unique_ptr<internal::WaitSet<R>> ws_;
+  internal::Deadline deadline_;
+  std::set<std::size_t> yielded_;
+};
+
+template <class R>
+AsCompleted<R> as_completed(const std::vector<Future<R>>& fs) {
+  return AsCompleted<R>(fs, std::nullopt);
+}
+template <class R, class Rep, class Period>
+AsCompleted<R> as_completed(const std::vector<Future<R>>& fs, std::chrono::duration<Rep, Period> timeout) {
+  return AsCompleted<R>(fs, internal::deadline_after(timeout));
+}
+
+namespace internal {
+
+/// What ProcessPoolExecutor and ThreadPoolExecutor share, over Pool or ThreadPool.
+template <class PoolT>
+class Executor {
+ public:
+  /// Schedules fn(args...); throws mp::RuntimeError after shutdown().
+  template <class F, class... A>
+  auto submit(F fn, A&&... a) {
+    check_open();
+    auto r = pool_.apply_async(fn, std::forward<A>(a)...);
+    using R = decltype(r.get());
+    return Future<R>(r.state());
+  }
+  /// fn over `range`, results in order as an input range (Executor.map); iterating
+  /// rethrows a task's exception.
+  template <class F, std::ranges::input_range Range>
+  auto map(F fn, Range&& range, std::size_t chunksize = 1) {
+    check_open();
+    return pool_.imap(fn, std::forward<Range>(range), chunksize);
+  }
+  /// No new work. wait: block until the submitted work is done and the workers are gone.
+  /// cancel_futures: cancel what has not started (those futures raise CancelledError).
+  void shutdown(bool wait = true, bool cancel_futures = false) {
+    if (!shut_) {
+      shut_ = true;
+      pool_.close();
+    }
+    if (cancel_futures) pool_.cancel_pending();
+    if (wait && !joined_) {
+      joined_ = true;
+      pool_.join();
+    }
+  }
+  [[nodiscard]] PoolT& pool() noexcept { return pool_; }
+
+ protected:
+  template <class... P>
+  explicit Executor(P&&... p) : pool_(std::forward<P>(p)...) {}
+  ~Executor() {
+    try {
+      shutdown(true);
+    } catch (...) {
+      pool_.terminate();
+    }
+  }
+
+ private:
+  void check_open() const {
+    if (shut_) throw RuntimeError("cannot schedule new futures after shutdown");
+  }
+  PoolT pool_;
+  bool shut_ = false;
+  bool joined_ = false;
+};
+
+}  // namespace internal
+
+/// concurrent.futures.ProcessPoolExecutor over mp::Pool. max_workers 0: cpu_count().
+class ProcessPoolExecutor : public internal::Executor<Pool> {
+ public:
+  explicit ProcessPoolExecutor(int max_workers = 0, std::function<void()> initializer = {},
+                               int max_tasks_per_child = 0)
+      : Executor(PoolOptions{max_workers, std::move(initializer), max_tasks_per_child}) {}
+};
+
+/// concurrent.futures.ThreadPoolExecutor over mp::ThreadPool. max_workers 0:
+/// min(32, cpu_count() + 4), as in Python.
+class ThreadPoolExecutor : public internal::Executor<ThreadPool> {
+ public:
+  explicit ThreadPoolExecutor(int max_workers = 0, std::function<void()> initializer = {})
+      : Executor(ThreadPoolOptions{max_workers ? max_workers : std::min(32, cpu_count() + 4), std::move(initializer)}) {}
+};
+
+}  // namespace mp

@@ -1,0 +1,575 @@
+// mp/pool.hpp — pools of worker processes and threads (multiprocessing.Pool, ThreadPool).
+//
+// Mirrors: multiprocessing.Pool and multiprocessing.pool.ThreadPool — apply, apply_async,
+// map, map_async, imap, imap_unordered, starmap, starmap_async, close, join, terminate —
+// and AsyncResult (get, get(timeout), wait, ready, successful).
+//
+//   int square(int x) { return x * x; }
+//   mp::Pool pool(4);                                      // 4 worker processes
+//   std::vector<int> sq = pool.map(square, std::views::iota(0, 100));
+//   auto r = pool.apply_async(square, 7);  r.get();        // 49
+//
+// How functions reach the workers. Workers are fork()ed from this program, so code
+// addresses are the same in them: a plain function, a function pointer and a lambda
+// *without captures* can be sent and are called there. A lambda with captures (or any
+// callable with state) cannot: its captured values would have to travel too, and a
+// captured pointer or reference would point into memory the worker does not share. It is
+// a compile-time error ("pass captured values as arguments instead"). ThreadPool runs
+// tasks in this process and accepts any copyable callable.
+// Arguments and results travel through mp::codec (see codec.hpp): a type the codec
+// cannot move is a compile-time error. The initializer runs in each worker before its
+// first task; it may capture (it exists before the workers are forked).
+//
+// Guarantees
+// - Workers take work on demand: a worker is given more tasks only as it finishes
+//   earlier ones (a short prefetch window per worker when many tasks are queued), so a
+//   long task never holds up work another worker could do.
+// - Callbacks and error callbacks run in this process, on the pool's single
+//   result-handler thread, one at a time (as in CPython). They must not block on the
+//   pool's other results. A callback that throws is reported on stderr and ignored.
+// - A task that throws: its result's get() rethrows the exception — as the same type for
+//   the standard exceptions (std::runtime_error, std::invalid_argument, std::out_of_range,
+//   std::logic_error, ...) and mp's own (mp::ValueError, ...), as mp::RemoteError(type
+//   name, message) for anything else. In map, the first failing chunk fails the map.
+// - Crash safety (beyond CPython, whose Pool hangs forever): a worker killed while it
+//   runs a task (SIGKILL, a segfault, abort(), exit()) fails exactly that task with
+//   mp::WorkerLost(pid, signal); tasks queued behind it are re-dispatched, a new worker
+//   takes its place, and the pool goes on. Only the task that was running is blamed.
+// - maxtasksperchild > 0: a worker exits after that many tasks (chunks) and is replaced.
+// - close() stops new submissions; join() (after close or terminate) returns when every
+//   submitted task has finished, its callbacks have run and the workers have exited.
+// - terminate() stops the workers now (SIGTERM, then SIGKILL after 1 s); tasks that had
+//   not finished fail with mp::BrokenPool. No zombie is left. The destructor calls
+//   terminate(), like leaving Python's `with Pool() as p:` block (close()+join() first
+//   when you want the work finished).
+// - All methods are thread-safe. Do not use a Pool from a worker task, and create pools
+//   from the main thread (the kernel's parent-death signal follows the thread that forked
+//   the workers).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <ranges>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "mp/codec.hpp"
+#include "mp/errors.hpp"
+#include "mp/internal/futex.hpp"
+#include "mp/internal/pool_state.hpp"
+
+namespace mp {
+
+/// The pending result of apply_async / map_async / starmap_async (Python's AsyncResult).
+template <class R>
+class AsyncResult {
+ public:
+  explicit AsyncResult(std::shared_ptr<internal::ResultState<R>> s) : s_(std::move(s)) {}
+
+  /// Waits for the result and returns it; rethrows the task's exception (see pool.hpp).
+  R get() const {
+    wait();
+    return take();
+  }
+  /// As get(), but raises mp::TimeoutError if the result is not ready within `timeout`
+  /// (a zero or negative timeout only checks).
+  template <class Rep, class Period>
+  R get(std::chrono::duration<Rep, Period> timeout) const {
+    if (!s_->wait_until(internal::deadline_after(timeout)))
+      throw TimeoutError("AsyncResult.get(timeout): the result was not ready in time");
+    return take();
+  }
+  void wait() const { s_->wait_until(std::nullopt); }
+  /// True if the result became ready within `timeout`.
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) const {
+    return s_->wait_until(internal::deadline_after(timeout));
+  }
+  [[nodiscard]] bool ready() const noexcept { return s_->ready(); }
+  /// True if the task finished without an exception. Throws mp::ValueError when not ready
+  /// (as CPython does).
+  [[nodiscard]] bool successful() const {
+    if (!s_->ready()) throw ValueError("AsyncResult.successful(): the result is not ready yet");
+    return s_->successful();
+  }
+  [[nodiscard]] const std::shared_ptr<internal::ResultState<R>>& state() const noexcept { return s_; }
+
+ private:
+  R take() const {
+    if (s_->error()) std::rethrow_exception(s_->error());
+    if constexpr (!std::is_void_v<R>) return s_->value();
+  }
+  std::shared_ptr<internal::ResultState<R>> s_;
+};
+
+/// The results of imap / imap_unordered, as an input range (Python's IMapIterator):
+/// `for (int x : pool.imap(square, v))`. Iterating rethrows a task's exception at its
+/// position (the rest of that chunk is skipped). next(timeout) raises mp::TimeoutError.
+template <class R>
+class IMapIterator {
+ public:
+  using value_type = internal::Stored<R>;
+  explicit IMapIterator(std::shared_ptr<internal::IMapState<R>> s) : s_(std::move(s)) {}
+
+  /// The next result, or nullopt when all have been returned.
+  std::optional<value_type> next() { return s_->next(std::nullopt); }
+  template <class Rep, class Period>
+  std::optional<value_type> next(std::chrono::duration<Rep, Period> timeout) {
+    return s_->next(internal::deadline_after(timeout));
+  }
+
+  class iterator {
+   public:
+    using value_type = internal::Stored<R>;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(IMapIterator* it) : it_(it) { ++*this; }
+    value_type& operator*() const { return **cur_; }
+    iterator& operator++() {
+      cur_ = std::make_shared<std::optional<value_type>>(it_->next());
+      if (!cur_->has_value()) it_ = nullptr;
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    bool operator==(std::default_sentinel_t) const { return it_ == nullptr; }
+
+   private:
+    IMapIterator* it_ = nullptr;
+    std::shared_ptr<std::optional<value_type>> cur_;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+
+ private:
+  std::shared_ptr<internal::IMapState<R>> s_;
+};
+
+/// Positional arguments for apply_async when callbacks follow: `pool.apply_async(f,
+/// mp::args(2, 3), on_result, on_error)` (Python's `args=(2, 3), callback=...`).
+template <class... A>
+struct Args {
+  std::tuple<A...> values;
+};
+template <class... A>
+Args<std::decay_t<A>...> args(A&&... a) {
+  return {std::tuple<std::decay_t<A>...>(std::forward<A>(a)...)};
+}
+
+/// Options of a process Pool, as keyword arguments: `mp::Pool pool({.processes = 4})`.
+struct PoolOptions {
+  int processes = 0;                  ///< worker count; 0 = cpu_count()
+  std::function<void()> initializer;  ///< run in each worker before its first task
+  int maxtasksperchild = 0;           ///< recycle a worker after this many tasks; 0 = never
+};
+
+namespace internal {
+
+template <class T>
+struct is_args : std::false_type {};
+template <class... A>
+struct is_args<Args<A...>> : std::true_type {};
+
+template <class T>
+struct is_tuple_like : std::false_type {};
+template <class... A>
+struct is_tuple_like<std::tuple<A...>> : std::true_type {};
+template <class A, class B>
+struct is_tuple_like<std::pair<A, B>> : std::true_type {};
+template <class T, std::size_t N>
+struct is_tuple_like<std::array<T, N>> : std::true_type {};
+
+/// A callable that can be sent to a forked worker: a function (pointer) or a stateless
+/// (capture-less) function object.
+template <class F>
+concept SendableCallable =
+    (std::is_pointer_v<std::decay_t<F>> && std::is_function_v<std::remove_pointer_t<std::decay_t<F>>>) ||
+    (std::is_empty_v<std::decay_t<F>> && std::is_trivially_copyable_v<std::decay_t<F>> &&
+     std::is_default_constructible_v<std::decay_t<F>>);
+
+template <class F>
+constexpr void check_sendable() {
+  static_assert(SendableCallable<F>,
+                "mp::Pool: this callable cannot be sent to a worker process. Workers are forked from this "
+                "program, so a plain function or a lambda WITHOUT captures works; a lambda with captures (or "
+                "any callable with state) does not, because its captured values — often pointers into this "
+                "process's memory — would not be there. Pass the captured values as arguments instead: "
+                "pool.apply(fn, x, y) / pool.map(fn, items). (mp::ThreadPool accepts any callable.)");
+}
+
+template <class T>
+constexpr void check_transferable_arg() {
+  static_assert(Transferable<T>,
+                "mp::Pool: an argument type cannot be sent to a worker process through mp::codec (see "
+                "mp/codec.hpp: make it trivially copyable or give it a cereal serialize()).");
+}
+template <class R>
+constexpr void check_transferable_result() {
+  static_assert(std::is_void_v<R> || Transferable<R>,
+                "mp::Pool: the task's result type cannot be sent back through mp::codec (see mp/codec.hpp).");
+}
+
+/// Appends a length-prefixed encoding of `v`.
+template <class T>
+void put_field(std::string& out, const T& v) {
+  std::size_t at = out.size();
+  out.append(sizeof(std::uint32_t), '\0');
+  codec::encode_into(v, out);
+  auto n = static_cast<std::uint32_t>(out.size() - at - sizeof(std::uint32_t));
+  std::memcpy(out.data() + at, &n, sizeof n);
+}
+
+/// Runs `count` items of a task inside a worker: decodes each item's arguments, calls the
+/// function, appends each length-prefixed result to `out`. Instantiated in the parent;
+/// its address is valid in the (forked) worker.
+using Runner = void (*)(std::string_view fn, std::string_view items, std::uint32_t count, std::string& out);
+
+template <class F, class R, class... A>
+void run_items(std::string_view fn_bytes, std::string_view in, std::uint32_t count, std::string& out) {
+  using Fn = std::decay_t<F>;
+  const Fn* f;
+  alignas(Fn) unsigned char storage[sizeof(Fn)];
+  if constexpr (std::is_pointer_v<Fn>) {
+    std::memcpy(storage, fn_bytes.data(), sizeof(Fn));
+    f = reinterpret_cast<const Fn*>(storage);
+  } else {
+    f = new (storage) Fn{};  // stateless: nothing to copy
+  }
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::tuple<A...> args{codec::decode<A>(take_field(in))...};
+    if constexpr (std::is_void_v<R>) {
+      std::apply(*f, args);
+      out.append(sizeof(std::uint32_t), '\0');
+    } else {
+      put_field(out, std::apply(*f, args));
+    }
+  }
+}
+
+/// One chunk of work for a process pool: the encoded message and where its outcome goes.
+struct PoolTask {
+  std::string msg;  // [u64 runner][u32 fn size][fn bytes][u32 count][fields...]
+  std::shared_ptr<Sink> sink;
+  std::size_t start = 0;
+  std::uint32_t count = 0;
+};
+
+template <class F, class R, class... A>
+std::string task_header(const F& f, std::uint32_t count) {
+  std::string msg;
+  Runner r = &run_items<F, R, A...>;
+  auto rp = reinterpret_cast<std::uintptr_t>(r);
+  msg.append(reinterpret_cast<const char*>(&rp), sizeof rp);
+  std::uint32_t fn_size = std::is_pointer_v<std::decay_t<F>> ? sizeof(F) : 0;
+  msg.append(reinterpret_cast<const char*>(&fn_size), sizeof fn_size);
+  if (fn_size) msg.append(reinterpret_cast<const char*>(&f), fn_size);
+  msg.append(reinterpret_cast<const char*>(&count), sizeof count);
+  return msg;
+}
+
+/// CPython's automatic chunksize: ceil(len / (4 * workers)), at least 1.
+inline std::size_t auto_chunksize(std::size_t n, std::size_t workers) {
+  if (n == 0) return 1;
+  std::size_t c = n / (4 * workers);
+  if (n % (4 * workers)) ++c;
+  return c ? c : 1;
+}
+
+/// The interface Pool and ThreadPool share; Derived provides
+///   template <class F, class R, class... A> void submit_items(F, std::vector<std::tuple<A...>>&&,
+///        std::size_t chunksize, std::shared_ptr<State>)
+/// and workers() (the worker count).
+template <class Derived>
+class PoolApi {
+ public:
+  /// Runs fn(args...) in a worker and waits for its result (Python's apply).
+  template <class F, class... A>
+  auto apply(F fn, A&&... a) {
+    return apply_async(fn, std::forward<A>(a)...).get();
+  }
+
+  /// Submits fn(args...) and returns at once (Python's apply_async without callbacks).
+  template <class F, class... A>
+    requires(!(is_args<std::decay_t<A>>::value || ...))
+  auto apply_async(F fn, A&&... a) {
+    return apply_async(fn, Args<std::decay_t<A>...>{{std::forward<A>(a)...}}, nullptr, nullptr);
+  }
+
+  /// apply_async with callbacks: `callback(result)` (or `callback()` for a void task) on
+  /// success, `error_callback(std::exception_ptr)` on failure; both run in this process on
+  /// the result-handler thread before get() returns. Either may be nullptr.
+  template <class F, class... A, class Cb, class ECb = std::nullptr_t>
+  auto apply_async(F fn, Args<A...> a, Cb callback, ECb error_callback = nullptr) {
+    using R = std::invoke_result_t<F&, A&...>;
+    auto st = std::make_shared<ValueState<R>>();
+    st->set_callbacks(wrap_callback<R>(std::move(callback)), wrap_error_callback(std::move(error_callback)));
+    std::vector<std::tuple<A...>> items;
+    items.push_back(std::move(a.values));
+    self().template submit_items<F, R, A...>(fn, std::move(items), 1, st);
+    return AsyncResult<R>(st);
+  }
+
+  /// fn over every item of `range`, results in order (Python's map). chunksize 0 picks
+  /// CPython's automatic size; `progress(done, total)` is called as chunks finish.
+  template <class F, std::ranges::input_range Range>
+  auto map(F fn, Range&& range, std::size_t chunksize = 0, ProgressFn progress = {}) {
+    return map_async(fn, std::forward<Range>(range), chunksize, nullptr, nullptr, std::move(progress)).get();
+  }
+  template <class F, std::ranges::input_range Range, class Cb = std::nullptr_t, class ECb = std::nullptr_t>
+  auto map_async(F fn, Range&& range, std::size_t chunksize = 0, Cb callback = nullptr,
+                 ECb error_callback = nullptr, ProgressFn progress = {}) {
+    return map_impl<false>(fn, std::forward<Range>(range), chunksize, std::move(callback),
+                           std::move(error_callback), std::move(progress));
+  }
+  /// Like map, each item being a tuple (or pair/array) of arguments (Python's starmap).
+  template <class F, std::ranges::input_range Range>
+  auto starmap(F fn, Range&& range, std::size_t chunksize = 0, ProgressFn progress = {}) {
+    return starmap_async(fn, std::forward<Range>(range), chunksize, nullptr, nullptr, std::move(progress)).get();
+  }
+  template <class F, std::ranges::input_range Range, class Cb = std::nullptr_t, class ECb = std::nullptr_t>
+  auto starmap_async(F fn, Range&& range, std::size_t chunksize = 0, Cb callback = nullptr,
+                     ECb error_callback = nullptr, ProgressFn progress = {}) {
+    return map_impl<true>(fn, std::forward<Range>(range), chunksize, std::move(callback), std::move(error_callback),
+                          std::move(progress));
+  }
+
+  /// Results in order, as they become available (Python's imap; chunksize defaults to 1).
+  template <class F, std::ranges::input_range Range>
+  auto imap(F fn, Range&& range, std::size_t chunksize = 1, ProgressFn progress = {}) {
+    return imap_impl(fn, std::forward<Range>(range), chunksize, true, std::move(progress));
+  }
+  /// Results in completion order (Python's imap_unordered).
+  template <class F, std::ranges::input_range Range>
+  auto imap_unordered(F fn, Range&& range, std::size_t chunksize = 1, ProgressFn progress = {}) {
+    return imap_impl(fn, std::forward<Range>(range), chunksize, false, std::move(progress));
+  }
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+
+  template <class R, class Cb>
+  static typename ResultState<R>::Callback wrap_callback(Cb cb) {
+    if constexpr (std::is_null_pointer_v<Cb>) {
+      return {};
+    } else if constexpr (std::is_void_v<R>) {
+      return [cb = std::move(cb)](const None&) mutable { cb(); };
+    } else {
+      return [cb = std::move(cb)](const Stored<R>& v) mutable { cb(v); };
+    }
+  }
+  template <class ECb>
+  static std::function<void(std::exception_ptr)> wrap_error_callback(ECb ecb) {
+    if constexpr (std::is_null_pointer_v<ECb>) {
+      return {};
+    } else {
+      return [ecb = std::move(ecb)](std::exception_ptr e) mutable { ecb(std::move(e)); };
+    }
+  }
+
+  template <class T>
+  static auto as_tuple(T&& v) {
+    return std::apply([](auto&&... x) { return std::make_tuple(std::forward<decltype(x)>(x)...); },
+                      std::forward<T>(v));
+  }
+
+  template <bool Star, class F, class Range>
+  static auto collect(Range&& range) {
+    using T = std::decay_t<std::ranges::range_reference_t<Range>>;
+    if constexpr (Star) {
+      static_assert(is_tuple_like<T>::value, "starmap: each item must be a std::tuple, std::pair or std::array");
+      using Tup = decltype(as_tuple(std::declval<T>()));
+      std::vector<Tup> items;
+      for (auto&& v : range) items.push_back(as_tuple(v));
+      return items;
+    } else {
+      std::vector<std::tuple<T>> items;
+      if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(range));
+      for (auto&& v : range) items.emplace_back(v);
+      return items;
+    }
+  }
+
+  template <class F, class... A>
+  static auto result_type_of(std::tuple<A...>*) -> std::invoke_result_t<F&, A&...>;
+
+  template <class F, class Tup, std::size_t... I, class State>
+  void submit_tuple(F fn, std::vector<Tup>&& items, std::size_t chunksize, std::shared_ptr<State> st,
+                    std::index_sequence<I...>) {
+    using R = decltype(result_type_of<F>(static_cast<Tup*>(nullptr)));
+    self().template submit_items<F, R, std::tuple_element_t<I, Tup>...>(fn, std::move(items), chunksize, st);
+  }
+
+  template <bool Star, class F, class Range, class Cb, class ECb>
+  auto map_impl(F fn, Range&& range, std::size_t chunksize, Cb callback, ECb error_callback, ProgressFn progress) {
+    auto items = collect<Star, F>(std::forward<Range>(range));
+    using Tup = typename decltype(items)::value_type;
+    using R = decltype(result_type_of<F>(static_cast<Tup*>(nullptr)));
+    if (chunksize == 0) chunksize = auto_chunksize(items.size(), self().workers());
+    auto st = std::make_shared<MapState<R>>(items.size(), std::move(progress));
+    using VR = std::vector<Stored<R>>;
+    st->set_callbacks(wrap_callback<VR>(std::move(callback)), wrap_error_callback(std::move(error_callback)));
+    if (!items.empty())
+      submit_tuple(fn, std::move(items), chunksize, st, std::make_index_sequence<std::tuple_size_v<Tup>>{});
+    return AsyncResult<VR>(st);
+  }
+
+  template <class F, class Range>
+  auto imap_impl(F fn, Range&& range, std::size_t chunksize, bool ordered, ProgressFn progress) {
+    auto items = collect<false, F>(std::forward<Range>(range));
+    using Tup = typename decltype(items)::value_type;
+    using R = decltype(result_type_of<F>(static_cast<Tup*>(nullptr)));
+    if (chunksize == 0) chunksize = 1;
+    auto st = std::make_shared<IMapState<R>>(items.size(), ordered, std::move(progress));
+    if (!items.empty())
+      submit_tuple(fn, std::move(items), chunksize, st, std::make_index_sequence<std::tuple_size_v<Tup>>{});
+    return IMapIterator<R>(st);
+  }
+};
+
+class ProcessPoolCore;
+class ThreadPoolCore;
+
+/// One chunk of work for a thread pool.
+struct ThreadTask {
+  std::function<void()> fn;
+  std::size_t start = 0;
+  std::size_t count = 0;
+};
+
+}  // namespace internal
+
+/// A pool of worker processes (multiprocessing.Pool). See the header comment.
+class Pool : public internal::PoolApi<Pool> {
+ public:
+  /// `processes` workers (0: cpu_count()). Throws mp::ValueError for a negative count,
+  /// mp::OSError when the workers cannot be created.
+  explicit Pool(int processes = 0, std::function<void()> initializer = {}, int maxtasksperchild = 0);
+  explicit Pool(PoolOptions opts);
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  /// terminate(): unfinished tasks fail with mp::BrokenPool, workers are stopped and reaped.
+  ~Pool();
+
+  /// No more tasks may be submitted; workers exit once the queued work is done.
+  void close();
+  /// Waits for the queued work and the workers. Throws mp::ValueError unless close() or
+  /// terminate() was called first.
+  void join();
+  /// Stops the workers now; unfinished tasks fail with mp::BrokenPool.
+  void terminate();
+
+  /// The number of workers.
+  [[nodiscard]] std::size_t workers() const noexcept;
+  /// The pids of the current workers (changes when workers are replaced).
+  [[nodiscard]] std::vector<pid_t> pids() const;
+  /// Cancels the queued (not yet started) single-result tasks — apply_async / submit —
+  /// whose results then raise mp::CancelledError. Returns how many. (Executor.shutdown's
+  /// cancel_futures.)
+  std::size_t cancel_pending();
+
+  /// Internal: queues encoded chunks (used by PoolApi).
+  template <class F, class R, class... A>
+  void submit_items(F fn, std::vector<std::tuple<A...>>&& items, std::size_t chunksize,
+                    std::shared_ptr<internal::Sink> sink) {
+    internal::check_sendable<F>();
+    (internal::check_transferable_arg<A>(), ...);
+    internal::check_transferable_result<R>();
+    if constexpr (internal::SendableCallable<F> && (Transferable<A> && ...) &&
+                  (std::is_void_v<R> || Transferable<R>))  // one clear error, not a cascade
+      submit_encoded<F, R, A...>(fn, items, chunksize, std::move(sink));
+  }
+
+ private:
+  template <class F, class R, class... A>
+  void submit_encoded(F fn, const std::vector<std::tuple<A...>>& items, std::size_t chunksize,
+                      std::shared_ptr<internal::Sink> sink) {
+    using Fn = std::conditional_t<std::is_function_v<F>, F*, F>;
+    std::vector<internal::PoolTask> tasks;
+    tasks.reserve(items.size() / chunksize + 1);
+    for (std::size_t start = 0; start < items.size(); start += chunksize) {
+      auto n = static_cast<std::uint32_t>(std::min(chunksize, items.size() - start));
+      internal::PoolTask t{internal::task_header<Fn, R, A...>(fn, n), sink, start, n};
+      for (std::size_t i = start; i < start + n; ++i)
+        std::apply([&](const auto&... x) { (internal::put_field(t.msg, x), ...); }, items[i]);
+      tasks.push_back(std::move(t));
+    }
+    submit(std::move(tasks));
+  }
+
+  void submit(std::vector<internal::PoolTask>&& tasks);
+  std::unique_ptr<internal::ProcessPoolCore> core_;
+};
+
+/// Options of a ThreadPool.
+struct ThreadPoolOptions {
+  int processes = 0;                  ///< thread count; 0 = cpu_count()
+  std::function<void()> initializer;  ///< run in each thread before its first task
+};
+
+/// A pool of threads with Pool's interface (multiprocessing.pool.ThreadPool). Any copyable
+/// callable works (it runs in this process); arguments and results are not encoded.
+/// Callbacks run on the pool thread that finished the task, one at a time (serialized by
+/// the pool), before get() returns. The destructor, like Pool's, terminates: queued tasks
+/// that have not started fail with mp::BrokenPool; running ones are waited for (a thread
+/// cannot be killed).
+class ThreadPool : public internal::PoolApi<ThreadPool> {
+ public:
+  explicit ThreadPool(int processes = 0, std::function<void()> initializer = {});
+  explicit ThreadPool(ThreadPoolOptions opts);
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  ~ThreadPool();
+
+  void close();
+  void join();
+  void terminate();
+  [[nodiscard]] std::size_t workers() const noexcept;
+  /// As Pool::cancel_pending().
+  std::size_t cancel_pending();
+
+  /// Internal: queues closures over the chunks (used by PoolApi).
+  template <class F, class R, class... A, class State>
+  void submit_items(F fn, std::vector<std::tuple<A...>>&& items, std::size_t chunksize, std::shared_ptr<State> st) {
+    auto shared_items = std::make_shared<std::vector<std::tuple<A...>>>(std::move(items));
+    using Fn = std::conditional_t<std::is_function_v<F>, F*, F>;
+    auto f = std::make_shared<Fn>(fn);
+    std::vector<internal::ThreadTask> tasks;
+    for (std::size_t start = 0; start < shared_items->size(); start += chunksize) {
+      std::size_t n = std::min(chunksize, shared_items->size() - start);
+      tasks.push_back({[this, f, shared_items, st, start, n] {
+        std::vector<internal::Stored<R>> vals;
+        vals.reserve(n);
+        try {
+          for (std::size_t i = start; i < start + n; ++i) {
+            if constexpr (std::is_void_v<R>) {
+              std::apply(*f, (*shared_items)[i]);
+              vals.push_back(None{});
+            } else {
+              vals.push_back(std::apply(*f, (*shared_items)[i]));
+            }
+          }
+        } catch (...) {
+          auto e = std::current_exception();
+          deliver([&] { st->fail(start, n, e); });
+          return;
+        }
+        deliver([&] { st->deliver_values(start, std::move(vals)); });
+      }, start, n});
+    }
+    submit(std::move(tasks), st);
+  }
+
+ private:
+  void submit(std::vector<internal::ThreadTask>&& tasks, std::shared_ptr<internal::Sink> sink);
+  void deliver(const std::function<void()>& fn);
+  std::unique_ptr<internal::ThreadPoolCore> core_;
+};
+
+}  // namespace mp

@@ -1,0 +1,675 @@
+// The process Pool's engine. See include/mp/pool.hpp for the contract.
+//
+// Transport: each worker has its own shared-memory segment holding two single-producer
+// single-consumer byte rings (tasks: parent -> worker, results: worker -> parent) and the
+// id of the task it is running. A frame is [u32 length][u64 task id][body]; frames of any
+// size stream through the rings (a writer waits for room, a reader accumulates).
+// Per-worker rings make crash attribution exact: the parent knows which tasks it gave
+// each worker, the results come back in order, and `current_task` says which one was
+// running when the worker died.
+//
+// Waiting: the parent's single handler thread (dispatch + results + callbacks) spins
+// briefly when idle, then sleeps in poll() on an eventfd (rung by workers only when the
+// parent has said it is asleep) and on the workers' pidfds (so a death wakes it at once).
+// A worker spins briefly, then sleeps on its ring's futex word. The flags are set with
+// seq_cst fences on both sides (Dekker): a wake-up can be spurious, never lost.
+#include "mp/pool.hpp"
+
+#include <poll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "mp/internal/fd.hpp"
+#include "mp/internal/segment.hpp"
+#include "mp/process.hpp"
+
+namespace mp::internal {
+namespace {
+
+constexpr std::size_t kRingBytes = std::size_t{1} << 20;  // per direction per worker
+constexpr std::size_t kMaxWindow = 64;                     // tasks prefetched per worker, at most
+constexpr auto kSpinFor = std::chrono::microseconds(200);  // idle spin before sleeping
+
+struct RingCtl {
+  alignas(64) std::atomic<std::uint64_t> head{0};  // bytes ever written (producer)
+  alignas(64) std::atomic<std::uint64_t> tail{0};  // bytes ever read (consumer)
+  alignas(64) std::atomic<std::uint32_t> seq{0};   // futex word the worker side sleeps on
+  std::atomic<std::uint32_t> waiting{0};           // the worker side is (about to be) asleep
+};
+
+struct WorkerShm {
+  RingCtl tasks;    // parent writes, worker reads
+  RingCtl results;  // worker writes, parent reads
+  alignas(64) std::atomic<std::uint64_t> current_task{0};
+  alignas(64) char task_buf[kRingBytes];
+  char result_buf[kRingBytes];
+};
+
+struct PoolShm {
+  alignas(64) std::atomic<std::uint32_t> parent_waiting{0};
+};
+
+std::size_t ring_avail(const RingCtl& r) noexcept {
+  return r.head.load(std::memory_order_acquire) - r.tail.load(std::memory_order_relaxed);
+}
+std::size_t ring_free(const RingCtl& r) noexcept {
+  return kRingBytes - (r.head.load(std::memory_order_relaxed) - r.tail.load(std::memory_order_acquire));
+}
+
+std::size_t ring_write(RingCtl& r, char* buf, const char* p, std::size_t n) noexcept {
+  std::uint64_t h = r.head.load(std::memory_order_relaxed);
+  std::size_t k = std::min(n, kRingBytes - (h - r.tail.load(std::memory_order_acquire)));
+  if (k == 0) return 0;
+  std::size_t off = h & (kRingBytes - 1);
+  std::size_t first = std::min(k, kRingBytes - off);
+  std::memcpy(buf + off, p, first);
+  std::memcpy(buf, p + first, k - first);
+  r.head.store(h + k, std::memory_order_release);
+  return k;
+}
+
+void ring_read(RingCtl& r, const char* buf, char* dst, std::size_t k) noexcept {
+  std::uint64_t t = r.tail.load(std::memory_order_relaxed);
+  std::size_t off = t & (kRingBytes - 1);
+  std::size_t first = std::min(k, kRingBytes - off);
+  std::memcpy(dst, buf + off, first);
+  std::memcpy(dst + first, buf, k - first);
+  r.tail.store(t + k, std::memory_order_release);
+}
+
+/// Parent side: after changing a ring, wake the worker if it sleeps on it.
+void wake_worker(RingCtl& r) noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (r.waiting.load(std::memory_order_relaxed)) {
+    r.seq.fetch_add(1, std::memory_order_release);
+    futex_wake(r.seq, 1);
+  }
+}
+
+/// Worker side: wake the parent's handler if it said it is going to sleep.
+void wake_parent(PoolShm& p, int efd) noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (p.parent_waiting.load(std::memory_order_relaxed) && p.parent_waiting.exchange(0)) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto r = ::write(efd, &one, sizeof one);
+  }
+}
+
+/// A spin budget: pure pauses first, then yields (so spinners on an oversubscribed box
+/// let the thread they wait for run), for about kSpinFor.
+class Spinner {
+ public:
+  bool again() noexcept {
+    if (++n_ < 64) {
+      cpu_relax();
+      return true;
+    }
+    if (n_ == 64) t0_ = Clock::now();
+    ::sched_yield();
+    return (n_ & 15) != 0 || Clock::now() - t0_ < kSpinFor;
+  }
+  void reset() noexcept { n_ = 0; }
+
+ private:
+  unsigned n_ = 0;
+  Clock::time_point t0_;
+};
+
+/// Worker side: waits until `ready()` (data to read / room to write) on ring `r`.
+template <class Pred>
+void worker_wait(RingCtl& r, Pred ready) noexcept {
+  Spinner s;
+  while (!ready())
+    if (!s.again()) break;
+  while (!ready()) {
+    std::uint32_t key = r.seq.load(std::memory_order_acquire);
+    r.waiting.store(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!ready()) futex_wait(r.seq, key, std::nullopt);
+    r.waiting.store(0, std::memory_order_relaxed);
+  }
+}
+
+/// Reads exactly n bytes of the task stream. A worker left waiting in the middle of a
+/// frame means the parent still holds the rest of it: it rings the parent (if asleep)
+/// before waiting, and the parent re-checks for room before it sleeps.
+void worker_read(WorkerShm& w, PoolShm& p, int efd, char* dst, std::size_t n, bool mid_frame) {
+  while (n) {
+    std::size_t a = ring_avail(w.tasks);
+    if (a == 0) {
+      if (mid_frame) wake_parent(p, efd);
+      worker_wait(w.tasks, [&] { return ring_avail(w.tasks) > 0; });
+      continue;
+    }
+    std::size_t k = std::min(a, n);
+    ring_read(w.tasks, w.task_buf, dst, k);
+    dst += k;
+    n -= k;
+    mid_frame = true;
+  }
+}
+
+void worker_write(WorkerShm& w, PoolShm& p, int efd, const char* src, std::size_t n) {
+  while (n) {
+    std::size_t k = ring_write(w.results, w.result_buf, src, n);
+    src += k;
+    n -= k;
+    if (k) wake_parent(p, efd);
+    if (n) worker_wait(w.results, [&] { return ring_free(w.results) > 0; });
+  }
+}
+
+constexpr std::size_t kHdr = sizeof(std::uint32_t) + sizeof(std::uint64_t);
+
+void worker_main(WorkerShm* w, PoolShm* p, int efd, const std::function<void()>* init, int maxtasks) {
+  if (*init) {
+    try {
+      (*init)();
+    } catch (const SystemExit&) {
+      throw;
+    } catch (...) {
+      std::string t, m;
+      describe_current_exception(t, m);
+      std::fprintf(stderr, "mp.Pool: the worker initializer raised %s: %s (the worker goes on)\n", t.c_str(),
+                   m.c_str());
+    }
+  }
+  std::string msg, out;
+  long done = 0;
+  for (;;) {
+    char hdr[kHdr];
+    worker_read(*w, *p, efd, hdr, kHdr, false);
+    std::uint32_t len;
+    std::uint64_t id;
+    std::memcpy(&len, hdr, 4);
+    std::memcpy(&id, hdr + 4, 8);
+    msg.resize(len - 8);
+    worker_read(*w, *p, efd, msg.data(), msg.size(), true);
+    if (id == 0) return;  // sentinel: close()/join()
+    w->current_task.store(id, std::memory_order_relaxed);
+    out.assign(kHdr + 1, '\0');
+    char status = 0;
+    try {
+      std::string_view m(msg);
+      std::uintptr_t rp;
+      std::uint32_t fn_size, count;
+      std::memcpy(&rp, m.data(), sizeof rp);
+      std::memcpy(&fn_size, m.data() + sizeof rp, 4);
+      m.remove_prefix(sizeof rp + 4);
+      std::string_view fn = m.substr(0, fn_size);
+      m.remove_prefix(fn_size);
+      std::memcpy(&count, m.data(), 4);
+      m.remove_prefix(4);
+      reinterpret_cast<Runner>(rp)(fn, m, count, out);
+    } catch (const SystemExit&) {
+      throw;  // mp::exit() in a task ends the worker (the parent reports WorkerLost)
+    } catch (...) {
+      status = 1;
+      std::string t, s;
+      describe_current_exception(t, s);
+      out.resize(kHdr + 1);
+      put_field(out, t);
+      put_field(out, s);
+    }
+    auto flen = static_cast<std::uint32_t>(out.size() - 4);
+    std::memcpy(out.data(), &flen, 4);
+    std::memcpy(out.data() + 4, &id, 8);
+    out[kHdr] = status;
+    worker_write(*w, *p, efd, out.data(), out.size());
+    w->current_task.store(0, std::memory_order_relaxed);
+    if (maxtasks > 0 && ++done >= maxtasks) return;
+  }
+}
+
+struct Task {
+  std::uint64_t id;
+  PoolTask t;
+};
+
+struct Worker {
+  std::shared_ptr<Segment> seg;
+  WorkerShm* shm = nullptr;
+  std::unique_ptr<Process> proc;
+  pid_t pid = 0;
+  int pidfd = -1;
+  std::deque<Task> inflight;
+  std::string out_partial;  // the part of a frame that did not fit in the ring yet
+  std::string in_buf;       // result bytes read but not yet a whole frame
+  long sent = 0;            // tasks given (for maxtasksperchild)
+  bool exiting = false;     // sentinel sent
+};
+
+struct Outcome {
+  std::shared_ptr<Sink> sink;
+  std::size_t start;
+  std::uint32_t count;
+  bool ok;
+  std::string_view payload;
+  std::exception_ptr error;
+};
+
+}  // namespace
+
+class ProcessPoolCore {
+ public:
+  explicit ProcessPoolCore(PoolOptions opts) : opts_(std::move(opts)), pshm_("mp-pool") {
+    if (opts_.processes < 0) throw ValueError("Pool: processes must be at least 1 (or 0 for cpu_count())");
+    if (get_start_method() != StartMethod::fork)
+      throw ValueError("Pool: workers must be forked from this program (they receive functions as code addresses); "
+                       "use mp::set_start_method(mp::StartMethod::fork) or mp::ThreadPool");
+    n_ = opts_.processes ? static_cast<std::size_t>(opts_.processes) : static_cast<std::size_t>(cpu_count());
+    efd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!efd_) throw OSError(errno, "Pool: eventfd()");
+    workers_.resize(n_);
+    std::lock_guard g(mu_);
+    for (std::size_t i = 0; i < n_; ++i) start_worker_locked(i);
+    handler_ = std::thread([this] { handler_loop(); });
+  }
+
+  ~ProcessPoolCore() { terminate(); }
+
+  std::size_t workers() const noexcept { return n_; }
+
+  std::vector<pid_t> pids() const {
+    std::lock_guard g(mu_);
+    std::vector<pid_t> out;
+    for (auto& w : workers_)
+      if (w) out.push_back(w->pid);
+    return out;
+  }
+
+  void submit(std::vector<PoolTask>&& tasks) {
+    std::lock_guard g(mu_);
+    if (closed_ || terminating_)
+      throw ValueError(terminating_ ? "Pool not running: it was terminated" : "Pool not running: it was closed");
+    for (auto& t : tasks) pending_.push_back(Task{next_id_++, std::move(t)});
+    outstanding_ += tasks.size();
+    dispatch_locked();
+  }
+
+  void close() {
+    std::lock_guard g(mu_);
+    closed_ = true;
+  }
+
+  std::size_t cancel_pending() {
+    std::vector<std::shared_ptr<Sink>> cancelled;
+    {
+      std::lock_guard g(mu_);
+      std::deque<Task> keep;
+      for (auto& t : pending_) {
+        if (t.t.sink->cancellable() && t.t.sink->try_cancel()) {
+          cancelled.push_back(t.t.sink);
+          --outstanding_;
+        } else {
+          keep.push_back(std::move(t));
+        }
+      }
+      pending_.swap(keep);
+    }
+    for (auto& s : cancelled) s->on_cancel();
+    return cancelled.size();
+  }
+
+  void join() {
+    {
+      std::lock_guard g(mu_);
+      if (!closed_ && !terminating_) throw ValueError("Pool.join(): call close() or terminate() first");
+      joining_ = true;
+    }
+    ring_handler();
+    if (handler_.joinable()) handler_.join();
+    std::lock_guard g(mu_);
+    for (auto& w : workers_)
+      if (w) w->proc->join();
+    workers_.clear();
+  }
+
+  void terminate() noexcept {
+    {
+      std::lock_guard g(mu_);
+      if (terminated_) return;
+      terminating_ = true;
+    }
+    ring_handler();
+    if (handler_.joinable()) handler_.join();
+    std::vector<Outcome> outs;
+    {
+      std::lock_guard g(mu_);
+      terminated_ = true;
+      try {
+        for (auto& w : workers_)
+          if (w) w->proc->terminate();
+        for (auto& w : workers_) {
+          if (!w) continue;
+          if (!w->proc->join(std::chrono::seconds(1))) {
+            w->proc->kill();
+            w->proc->join();
+          }
+          for (auto& t : w->inflight) outs.push_back(broken(t));
+        }
+        for (auto& t : pending_) outs.push_back(broken(t));
+      } catch (...) {
+        // join/kill only throw for a process never started: not possible here
+      }
+      pending_.clear();
+      workers_.clear();
+      outstanding_ = 0;
+    }
+    deliver(outs);
+  }
+
+ private:
+  static Outcome broken(Task& t) {
+    return Outcome{t.t.sink, t.t.start, t.t.count, false, {},
+                   std::make_exception_ptr(BrokenPool("Pool was terminated before this task finished"))};
+  }
+
+  void ring_handler() noexcept {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto r = ::write(efd_.get(), &one, sizeof one);
+  }
+
+  void start_worker_locked(std::size_t slot) {
+    auto w = std::make_unique<Worker>();
+    w->seg = Segment::create(sizeof(WorkerShm), "mp-pool-worker");
+    w->shm = new (w->seg->data()) WorkerShm;  // default-init: the ring bytes stay untouched
+    WorkerShm* shm = w->shm;
+    PoolShm* p = pshm_.get();
+    int efd = efd_.get();
+    const std::function<void()>* init = &opts_.initializer;
+    int maxtasks = opts_.maxtasksperchild;
+    w->proc = std::make_unique<Process>(
+        ProcessOptions{.name = "ForkPoolWorker-" + std::to_string(++spawned_), .daemon = true},
+        [shm, p, efd, init, maxtasks] { worker_main(shm, p, efd, init, maxtasks); });
+    w->proc->start();
+    w->pid = w->proc->pid();
+    w->pidfd = w->proc->sentinel();
+    workers_[slot] = std::move(w);
+  }
+
+  /// Writes one frame for `t` into w's task ring (the rest waits in out_partial).
+  void send_locked(Worker& w, Task&& t) {
+    char hdr[kHdr];
+    auto len = static_cast<std::uint32_t>(8 + t.t.msg.size());
+    std::memcpy(hdr, &len, 4);
+    std::memcpy(hdr + 4, &t.id, 8);
+    auto& r = w.shm->tasks;
+    std::size_t k = ring_write(r, w.shm->task_buf, hdr, kHdr);
+    if (k == kHdr) {
+      std::size_t k2 = ring_write(r, w.shm->task_buf, t.t.msg.data(), t.t.msg.size());
+      if (k2 < t.t.msg.size()) w.out_partial.assign(t.t.msg, k2);
+    } else {
+      w.out_partial.assign(hdr + k, kHdr - k);
+      w.out_partial += t.t.msg;
+    }
+    wake_worker(r);
+    ++w.sent;
+    w.inflight.push_back(std::move(t));
+  }
+
+  bool flush_partial_locked(Worker& w) {
+    if (w.out_partial.empty()) return false;
+    std::size_t k = ring_write(w.shm->tasks, w.shm->task_buf, w.out_partial.data(), w.out_partial.size());
+    if (k == 0) return false;
+    w.out_partial.erase(0, k);
+    wake_worker(w.shm->tasks);
+    return true;
+  }
+
+  bool dispatch_locked() {
+    bool progress = false;
+    for (auto& w : workers_)
+      if (w) progress |= flush_partial_locked(*w);
+    while (!pending_.empty()) {
+      // Prefetch behind a busy worker only when plenty is queued (like CPython's call
+      // queue, which holds one extra call): keeps pipelines full, keeps dispatch on demand.
+      std::size_t cap = 1 + std::min(kMaxWindow - 1, pending_.size() / (4 * n_));
+      Worker* best = nullptr;
+      for (auto& w : workers_) {
+        if (!w || w->exiting || !w->out_partial.empty() || w->inflight.size() >= cap) continue;
+        if (opts_.maxtasksperchild > 0 && w->sent >= opts_.maxtasksperchild) continue;
+        if (!best || w->inflight.size() < best->inflight.size()) best = w.get();
+      }
+      if (!best) break;
+      Task t = std::move(pending_.front());
+      pending_.pop_front();
+      if (!t.t.sink->mark_running()) {  // cancelled (Future.cancel / shutdown(cancel_futures))
+        --outstanding_;
+        continue;
+      }
+      send_locked(*best, std::move(t));
+      progress = true;
+    }
+    return progress;
+  }
+
+  /// Reads w's results; whole frames become outcomes (viewing into `batches`).
+  bool drain_locked(Worker& w, std::vector<Outcome>& outs, std::deque<std::string>& batches) {
+    auto& r = w.shm->results;
+    std::size_t a = ring_avail(r);
+    if (a == 0) return false;
+    std::size_t old = w.in_buf.size();
+    w.in_buf.resize(old + a);
+    ring_read(r, w.shm->result_buf, w.in_buf.data() + old, a);
+    wake_worker(r);
+    std::size_t pos = 0;
+    for (;;) {
+      if (w.in_buf.size() - pos < 4) break;
+      std::uint32_t len;
+      std::memcpy(&len, w.in_buf.data() + pos, 4);
+      if (w.in_buf.size() - pos - 4 < len) break;
+      pos += 4 + len;
+    }
+    if (pos == 0) return true;
+    batches.emplace_back(std::move(w.in_buf));
+    const std::string& b = batches.back();
+    w.in_buf.assign(b, pos, std::string::npos);
+    for (std::size_t at = 0; at < pos;) {
+      std::uint32_t len;
+      std::uint64_t id;
+      std::memcpy(&len, b.data() + at, 4);
+      std::memcpy(&id, b.data() + at + 4, 8);
+      bool ok = b[at + kHdr] == 0;
+      std::string_view payload(b.data() + at + kHdr + 1, len - 9);
+      at += 4 + len;
+      auto it = w.inflight.begin();
+      while (it != w.inflight.end() && it->id != id) ++it;
+      if (it == w.inflight.end()) continue;  // cannot happen: results come back in order
+      outs.push_back(Outcome{it->t.sink, it->t.start, it->t.count, ok, payload, nullptr});
+      w.inflight.erase(it);
+    }
+    return true;
+  }
+
+  /// Handles workers that have exited: blames the task that was running, re-queues the
+  /// rest, replaces the worker unless the pool is winding down.
+  bool reap_locked(std::vector<Outcome>& outs, std::deque<std::string>& batches) {
+    std::vector<pollfd> fds;
+    std::vector<std::size_t> slots;
+    for (std::size_t i = 0; i < workers_.size(); ++i)
+      if (workers_[i]) {
+        fds.push_back({workers_[i]->pidfd, POLLIN, 0});
+        slots.push_back(i);
+      }
+    if (fds.empty() || ::poll(fds.data(), fds.size(), 0) <= 0) return false;
+    bool any = false;
+    for (std::size_t j = 0; j < fds.size(); ++j) {
+      if (!(fds[j].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      any = true;
+      auto w = std::move(workers_[slots[j]]);
+      drain_locked(*w, outs, batches);
+      w->proc->join();
+      ExitStatus st = w->proc->status();
+      if (!w->inflight.empty()) {
+        Task& head = w->inflight.front();
+        if (w->shm->current_task.load(std::memory_order_relaxed) == head.id) {
+          std::string what = "Pool worker " + std::to_string(w->pid) + " " + st.describe() +
+                             " while running this task; the worker was replaced and the other tasks go on";
+          outs.push_back(Outcome{head.t.sink, head.t.start, head.t.count, false, {},
+                                 std::make_exception_ptr(WorkerLost(w->pid, st.signal(), what))});
+          w->inflight.pop_front();
+        }
+        for (auto it = w->inflight.rbegin(); it != w->inflight.rend(); ++it) pending_.push_front(std::move(*it));
+      }
+      bool work_left = !pending_.empty() || outstanding_ > outs.size();
+      if (!terminating_ && (!joining_ || work_left)) {
+        try {
+          start_worker_locked(slots[j]);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "mp.Pool: cannot replace a lost worker: %s\n", e.what());
+        }
+      }
+    }
+    return any;
+  }
+
+  void deliver(std::vector<Outcome>& outs) noexcept {
+    for (auto& o : outs) {
+      try {
+        if (o.error) {
+          o.sink->fail(o.start, o.count, o.error);
+        } else if (o.ok) {
+          o.sink->deliver_bytes(o.start, o.count, o.payload);
+        } else {
+          auto p = o.payload;
+          auto type = take_field(p);
+          auto msg = take_field(p);
+          o.sink->fail(o.start, o.count, remote_exception(type, msg));
+        }
+      } catch (...) {
+        try {
+          o.sink->fail(o.start, o.count, std::current_exception());
+        } catch (...) {
+          std::fprintf(stderr, "mp.Pool: could not deliver a result\n");
+        }
+      }
+    }
+  }
+
+  /// Whether sleeping now could miss work: results to read, or room for a held-back frame.
+  bool work_waiting_locked() const {
+    for (auto& w : workers_)
+      if (w && (ring_avail(w->shm->results) || (!w->out_partial.empty() && ring_free(w->shm->tasks))))
+        return true;
+    return false;
+  }
+
+  void handler_loop() {
+    std::unique_lock lk(mu_);
+    std::vector<Outcome> outs;
+    std::deque<std::string> batches;
+    Spinner spin;
+    unsigned iter = 0;
+    for (;;) {
+      if (terminating_) return;
+      bool progress = false;
+      for (auto& w : workers_)
+        if (w) progress |= drain_locked(*w, outs, batches);
+      progress |= dispatch_locked();
+      if ((++iter & 127) == 0) progress |= reap_locked(outs, batches);
+      if (!outs.empty()) {
+        lk.unlock();
+        deliver(outs);
+        lk.lock();
+        outstanding_ -= outs.size();
+        outs.clear();
+        batches.clear();
+        spin.reset();
+        continue;
+      }
+      if (joining_ && pending_.empty() && outstanding_ == 0) {
+        bool alive = false;
+        for (auto& w : workers_) {
+          if (!w) continue;
+          alive = true;
+          if (!w->exiting) {
+            w->exiting = true;
+            char frame[kHdr];
+            std::uint32_t len = 8;
+            std::uint64_t id = 0;
+            std::memcpy(frame, &len, 4);
+            std::memcpy(frame + 4, &id, 8);
+            w->out_partial.append(frame, kHdr);
+            flush_partial_locked(*w);
+          }
+        }
+        if (!alive) return;
+        if (reap_locked(outs, batches)) continue;
+      }
+      if (progress) {
+        spin.reset();
+        continue;
+      }
+      lk.unlock();
+      bool more = spin.again();
+      lk.lock();
+      if (more) continue;
+      // Sleep until a worker rings, a worker dies, or a caller rings (join/terminate).
+      pshm_->parent_waiting.store(1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (work_waiting_locked()) {
+        pshm_->parent_waiting.store(0, std::memory_order_relaxed);
+        continue;
+      }
+      std::vector<pollfd> fds{{efd_.get(), POLLIN, 0}};
+      for (auto& w : workers_)
+        if (w) fds.push_back({w->pidfd, POLLIN, 0});
+      lk.unlock();
+      ::poll(fds.data(), fds.size(), -1);
+      std::uint64_t v;
+      [[maybe_unused]] auto r = ::read(efd_.get(), &v, sizeof v);
+      lk.lock();
+      pshm_->parent_waiting.store(0, std::memory_order_relaxed);
+      for (std::size_t i = 1; i < fds.size(); ++i)
+        if (fds[i].revents) {
+          reap_locked(outs, batches);
+          break;
+        }
+      spin.reset();
+    }
+  }
+
+  mutable std::mutex mu_;
+  PoolOptions opts_;
+  std::size_t n_ = 0;
+  Shared<PoolShm> pshm_;
+  UniqueFd efd_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::deque<Task> pending_;
+  std::uint64_t next_id_ = 1;
+  std::size_t outstanding_ = 0;  // submitted, not yet delivered
+  long spawned_ = 0;
+  bool closed_ = false;
+  bool joining_ = false;
+  bool terminating_ = false;
+  bool terminated_ = false;
+  std::thread handler_;
+};
+
+}  // namespace mp::internal
+
+namespace mp {
+
+Pool::Pool(int processes, std::function<void()> initializer, int maxtasksperchild)
+    : Pool(PoolOptions{processes, std::move(initializer), maxtasksperchild}) {}
+Pool::Pool(PoolOptions opts) : core_(std::make_unique<internal::ProcessPoolCore>(std::move(opts))) {}
+Pool::~Pool() = default;  // the core's destructor terminates
+
+void Pool::close() { core_->close(); }
+std::size_t Pool::cancel_pending() { return core_->cancel_pending(); }
+void Pool::join() { core_->join(); }
+void Pool::terminate() { core_->terminate(); }
+std::size_t Pool::workers() const noexcept { return core_->workers(); }
+std::vector<pid_t> Pool::pids() const { return core_->pids(); }
+void Pool::submit(std::vector<internal::PoolTask>&& tasks) { core_->submit(std::move(tasks)); }
+
+}  // namespace mp

@@ -1,0 +1,200 @@
+// Result states shared by the pools and executors. See include/mp/internal/pool_state.hpp.
+#include "mp/internal/pool_state.hpp"
+
+#include <cxxabi.h>
+#include <sched.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <new>
+#include <typeinfo>
+
+namespace mp::internal {
+
+namespace {
+
+std::string demangle(const char* mangled) {
+  int status = 0;
+  char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string out = status == 0 && s ? s : mangled;
+  std::free(s);
+  for (auto p = out.find("__cxx11::"); p != std::string::npos; p = out.find("__cxx11::")) out.erase(p, 9);
+  return out;
+}
+
+template <class E>
+std::exception_ptr make(std::string_view msg) {
+  return std::make_exception_ptr(E(std::string(msg)));
+}
+
+}  // namespace
+
+std::exception_ptr remote_exception(std::string_view type, std::string_view msg) {
+  using Maker = std::exception_ptr (*)(std::string_view);
+  static const std::pair<std::string_view, Maker> known[] = {
+      {"std::runtime_error", make<std::runtime_error>},
+      {"std::logic_error", make<std::logic_error>},
+      {"std::invalid_argument", make<std::invalid_argument>},
+      {"std::out_of_range", make<std::out_of_range>},
+      {"std::domain_error", make<std::domain_error>},
+      {"std::length_error", make<std::length_error>},
+      {"std::range_error", make<std::range_error>},
+      {"std::overflow_error", make<std::overflow_error>},
+      {"std::underflow_error", make<std::underflow_error>},
+      {"mp::Error", make<Error>},
+      {"mp::ValueError", make<ValueError>},
+      {"mp::RuntimeError", make<RuntimeError>},
+      {"mp::TimeoutError", make<TimeoutError>},
+      {"mp::Empty", make<Empty>},
+      {"mp::Full", make<Full>},
+      {"mp::EOFError", make<EOFError>},
+      {"mp::ProcessError", make<ProcessError>},
+      {"mp::CodecError", make<CodecError>},
+      {"mp::BrokenPool", make<BrokenPool>},
+  };
+  for (auto& [name, fn] : known)
+    if (name == type) return fn(msg);
+  if (type == "std::bad_alloc") return std::make_exception_ptr(std::bad_alloc());
+  return std::make_exception_ptr(RemoteError(std::string(type), std::string(msg)));
+}
+
+void describe_current_exception(std::string& type, std::string& msg) {
+  try {
+    throw;
+  } catch (const RemoteError& e) {
+    type = e.type_name();
+    msg = e.message();
+  } catch (const std::exception& e) {
+    type = demangle(typeid(e).name());
+    msg = e.what();
+  } catch (...) {
+    auto* t = abi::__cxa_current_exception_type();
+    type = t ? demangle(t->name()) : "unknown exception";
+    msg = "(not a std::exception)";
+  }
+}
+
+// ----------------------------------------------------------------------------- Waiter
+
+void Waiter::notify(const void* who) {
+  {
+    std::lock_guard g(mu_);
+    done_.push_back(who);
+  }
+  cv_.notify_all();
+}
+
+std::vector<const void*> Waiter::take(Deadline deadline) {
+  std::unique_lock lk(mu_);
+  if (deadline) {
+    cv_.wait_until(lk, *deadline, [&] { return !done_.empty(); });
+  } else {
+    cv_.wait(lk, [&] { return !done_.empty(); });
+  }
+  std::vector<const void*> out(done_.begin(), done_.end());
+  done_.clear();
+  return out;
+}
+
+bool Waiter::has_any() {
+  std::lock_guard g(mu_);
+  return !done_.empty();
+}
+
+// ------------------------------------------------------------------------- Completion
+//
+// word_: 0 not ready, 2 not ready and a waiter may sleep on the futex, 1 ready. set_ready
+// exchanges in 1 and issues the futex wake-up only if it took a 2 (no system call when
+// nobody sleeps — the common case of a result collected later).
+
+bool Completion::wait_until(Deadline deadline) const noexcept {
+  if (ready()) return true;
+  // A short spin: a busy pool answers within microseconds, a futex wake-up costs tens.
+  auto t0 = Clock::now();
+  for (unsigned i = 0;; ++i) {
+    if (ready()) return true;
+    if (i < 64) {
+      cpu_relax();
+      continue;
+    }
+    ::sched_yield();
+    if ((i & 15) == 0 && (Clock::now() - t0 > std::chrono::microseconds(100) || (deadline && Clock::now() >= *deadline)))
+      break;
+  }
+  for (;;) {
+    std::uint32_t v = word_.load(std::memory_order_acquire);
+    if (v == 1) return true;
+    if (v == 0 && !word_.compare_exchange_weak(v, 2, std::memory_order_acq_rel)) continue;
+    if (futex_wait(word_, 2, deadline) == WaitResult::timed_out) return ready();
+  }
+}
+
+Completion::Phase Completion::phase() const {
+  std::lock_guard g(mu_);
+  return phase_;
+}
+
+bool Completion::mark_running() {
+  std::lock_guard g(mu_);
+  if (phase_ == Phase::cancelled) return false;
+  if (phase_ == Phase::pending) phase_ = Phase::running;
+  return true;
+}
+
+bool Completion::try_cancel() {
+  std::lock_guard g(mu_);
+  if (phase_ == Phase::pending) phase_ = Phase::cancelled;
+  return phase_ == Phase::cancelled;
+}
+
+void Completion::add_done_callback(std::function<void()> cb) {
+  {
+    std::lock_guard g(mu_);
+    if (!finished_) {
+      done_callbacks_.push_back(std::move(cb));
+      return;
+    }
+  }
+  cb();
+}
+
+void Completion::add_waiter(std::shared_ptr<Waiter> w) {
+  {
+    std::lock_guard g(mu_);
+    if (!finished_) {
+      waiters_.push_back(std::move(w));
+      return;
+    }
+  }
+  w->notify(this);
+}
+
+void Completion::remove_waiter(const std::shared_ptr<Waiter>& w) {
+  std::lock_guard g(mu_);
+  std::erase(waiters_, w);
+}
+
+void Completion::set_ready() {
+  std::vector<std::function<void()>> cbs;
+  std::vector<std::shared_ptr<Waiter>> ws;
+  {
+    std::lock_guard g(mu_);
+    if (finished_) return;
+    finished_ = true;
+    if (phase_ != Phase::cancelled) phase_ = Phase::finished;
+    cbs.swap(done_callbacks_);
+    ws.swap(waiters_);
+  }
+  if (word_.exchange(1, std::memory_order_acq_rel) == 2) futex_wake_all(word_);
+  for (auto& w : ws) w->notify(this);
+  for (auto& cb : cbs) {
+    try {
+      cb();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mp: exception in a done callback (ignored): %s\n", e.what());
+    }
+  }
+}
+
+}  // namespace mp::internal

@@ -1,0 +1,495 @@
+// The shared-memory ring under mp::Queue. Protocol and layout: include/mp/internal/ring.hpp.
+#include "mp/queue.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <sched.h>
+#include <string>
+
+#include "mp/internal/os.hpp"
+#include "mp/synchronize.hpp"
+
+namespace mp::internal {
+
+namespace {
+
+// Each side caches the other side's word (a lower bound, valid across lock takeovers). A
+// thread that learns of a record through a cache filled by *another process* is ordered by
+// that process's acquire and lock release, which ThreadSanitizer cannot see; under TSan the
+// caches are bypassed so that every ordering goes through atomics it can see.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kUseCaches = false;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kUseCaches = false;
+#else
+constexpr bool kUseCaches = true;
+#endif
+#else
+constexpr bool kUseCaches = true;
+#endif
+
+// Record kinds (low 3 bits of a record's tag; the writer's pid sits above them).
+constexpr std::uint32_t kWhole = 1;   // a complete message
+constexpr std::uint32_t kFirst = 2;   // first fragment: payload = [u64 total size][bytes]
+constexpr std::uint32_t kMiddle = 3;  // a further fragment
+constexpr std::uint32_t kLast = 4;    // the final fragment: completes (and counts) the message
+constexpr std::uint32_t kAbort = 5;   // the writer withdrew the fragmented message (timeout)
+constexpr std::uint32_t kHeader = 8;
+
+// How often a consumer assembling a fragmented message checks that its writer still lives.
+constexpr auto kWriterProbe = std::chrono::milliseconds(50);
+// Adaptive spin before sleeping: long enough to cover a peer that is busy right now (a
+// futex round trip costs 5-50 µs on VMs), short enough that an idle waiter soon sleeps.
+constexpr std::int64_t kSpinInitialNs = 20'000;
+constexpr std::int64_t kSpinMinNs = 1'000;
+constexpr std::int64_t kSpinMaxNs = 50'000;
+// Most pauses (~30 ns each here) between two polls of the other side's word: short when
+// waiting for data (latency), longer when a producer waits for room (a busy consumer).
+constexpr int kDataPauses = 8;
+constexpr int kSpacePauses = 64;
+constexpr std::size_t kMinCapacity = 4096;
+constexpr std::size_t kMaxCapacity = std::size_t{1} << 30;
+constexpr std::size_t kMaxMaxsize = 0x7fffffff;
+
+constexpr std::uint32_t pos_of(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w); }
+constexpr std::uint32_t cnt_of(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w >> 32); }
+constexpr std::uint64_t make_word(std::uint32_t pos, std::uint32_t cnt) noexcept {
+  return (std::uint64_t{cnt} << 32) | pos;
+}
+constexpr std::uint32_t record_size(std::size_t payload) noexcept {
+  return static_cast<std::uint32_t>(kHeader + ((payload + 7) & ~std::size_t{7}));
+}
+
+// Publishing is a release store; a sleeper is only woken if the publisher then sees its
+// bit, so the store must be globally visible before the WaitWord is read (the Dekker
+// pattern; the sleeper side sets its bit with a locked RMW, then re-reads the index).
+// After an unlock, MutexWord's locked compare-exchange already is a full barrier on x86:
+// only the compiler must be kept from hoisting the load above it. That saves one locked
+// instruction per put and per get. Anywhere else, or on other CPUs, a real fence is used.
+void notify_after_unlock(WaitWord& w) noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+  w.notify();
+}
+void notify_now(WaitWord& w) noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  w.notify();
+}
+
+void fault_point(RingPoint p) noexcept {
+  if (auto hook = ring_fault_hook.load(std::memory_order_relaxed)) hook(p);
+}
+
+}  // namespace
+
+std::atomic<RingFaultHook> ring_fault_hook{nullptr};
+
+std::int32_t current_cpu() noexcept { return ::sched_getcpu(); }
+
+// Fields written by producers, by consumers, and by sleepers sit on separate cache lines.
+// Each lock line is touched by one side only (while it runs alone), and `head` / `tail`
+// each bounce between just the two sides, as in a bare SPSC ring.
+struct RingHeader {
+  std::uint32_t capacity = 0;  // bytes in the ring, a power of two; immutable
+  std::uint32_t maxsize = 0;   // messages; 0 = bounded by bytes only; immutable
+
+  alignas(64) MutexWord put_lock;
+  std::atomic<std::uint64_t> tail_cache{0};  // producers' last view of `tail`: a lower bound
+  alignas(64) std::atomic<std::uint64_t> head{0};  // (position | published count << 32)
+
+  alignas(64) MutexWord get_lock;
+  std::atomic<std::uint64_t> head_cache{0};  // consumers' last view of `head`: a lower bound
+  alignas(64) std::atomic<std::uint64_t> tail{0};  // (position | taken count << 32)
+
+  alignas(64) WaitWord data;   // consumers sleep here until `head` moves
+  alignas(64) WaitWord space;  // producers sleep here until `tail` moves
+  alignas(64) std::atomic<std::uint32_t> done{0};  // JoinableQueue: task_done() calls
+  WaitWord tasks;                                  // JoinableQueue: join() sleeps here
+};
+static_assert(sizeof(RingHeader) % 64 == 0);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+Ring::Local::Local() : spin_get_ns(kSpinInitialNs), spin_put_ns(kSpinInitialNs) {}
+
+Ring::Ring(RingOptions opts) {
+  if (opts.capacity > kMaxCapacity)
+    throw ValueError("Queue: capacity_bytes=" + std::to_string(opts.capacity) + " is larger than the 1 GiB limit");
+  std::size_t cap = kMinCapacity;
+  while (cap < opts.capacity) cap <<= 1;
+  seg_ = Segment::create(sizeof(RingHeader) + cap, "mp-queue");
+  h_ = new (seg_->data()) RingHeader;
+  h_->capacity = static_cast<std::uint32_t>(cap);
+  h_->maxsize = static_cast<std::uint32_t>(std::min(opts.maxsize, kMaxMaxsize));
+  data_ = static_cast<unsigned char*>(seg_->data()) + sizeof(RingHeader);
+  cap_ = static_cast<std::uint32_t>(cap);
+  mask_ = cap_ - 1;
+  local_ = std::make_shared<Local>();
+}
+
+bool Ring::closed() const noexcept { return local_->closed_by.load(std::memory_order_relaxed) == self_pid(); }
+void Ring::set_closed() noexcept { local_->closed_by.store(self_pid(), std::memory_order_relaxed); }
+
+std::size_t Ring::maxsize() const noexcept { return h_->maxsize; }
+std::size_t Ring::capacity() const noexcept { return cap_; }
+std::size_t Ring::max_whole_message() const noexcept { return cap_ / 2 - kHeader; }
+
+std::size_t Ring::qsize() const noexcept {
+  std::uint64_t tail = h_->tail.load(std::memory_order_acquire);  // tail first: never ahead of head
+  std::uint64_t head = h_->head.load(std::memory_order_acquire);
+  return static_cast<std::uint32_t>(cnt_of(head) - cnt_of(tail));
+}
+
+// MutexWord::lock takes over from a dead holder even when `deadline` is immediate, so
+// get_nowait()/put_nowait() recover a side abandoned by a killed process too.
+bool Ring::lock_put(Deadline deadline) noexcept { return h_->put_lock.lock(static_cast<std::uint32_t>(self_pid()), deadline); }
+bool Ring::lock_get(Deadline deadline) noexcept { return h_->get_lock.lock(static_cast<std::uint32_t>(self_pid()), deadline); }
+// A takeover from a dead holder needs no repair (see ring.hpp); unlock clears the flag.
+void Ring::unlock_put() noexcept { h_->put_lock.unlock(); }
+void Ring::unlock_get() noexcept { h_->get_lock.unlock(); }
+
+void Ring::copy_in(std::uint32_t pos, const void* src, std::size_t n) noexcept {
+  if (n == 0) return;  // src may be null (an empty vector's data())
+  std::uint32_t idx = pos & mask_;
+  std::size_t first = std::min<std::size_t>(n, cap_ - idx);
+  std::memcpy(data_ + idx, src, first);
+  if (n > first) std::memcpy(data_, static_cast<const unsigned char*>(src) + first, n - first);
+}
+
+void Ring::copy_out(std::uint32_t pos, void* dst, std::size_t n) const noexcept {
+  if (n == 0) return;
+  std::uint32_t idx = pos & mask_;
+  std::size_t first = std::min<std::size_t>(n, cap_ - idx);
+  std::memcpy(dst, data_ + idx, first);
+  if (n > first) std::memcpy(static_cast<unsigned char*>(dst) + first, data_, n - first);
+}
+
+// Writes a record at the head and publishes it with one store (the commit point).
+// Caller holds put_lock and has checked there is room.
+void Ring::publish_head(std::uint64_t head, std::uint32_t pos, std::uint32_t len, std::uint32_t kind, const void* a,
+                        std::size_t an, const void* b, std::size_t bn, bool counts) noexcept {
+  std::uint32_t hdr[2] = {len, kind | (static_cast<std::uint32_t>(self_pid()) << 3)};
+  std::memcpy(data_ + (pos & mask_), hdr, kHeader);  // never wraps: positions are multiples of 8
+  if (an) copy_in(pos + kHeader, a, an);
+  if (bn) copy_in(static_cast<std::uint32_t>(pos + kHeader + an), b, bn);
+  fault_point(RingPoint::put_before_publish);
+  h_->head.store(make_word(pos + record_size(len), cnt_of(head) + (counts ? 1 : 0)), std::memory_order_release);
+}
+
+bool Ring::try_write_whole(const void* data, std::size_t n, std::uint64_t& seen_tail) noexcept {
+  std::uint64_t head = h_->head.load(std::memory_order_acquire);  // only put_lock holders change it
+  std::uint32_t rec = record_size(n);
+  auto room = [&](std::uint64_t tail) {
+    return static_cast<std::uint32_t>(pos_of(head) - pos_of(tail)) + std::uint64_t{rec} <= cap_ &&
+           (h_->maxsize == 0 || static_cast<std::uint32_t>(cnt_of(head) - cnt_of(tail)) < h_->maxsize);
+  };
+  std::uint64_t tail =
+      kUseCaches ? h_->tail_cache.load(std::memory_order_relaxed) : h_->tail.load(std::memory_order_acquire);
+  if (!room(tail)) {
+    tail = h_->tail.load(std::memory_order_acquire);  // consumers finished reading what we overwrite
+    h_->tail_cache.store(tail, std::memory_order_relaxed);
+    if (!room(tail)) {
+      seen_tail = tail;
+      return false;
+    }
+  }
+  publish_head(head, pos_of(head), static_cast<std::uint32_t>(n), kWhole, data, n, nullptr, 0, true);
+  return true;
+}
+
+bool Ring::put(const void* data, std::size_t n, Deadline deadline) {
+  if (n > max_whole_message()) return put_fragmented(data, n, deadline);
+  for (;;) {
+    if (!lock_put(deadline)) return false;
+    std::uint64_t seen_tail = 0;
+    bool ok = try_write_whole(data, n, seen_tail);
+    unlock_put();
+    if (ok) {
+      notify_after_unlock(h_->data);
+      return true;
+    }
+    // Full: wait (without the lock) until a consumer moves the tail, then try again.
+    if (!await_change(h_->tail, seen_tail, h_->space, deadline, local_->spin_put_ns, kSpacePauses)) return false;
+  }
+}
+
+// A message larger than half the ring: fragments written while holding put_lock throughout,
+// always keeping 8 bytes free so that an ABORT record can be written on timeout.
+bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
+  const auto* src = static_cast<const unsigned char*>(data);
+  const std::size_t frag_max = cap_ / 2 - 2 * kHeader;
+  auto free_bytes = [&](std::uint64_t head, std::uint64_t tail) -> std::size_t {
+    return cap_ - static_cast<std::uint32_t>(pos_of(head) - pos_of(tail));
+  };
+  for (;;) {
+    if (!lock_put(deadline)) return false;
+    std::uint64_t head = h_->head.load(std::memory_order_relaxed);
+    std::uint64_t tail = h_->tail.load(std::memory_order_acquire);
+    h_->tail_cache.store(tail, std::memory_order_relaxed);
+    bool count_ok = h_->maxsize == 0 || static_cast<std::uint32_t>(cnt_of(head) - cnt_of(tail)) < h_->maxsize;
+    bool expired = deadline && *deadline <= Clock::now();
+    // With no time left, start only if the whole message fits now (never half-send and abort).
+    std::size_t worst = n + 2 * kHeader * (n / frag_max + 3);
+    if (count_ok && (!expired || free_bytes(head, tail) >= worst)) break;
+    unlock_put();
+    if (count_ok) return false;
+    if (!await_change(h_->tail, tail, h_->space, deadline, local_->spin_put_ns, kSpacePauses)) return false;
+  }
+  std::size_t sent = 0;
+  bool first = true;
+  for (;;) {
+    std::uint64_t head = h_->head.load(std::memory_order_relaxed);
+    std::size_t remaining = n - sent;
+    std::size_t extra = first ? 8 : 0;
+    std::size_t wanted = record_size(std::min(remaining, frag_max) + extra) + kHeader;  // + ABORT reserve
+    std::size_t threshold = std::min<std::size_t>(wanted, cap_ / 8);
+    std::uint64_t tail =
+        kUseCaches ? h_->tail_cache.load(std::memory_order_relaxed) : h_->tail.load(std::memory_order_acquire);
+    if (free_bytes(head, tail) < threshold) {
+      tail = h_->tail.load(std::memory_order_acquire);
+      h_->tail_cache.store(tail, std::memory_order_relaxed);
+    }
+    if (free_bytes(head, tail) < threshold) {
+      if (!await_change(h_->tail, tail, h_->space, deadline, local_->spin_put_ns, kSpacePauses)) {
+        if (!first) publish_head(head, pos_of(head), 0, kAbort, nullptr, 0, nullptr, 0, false);
+        unlock_put();
+        notify_after_unlock(h_->data);
+        return false;
+      }
+      continue;
+    }
+    std::size_t fit = ((free_bytes(head, tail) - 2 * kHeader) & ~std::size_t{7}) - extra;
+    std::size_t take = std::min({remaining, frag_max, fit});
+    std::uint32_t kind = first ? kFirst : (sent + take == n ? kLast : kMiddle);
+    if (first) {
+      std::uint64_t total = n;
+      publish_head(head, pos_of(head), static_cast<std::uint32_t>(take + 8), kFirst, &total, 8, src, take, false);
+    } else {
+      publish_head(head, pos_of(head), static_cast<std::uint32_t>(take), kind, src + sent, take, nullptr, 0,
+                   kind == kLast);
+    }
+    sent += take;
+    first = false;
+    if (kind == kLast) break;
+    notify_now(h_->data);
+    fault_point(RingPoint::put_between_fragments);
+  }
+  unlock_put();
+  notify_after_unlock(h_->data);
+  return true;
+}
+
+bool Ring::get(RingSink& sink, Deadline deadline) {
+  for (;;) {
+    if (!lock_get(deadline)) return false;
+    std::uint64_t seen_head = 0;
+    bool released = false;
+    Read r;
+    try {
+      r = try_read(sink, seen_head, released);
+    } catch (...) {
+      unlock_get();
+      if (released) notify_after_unlock(h_->space);
+      throw;
+    }
+    unlock_get();
+    if (released) notify_after_unlock(h_->space);
+    if (r == Read::got) return true;
+    // Empty: wait (without the lock) until a producer moves the head, then try again.
+    if (!await_change(h_->head, seen_head, h_->data, deadline, local_->spin_get_ns, kDataPauses)) return false;
+  }
+}
+
+// Caller holds get_lock. Skips orphaned fragments; returns got after one whole message.
+Ring::Read Ring::try_read(RingSink& sink, std::uint64_t& seen_head, bool& released) {
+  std::uint64_t tail = h_->tail.load(std::memory_order_acquire);  // only get_lock holders change it
+  std::uint64_t head =
+      kUseCaches ? h_->head_cache.load(std::memory_order_relaxed) : h_->head.load(std::memory_order_acquire);
+  auto advance = [&](std::uint32_t rec, bool counts) {
+    tail = make_word(pos_of(tail) + rec, cnt_of(tail) + (counts ? 1 : 0));
+    h_->tail.store(tail, std::memory_order_release);  // the record is gone (see notify_after_unlock)
+    released = true;
+  };
+  for (;;) {
+    if (pos_of(tail) == pos_of(head)) {
+      head = h_->head.load(std::memory_order_acquire);
+      h_->head_cache.store(head, std::memory_order_relaxed);
+      if (pos_of(tail) == pos_of(head)) {
+        seen_head = head;
+        return Read::empty;
+      }
+    }
+    std::uint32_t hdr[2];
+    std::memcpy(hdr, data_ + (pos_of(tail) & mask_), kHeader);
+    std::uint32_t len = hdr[0], kind = hdr[1] & 7u, rec = record_size(hdr[0]);
+    if (rec > static_cast<std::uint32_t>(pos_of(head) - pos_of(tail)))
+      throw RuntimeError("mp::Queue: the shared ring is corrupt (a record runs past the published head); "
+                         "something outside mp wrote into the queue's memory");
+    if (kind == kWhole) {
+      void* dst;
+      try {
+        dst = sink.reserve(len);
+      } catch (...) {
+        advance(rec, true);  // drop it rather than leave a message nobody can take
+        throw;
+      }
+      copy_out(pos_of(tail) + kHeader, dst, len);
+      fault_point(RingPoint::get_before_release);
+      advance(rec, true);
+      return Read::got;
+    }
+    if (kind == kFirst) {
+      released = true;
+      if (assemble(sink, tail, len, hdr[1])) return Read::got;
+      head = kUseCaches ? h_->head_cache.load(std::memory_order_relaxed) : h_->head.load(std::memory_order_acquire);
+      continue;
+    }
+    // A MIDDLE/LAST whose FIRST went to a consumer that died, or an ABORT: skip it.
+    advance(rec, kind == kLast);
+  }
+}
+
+// Caller holds get_lock; `tail` points at a FIRST record. Collects the fragments into the
+// sink, releasing each as soon as it is copied (the writer needs the room). The caller's
+// deadline does not apply: once a message has started it is finished, or discarded when
+// its writer dies or withdraws it. Returns false when discarded.
+bool Ring::assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std::uint32_t tag) {
+  auto writer = static_cast<pid_t>(tag >> 3);
+  auto advance = [&](std::uint32_t rec, bool counts) {
+    tail = make_word(pos_of(tail) + rec, cnt_of(tail) + (counts ? 1 : 0));
+    h_->tail.store(tail, std::memory_order_release);
+    notify_now(h_->space);  // the writer may be waiting for exactly this room
+  };
+  std::uint64_t total = 0;
+  copy_out(pos_of(tail) + kHeader, &total, 8);
+  std::size_t got = len - 8;
+  if (len < 8 || got > total) {
+    advance(record_size(len), false);
+    return false;
+  }
+  unsigned char* dst;
+  try {
+    dst = static_cast<unsigned char*>(sink.reserve(total));
+  } catch (...) {
+    advance(record_size(len), false);  // the rest of the message becomes orphans, skipped later
+    throw;
+  }
+  copy_out(pos_of(tail) + kHeader + 8, dst, got);
+  advance(record_size(len), false);
+  for (;;) {
+    std::uint64_t head = h_->head.load(std::memory_order_acquire);
+    h_->head_cache.store(head, std::memory_order_relaxed);
+    if (pos_of(head) == pos_of(tail)) {
+      if (!await_change(h_->head, head, h_->data, Clock::now() + kWriterProbe, local_->spin_get_ns, kDataPauses) &&
+          process_has_exited(writer) && h_->head.load(std::memory_order_acquire) == head)
+        return false;  // the writer died mid-message: what arrived of it is discarded
+      continue;
+    }
+    std::uint32_t hdr[2];
+    std::memcpy(hdr, data_ + (pos_of(tail) & mask_), kHeader);
+    std::uint32_t kind = hdr[1] & 7u;
+    if (kind == kMiddle || kind == kLast) {
+      if (got + hdr[0] > total) return false;  // not ours (cannot happen): leave it to be skipped
+      copy_out(pos_of(tail) + kHeader, dst + got, hdr[0]);
+      got += hdr[0];
+      if (kind == kLast) fault_point(RingPoint::get_before_release);
+      advance(record_size(hdr[0]), kind == kLast);
+      if (kind == kLast) return got == total;
+      fault_point(RingPoint::get_between_fragments);
+      continue;
+    }
+    if (kind == kAbort) advance(record_size(hdr[0]), false);
+    return false;  // ABORT, or a new FIRST/WHOLE: the writer gave up on this message
+  }
+}
+
+// Spin, then sleep. The spin budget adapts to how long waits actually take: a wait that
+// ended within kSpinMaxNs, even after sleeping, would have been caught by spinning that
+// long, so the budget grows to twice that wait; a longer wait (an idle peer) halves it.
+// (Judging by spin success alone has a trap: once both sides sleep, each wait lasts a
+// futex wake-up, longer than a short spin, so spinning would never be tried again.)
+// Exception: woken by a process running on the CPU where we spun, the peer could only run
+// because we slept; spinning there just burns its time, so the next wait sleeps at once.
+bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen, WaitWord& sig, Deadline deadline,
+                        std::atomic<std::int64_t>& budget, int max_pauses) noexcept {
+  if (w.load(std::memory_order_acquire) != seen) return true;
+  const auto start = Clock::now();
+  if (deadline && *deadline <= start) return false;
+  const std::int64_t spin = budget.load(std::memory_order_relaxed);
+  auto spin_end = start + std::chrono::nanoseconds(spin);
+  if (deadline && *deadline < spin_end) spin_end = *deadline;
+  // Poll with exponential back-off: each poll pulls the line the other side is about to
+  // write, and its next locked instruction then stalls until the line comes back.
+  for (int pauses = 1, polls = 1; spin > 0; ++polls) {
+    if (w.load(std::memory_order_acquire) != seen) return true;
+    for (int i = 0; i < pauses; ++i) cpu_relax();
+    pauses = std::min(pauses * 2, max_pauses);
+    if (polls % 4 == 0 && Clock::now() >= spin_end) break;
+  }
+  // Where we spun, not where we wake: the scheduler tends to wake us on the waker's CPU.
+  const std::int32_t spin_cpu = current_cpu();
+  auto adapt = [&](bool slept) {
+    auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+    std::int64_t next = waited <= kSpinMaxNs ? std::clamp<std::int64_t>(2 * waited, spin, kSpinMaxNs)
+                                             : std::clamp<std::int64_t>(spin / 2, kSpinMinNs, kSpinMaxNs);
+    if (slept && sig.waker_cpu.load(std::memory_order_relaxed) == spin_cpu) next = 0;
+    if (next != spin) budget.store(next, std::memory_order_relaxed);
+  };
+  for (;;) {
+    std::uint32_t v = sig.prepare();
+    if (w.load(std::memory_order_seq_cst) != seen) {
+      adapt(false);
+      return true;
+    }
+    if (futex_wait(sig.word, v, deadline) == WaitResult::timed_out) {
+      adapt(false);
+      return w.load(std::memory_order_acquire) != seen;
+    }
+    if (w.load(std::memory_order_acquire) != seen) {
+      adapt(true);
+      return true;
+    }
+  }
+}
+
+void Ring::task_done() {
+  std::uint32_t d = h_->done.load(std::memory_order_relaxed);
+  for (;;) {
+    if (cnt_of(h_->head.load(std::memory_order_seq_cst)) == d)
+      throw ValueError("JoinableQueue.task_done() called too many times: more calls than items were put");
+    if (h_->done.compare_exchange_weak(d, d + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) break;
+  }
+  if (cnt_of(h_->head.load(std::memory_order_seq_cst)) == d + 1) h_->tasks.notify();
+}
+
+bool Ring::join(Deadline deadline) {
+  auto all_done = [&] {
+    return cnt_of(h_->head.load(std::memory_order_seq_cst)) == h_->done.load(std::memory_order_seq_cst);
+  };
+  for (;;) {
+    if (all_done()) return true;
+    std::uint32_t v = h_->tasks.prepare();
+    if (all_done()) return true;
+    if (futex_wait(h_->tasks.word, v, deadline) == WaitResult::timed_out) return all_done();
+  }
+}
+
+std::size_t Ring::unfinished() const noexcept {
+  std::uint32_t d = h_->done.load(std::memory_order_acquire);
+  return static_cast<std::uint32_t>(cnt_of(h_->head.load(std::memory_order_acquire)) - d);
+}
+
+}  // namespace mp::internal
+
+namespace mp::internal {
+
+std::string& codec_scratch() {
+  thread_local std::string buf;
+  return buf;
+}
+
+}  // namespace mp::internal

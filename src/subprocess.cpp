@@ -1,0 +1,618 @@
+// Running programs. See include/mp/subprocess.hpp for the contract.
+#include "mp/subprocess.hpp"
+
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstring>
+
+#include "mp/internal/futex.hpp"
+#include "mp/internal/spawn.hpp"
+
+namespace mp::subprocess {
+
+namespace {
+
+std::string quote_cmd(const std::vector<std::string>& cmd) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < cmd.size(); ++i) {
+    if (i) s += ", ";
+    s += "'" + cmd[i] + "'";
+  }
+  return s + "]";
+}
+
+std::string seconds_text(std::chrono::nanoseconds t) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g", std::chrono::duration<double>(t).count());
+  return buf;
+}
+
+/// Python's universal newlines on output: "\r\n" and lone "\r" become "\n".
+void translate_newlines(std::string& s) {
+  if (s.find('\r') == std::string::npos) return;
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\r') {
+      out += '\n';
+      if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
+    } else {
+      out += s[i];
+    }
+  }
+  s = std::move(out);
+}
+
+/// Wait-status → Python's returncode.
+int returncode_of(int status) noexcept {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return 0;
+}
+
+constexpr int kUnknown = INT_MIN;
+
+/// Reads what is available into `out` (one read call). Returns bytes read, 0 at EOF, -errno.
+/// Reads into a stack buffer and appends: no zero-filling of string space that a short
+/// read would not use.
+ssize_t read_some(int fd, std::string& out) {
+  char buf[64 * 1024];
+  ssize_t n;
+  do {
+    n = ::read(fd, buf, sizeof buf);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+  return n < 0 ? -errno : n;
+}
+
+}  // namespace
+
+// -------------------------------------------------------------------------------- exceptions
+
+TimeoutExpired::TimeoutExpired(std::vector<std::string> cmd, std::chrono::nanoseconds timeout, std::string output,
+                               std::string stderr_output)
+    : SubprocessError("Command '" + quote_cmd(cmd) + "' timed out after " + seconds_text(timeout) + " seconds"),
+      cmd_(std::move(cmd)),
+      timeout_(timeout),
+      output_(std::move(output)),
+      stderr_(std::move(stderr_output)) {}
+
+namespace {
+std::string called_process_message(int rc, const std::vector<std::string>& cmd) {
+  std::string s = "Command '" + quote_cmd(cmd) + "' ";
+  if (rc < 0) {
+    const char* abbrev = sigabbrev_np(-rc);
+    s += "died with signal " + (abbrev ? std::string("SIG") + abbrev : std::to_string(-rc)) + ".";
+  } else {
+    s += "returned non-zero exit status " + std::to_string(rc) + ".";
+  }
+  return s;
+}
+}  // namespace
+
+CalledProcessError::CalledProcessError(int returncode, std::vector<std::string> cmd, std::string output,
+                                       std::string stderr_output)
+    : SubprocessError(called_process_message(returncode, cmd)),
+      returncode_(returncode),
+      cmd_(std::move(cmd)),
+      output_(std::move(output)),
+      stderr_(std::move(stderr_output)) {}
+
+FileNotFoundError::FileNotFoundError(std::string filename, const std::string& what)
+    : OSError(ENOENT, what), filename_(std::move(filename)) {}
+
+PermissionError::PermissionError(std::string filename, const std::string& what)
+    : OSError(EACCES, what), filename_(std::move(filename)) {}
+
+void CompletedProcess::check_returncode() const {
+  if (returncode != 0) throw CalledProcessError(returncode, args, stdout, stderr);
+}
+
+// -------------------------------------------------------------------------------------- Pipe
+
+void Pipe::write(std::string_view data) {
+  if (!fd_) throw ValueError("Pipe.write(): the pipe is closed");
+  internal::SigpipeGuard guard;
+  while (!data.empty()) {
+    ssize_t n = ::write(fd_.get(), data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {  // left non-blocking by a timed-out communicate()
+        pollfd p{fd_.get(), POLLOUT, 0};
+        ::poll(&p, 1, -1);
+        continue;
+      }
+      int e = errno;
+      if (e == EPIPE) guard.note_epipe();
+      throw OSError(e, "Pipe.write() to the child");
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+std::string Pipe::read() {
+  if (!fd_) throw ValueError("Pipe.read(): the pipe is closed");
+  std::string out = std::move(buffered_);
+  buffered_.clear();
+  for (;;) {
+    ssize_t n = read_some(fd_.get(), out);
+    if (n == 0) return out;
+    if (n == -EAGAIN) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      ::poll(&p, 1, -1);
+    } else if (n < 0) {
+      throw OSError(static_cast<int>(-n), "Pipe.read() from the child");
+    }
+  }
+}
+
+std::string Pipe::read(std::size_t n) {
+  if (!fd_) throw ValueError("Pipe.read(): the pipe is closed");
+  while (buffered_.size() < n) {
+    ssize_t r = read_some(fd_.get(), buffered_);
+    if (r == 0) break;
+    if (r == -EAGAIN) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      ::poll(&p, 1, -1);
+    } else if (r < 0) {
+      throw OSError(static_cast<int>(-r), "Pipe.read() from the child");
+    }
+  }
+  std::string out = buffered_.substr(0, std::min(n, buffered_.size()));
+  buffered_.erase(0, out.size());
+  return out;
+}
+
+std::string Pipe::readline() {
+  if (!fd_) throw ValueError("Pipe.readline(): the pipe is closed");
+  std::size_t scanned = 0;
+  for (;;) {
+    auto nl = buffered_.find('\n', scanned);
+    if (nl != std::string::npos) {
+      std::string line = buffered_.substr(0, nl + 1);
+      buffered_.erase(0, nl + 1);
+      return line;
+    }
+    scanned = buffered_.size();
+    ssize_t r = read_some(fd_.get(), buffered_);
+    if (r == 0) return std::exchange(buffered_, {});
+    if (r == -EAGAIN) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      ::poll(&p, 1, -1);
+    } else if (r < 0) {
+      throw OSError(static_cast<int>(-r), "Pipe.readline() from the child");
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------- Popen
+
+struct Popen::Impl {
+  std::vector<std::string> args;
+  pid_t pid = 0;
+  bool text = false;
+  std::atomic<int> returncode{kUnknown};
+  // The right to reap, a futex word (Drepper's 0 free / 1 taken / 2 taken with waiters):
+  // only its holder calls waitpid() or kill() on a possibly-finished child, so exactly one
+  // thread reaps and nobody signals a reaped (reusable) pid. It also guards `pidfd`.
+  std::atomic<std::uint32_t> reaper{0};
+  internal::UniqueFd pidfd;  // opened lazily for timed waits
+  Pipe in, out, err;
+  // communicate() progress, kept across a TimeoutExpired (Python's contract).
+  bool communicating = false;
+  std::string input;
+  std::size_t input_offset = 0;
+  std::string out_acc, err_acc;
+
+  void set_status(int status) noexcept { returncode.store(returncode_of(status), std::memory_order_release); }
+
+  bool try_claim() noexcept {
+    std::uint32_t free = 0;
+    return reaper.compare_exchange_strong(free, 1, std::memory_order_acquire, std::memory_order_relaxed);
+  }
+  void release() noexcept {
+    if (reaper.exchange(0, std::memory_order_release) == 2) internal::futex_wake_all(reaper);
+  }
+  /// Waits for the right to reap; false if `deadline` passed first.
+  bool claim_until(internal::Deadline deadline) noexcept {
+    if (try_claim()) return true;  // uncontended: no futex wake needed at release
+    for (;;) {
+      std::uint32_t v = reaper.load(std::memory_order_relaxed);
+      if (v == 0) {
+        if (reaper.compare_exchange_strong(v, 2, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+        continue;  // taken in the "waiters" state: others may still sleep on the word
+      }
+      if (v == 1 && !reaper.compare_exchange_strong(v, 2, std::memory_order_relaxed)) continue;
+      if (internal::futex_wait(reaper, 2, deadline) == internal::WaitResult::timed_out &&
+          returncode.load(std::memory_order_acquire) == kUnknown)
+        return false;
+      if (returncode.load(std::memory_order_acquire) != kUnknown) return false;  // someone else reaped
+    }
+  }
+  /// Records the result of a waitpid-like call (1 reaped, 0 running, -errno).
+  void record(int r, int status) noexcept {
+    if (r == 1) set_status(status);
+    else if (r < 0) returncode.store(0, std::memory_order_release);  // ECHILD: reaped elsewhere (SIGCHLD ignored)
+    if (r != 0) pidfd.reset();
+  }
+
+  /// Reaps if possible within `deadline`; true once returncode is known.
+  bool wait_until(internal::Deadline deadline) {
+    while (returncode.load(std::memory_order_acquire) == kUnknown) {
+      if (!claim_until(deadline)) {
+        if (returncode.load(std::memory_order_acquire) != kUnknown) return true;
+        return false;
+      }
+      if (returncode.load(std::memory_order_acquire) == kUnknown) {
+        int status = 0;
+        int r = internal::wait_child(pid, pidfd, deadline, &status);
+        record(r, status);
+      }
+      release();
+      if (returncode.load(std::memory_order_acquire) == kUnknown && deadline && internal::Clock::now() >= *deadline)
+        return false;
+    }
+    return true;
+  }
+};
+
+namespace {
+
+internal::ChildFd child_fd(const Redirect& r, internal::UniqueFd& parent_end, internal::UniqueFd& child_end,
+                           internal::UniqueFd& high_copy, bool child_reads, const char* which) {
+  using K = Redirect::Kind;
+  internal::ChildFd c;
+  switch (r.kind()) {
+    case K::inherit: return c;
+    case K::devnull: c.kind = internal::ChildFd::Kind::devnull; return c;
+    case K::stdout:
+      if (std::strcmp(which, "stderr") != 0)
+        throw ValueError(std::string("Popen: STDOUT is only valid for stderr, not for ") + which);
+      c.kind = internal::ChildFd::Kind::same_as_stdout;
+      return c;
+    case K::pipe: {
+      internal::UniqueFd rd, wr;
+      if (int e = internal::make_pipe(rd, wr)) throw OSError(e, std::string("Popen: pipe() for ") + which);
+      parent_end = child_reads ? std::move(wr) : std::move(rd);
+      child_end = child_reads ? std::move(rd) : std::move(wr);
+      c.kind = internal::ChildFd::Kind::fd;
+      c.fd = child_end.get();
+      return c;
+    }
+    case K::fd: {
+      if (r.fd() < 0) throw ValueError(std::string("Popen: invalid file descriptor for ") + which);
+      // A private copy >= 3 so dup2 onto 0/1/2 never clobbers another source.
+      if (int e = internal::dup_high(r.fd(), high_copy))
+        throw OSError(e, std::string("Popen: ") + which + " = fd " + std::to_string(r.fd()));
+      c.kind = internal::ChildFd::Kind::fd;
+      c.fd = high_copy.get();
+      return c;
+    }
+  }
+  return c;
+}
+
+[[noreturn]] void throw_spawn_error(int err, const std::string& program, const std::string& cwd) {
+  if (err == ENOENT) {
+    struct stat st;
+    if (!cwd.empty() && ::stat(cwd.c_str(), &st) != 0)
+      throw FileNotFoundError(cwd, "Popen: cannot change to working directory '" + cwd + "'");
+    throw FileNotFoundError(program, "Popen: cannot run '" + program + "' (not found on PATH, nor a path to a program)");
+  }
+  if (err == EACCES) throw PermissionError(program, "Popen: cannot run '" + program + "'");
+  throw OSError(err, "Popen: cannot run '" + program + "'");
+}
+
+}  // namespace
+
+Popen::Popen(CommandLine cmd, PopenOptions opts) : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  s.args = cmd.args();
+  s.text = opts.text;
+  if (s.args.empty() || (s.args[0].empty() && opts.executable.empty()))
+    throw ValueError("Popen: empty command (args must name a program)");
+
+  // argv, built entirely before spawning.
+  std::vector<std::string> argv_store;
+  if (opts.shell) {
+    argv_store = {"/bin/sh", "-c"};
+    argv_store.insert(argv_store.end(), s.args.begin(), s.args.end());
+  }
+  const std::vector<std::string>& argv_src = opts.shell ? argv_store : s.args;
+  std::vector<char*> argv;
+  argv.reserve(argv_src.size() + 1);
+  for (auto& a : argv_src) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::string program = !opts.executable.empty() ? opts.executable : argv_src[0];
+
+  std::vector<std::string> env_store;
+  std::vector<char*> envp;
+  const char* env_path = nullptr;
+  if (opts.env) {
+    env_store.reserve(opts.env->size());
+    for (auto& [k, v] : *opts.env) {
+      env_store.push_back(k + "=" + v);
+      if (k == "PATH") env_path = env_store.back().c_str() + 5;
+    }
+    envp.reserve(env_store.size() + 1);
+    for (auto& e : env_store) envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
+
+  internal::SpawnRequest req;
+  // With a replacement environment the lookup must use *its* PATH (Python's rule), which
+  // posix_spawnp cannot do: resolve in the parent.
+  std::string resolved;
+  if (opts.env && program.find('/') == std::string::npos) {
+    resolved.resize(program.size() + 4096);
+    int e = internal::find_on_path(program.c_str(), env_path ? env_path : "/bin:/usr/bin", resolved.data(),
+                                   resolved.size());
+    if (e) throw_spawn_error(e, program, opts.cwd);
+    resolved.resize(std::strlen(resolved.c_str()));
+    req.path = resolved.c_str();
+    req.search_path = false;
+  } else {
+    req.path = program.c_str();
+  }
+  req.argv = argv.data();
+  req.envp = opts.env ? envp.data() : nullptr;
+  req.cwd = opts.cwd.empty() ? nullptr : opts.cwd.c_str();
+  req.close_fds = opts.close_fds;
+  std::vector<int> pass = opts.pass_fds;
+  std::sort(pass.begin(), pass.end());
+  pass.erase(std::unique(pass.begin(), pass.end()), pass.end());
+  if (!pass.empty() && pass.front() < 3) throw ValueError("Popen: pass_fds must be >= 3 (0/1/2 are always passed)");
+  req.pass_fds = pass.data();
+  req.n_pass_fds = pass.size();
+  req.new_session = opts.start_new_session;
+
+  internal::UniqueFd in_child, out_child, err_child, in_copy, out_copy, err_copy, in_parent, out_parent, err_parent;
+  req.in = child_fd(opts.stdin, in_parent, in_child, in_copy, true, "stdin");
+  req.out = child_fd(opts.stdout, out_parent, out_child, out_copy, false, "stdout");
+  req.err = child_fd(opts.stderr, err_parent, err_child, err_copy, false, "stderr");
+
+  pid_t pid = 0;
+  if (int e = internal::spawn(req, &pid)) throw_spawn_error(e, program, opts.cwd);
+  s.pid = pid;
+  s.in = Pipe(std::move(in_parent));
+  s.out = Pipe(std::move(out_parent));
+  s.err = Pipe(std::move(err_parent));
+  // The child's ends and the fd copies close here: only the child holds them now.
+}
+
+Popen::Popen(Popen&&) noexcept = default;
+
+Popen& Popen::operator=(Popen&& o) noexcept {
+  if (this != &o) {
+    Popen doomed(std::move(*this));
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+
+Popen::~Popen() {
+  if (!impl_) return;
+  impl_->in.close();
+  impl_->out.close();
+  impl_->err.close();
+  if (impl_->pid > 0 && !poll() && impl_->returncode.load() == kUnknown) internal::adopt_orphan(impl_->pid);
+}
+
+pid_t Popen::pid() const noexcept { return impl_->pid; }
+const std::vector<std::string>& Popen::args() const noexcept { return impl_->args; }
+
+std::optional<int> Popen::returncode() const noexcept {
+  int rc = impl_->returncode.load(std::memory_order_acquire);
+  return rc == kUnknown ? std::nullopt : std::optional<int>(rc);
+}
+
+std::optional<int> Popen::poll() {
+  Impl& s = *impl_;
+  if (s.returncode.load(std::memory_order_acquire) == kUnknown) {
+    if (s.try_claim()) {
+      if (s.returncode.load(std::memory_order_acquire) == kUnknown) {
+        int status = 0;
+        int r = internal::try_reap(s.pid, &status);
+        s.record(r, status);
+      }
+      s.release();
+    }
+  }
+  return returncode();
+}
+
+int Popen::wait() {
+  impl_->wait_until(std::nullopt);
+  return impl_->returncode.load(std::memory_order_acquire);
+}
+
+int Popen::wait_for(std::chrono::nanoseconds timeout) {
+  if (!impl_->wait_until(internal::deadline_after(timeout))) throw TimeoutExpired(impl_->args, timeout, {}, {});
+  return impl_->returncode.load(std::memory_order_acquire);
+}
+
+std::pair<std::string, std::string> Popen::communicate(std::string_view input,
+                                                       std::optional<std::chrono::nanoseconds> timeout) {
+  Impl& s = *impl_;
+  internal::Deadline deadline;
+  if (timeout) deadline = internal::deadline_after(*timeout);
+  if (!s.communicating) {
+    if (!input.empty() && !s.in) throw ValueError("Popen.communicate(): input given but stdin is not a PIPE");
+    s.communicating = true;
+    s.input.assign(input);
+    s.input_offset = 0;
+    s.out_acc = std::move(s.out.buffered_);
+    s.err_acc = std::move(s.err.buffered_);
+    s.out.buffered_.clear();
+    s.err.buffered_.clear();
+    if (s.in && s.input.empty()) s.in.close();
+    for (Pipe* pipe : {&s.in, &s.out, &s.err})  // only our ends: the child's are separate open files
+      if (*pipe)
+        if (int e = internal::set_nonblocking(pipe->fileno(), true)) throw OSError(e, "Popen.communicate(): fcntl");
+    // Bulk transfer ahead (typically a filter): with pipes as large as the input, the child
+    // never blocks on us, and both sides move data in a few large steps instead of many
+    // 64 KiB round trips. Best effort: limits (pipe-max-size, per-user pages) just refuse.
+    if (s.input.size() > internal::kDefaultPipeSize) {
+      std::size_t want = std::min(s.input.size(), internal::kMaxPipeSize);
+      for (Pipe* pipe : {&s.in, &s.out, &s.err})
+        if (*pipe) internal::grow_pipe(pipe->fileno(), want);
+    }
+  }
+  auto timed_out = [&] {
+    return TimeoutExpired(s.args, *timeout, s.out_acc, s.err_acc);
+  };
+
+  {
+    internal::SigpipeGuard guard;
+    pollfd pfds[3];
+    while (s.in || s.out || s.err) {
+      int n = 0;
+      int in_i = -1, out_i = -1, err_i = -1;
+      if (s.in) pfds[in_i = n++] = {s.in.fileno(), POLLOUT, 0};
+      if (s.out) pfds[out_i = n++] = {s.out.fileno(), POLLIN, 0};
+      if (s.err) pfds[err_i = n++] = {s.err.fileno(), POLLIN, 0};
+      timespec ts{}, *tsp = nullptr;
+      if (deadline) {
+        auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - internal::Clock::now()).count();
+        if (left <= 0) throw timed_out();
+        ts = {static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
+        tsp = &ts;
+      }
+      int r = ::ppoll(pfds, static_cast<nfds_t>(n), tsp, nullptr);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        throw OSError(errno, "Popen.communicate(): poll");
+      }
+      if (r == 0) continue;  // the deadline check at the top decides
+      if (in_i >= 0 && pfds[in_i].revents) {
+        std::size_t left = s.input.size() - s.input_offset;
+        ssize_t w = ::write(s.in.fileno(), s.input.data() + s.input_offset, left);
+        if (w > 0) {
+          s.input_offset += static_cast<std::size_t>(w);
+          if (s.input_offset == s.input.size()) s.in.close();
+        } else if (w < 0 && errno != EINTR && errno != EAGAIN) {
+          if (errno == EPIPE) guard.note_epipe();  // the child stopped reading: Python ignores it
+          s.in.close();
+        }
+      }
+      for (auto [idx, pipe, acc] : {std::tuple{out_i, &s.out, &s.out_acc}, std::tuple{err_i, &s.err, &s.err_acc}}) {
+        if (idx < 0 || !pfds[idx].revents) continue;
+        // Drain what is there (the fds are non-blocking now) before polling again.
+        for (;;) {
+          ssize_t got = read_some(pipe->fileno(), *acc);
+          if (got == -EINTR) continue;
+          if (got == 0 || (got < 0 && got != -EAGAIN)) pipe->close();
+          if (got <= 0) break;
+        }
+      }
+    }
+  }
+  if (!s.wait_until(deadline)) throw timed_out();
+  s.communicating = false;
+  s.input.clear();
+  std::pair<std::string, std::string> result{std::move(s.out_acc), std::move(s.err_acc)};
+  s.out_acc.clear();
+  s.err_acc.clear();
+  if (s.text) {
+    translate_newlines(result.first);
+    translate_newlines(result.second);
+  }
+  return result;
+}
+
+void Popen::send_signal(int sig) {
+  Impl& s = *impl_;
+  if (!s.try_claim()) {
+    // Another thread is waiting and may reap at any moment: as in Python, a small window
+    // remains in which the pid could have been reaped (and, in theory, reused).
+    if (s.returncode.load(std::memory_order_acquire) == kUnknown) ::kill(s.pid, sig);
+    return;
+  }
+  // We alone may reap: if the child is not reaped now, the pid is still our child's.
+  if (s.returncode.load(std::memory_order_acquire) == kUnknown) {
+    int status = 0;
+    int r = internal::try_reap(s.pid, &status);
+    s.record(r, status);
+    if (r == 0) ::kill(s.pid, sig);
+  }
+  s.release();
+}
+
+void Popen::terminate() { send_signal(SIGTERM); }
+void Popen::kill() { send_signal(SIGKILL); }
+
+Pipe& Popen::stdin() noexcept { return impl_->in; }
+Pipe& Popen::stdout() noexcept { return impl_->out; }
+Pipe& Popen::stderr() noexcept { return impl_->err; }
+
+// --------------------------------------------------------------------------------- functions
+
+CompletedProcess run(CommandLine args, RunOptions o) {
+  PopenOptions po;
+  po.executable = std::move(o.executable);
+  po.stdin = o.input ? PIPE : o.stdin;
+  po.stdout = o.capture_output ? PIPE : o.stdout;
+  po.stderr = o.capture_output ? PIPE : o.stderr;
+  if (o.input && o.stdin.kind() != Redirect::Kind::inherit)
+    throw ValueError("run(): stdin and input cannot both be used");
+  if (o.capture_output && (o.stdout.kind() != Redirect::Kind::inherit || o.stderr.kind() != Redirect::Kind::inherit))
+    throw ValueError("run(): stdout and stderr cannot be used with capture_output");
+  po.close_fds = o.close_fds;
+  po.shell = o.shell;
+  po.cwd = std::move(o.cwd);
+  po.env = std::move(o.env);
+  po.start_new_session = o.start_new_session;
+  po.pass_fds = std::move(o.pass_fds);
+  po.text = o.text;
+
+  Popen p(std::move(args), std::move(po));
+  CompletedProcess r;
+  bool needs_communicate = o.input || p.stdout() || p.stderr();
+  if (!needs_communicate && !o.timeout) {
+    r.returncode = p.wait();  // the fast path: spawn + waitpid, nothing else
+  } else {
+    try {
+      auto [out, err] = p.communicate(o.input ? std::string_view(*o.input) : std::string_view{}, o.timeout);
+      r.stdout = std::move(out);
+      r.stderr = std::move(err);
+    } catch (const TimeoutExpired& e) {
+      // Python: kill, collect what is left, re-raise with all the output.
+      p.kill();
+      auto [out, err] = p.communicate();  // continues the timed-out call: returns all output
+      throw TimeoutExpired(p.args(), e.timeout(), std::move(out), std::move(err));
+    }
+    r.returncode = *p.returncode();
+  }
+  r.args = p.args();
+  if (o.check) r.check_returncode();
+  return r;
+}
+
+int call(CommandLine args, RunOptions opts) {
+  opts.check = false;
+  return run(std::move(args), std::move(opts)).returncode;
+}
+
+int check_call(CommandLine args, RunOptions opts) {
+  opts.check = true;
+  run(std::move(args), std::move(opts));
+  return 0;
+}
+
+std::string check_output(CommandLine args, RunOptions opts) {
+  if (opts.stdout.kind() != Redirect::Kind::inherit)
+    throw ValueError("check_output(): stdout argument not allowed, it will be overridden");
+  opts.stdout = PIPE;
+  opts.check = true;
+  return run(std::move(args), std::move(opts)).stdout;
+}
+
+}  // namespace mp::subprocess

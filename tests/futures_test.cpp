@@ -1,0 +1,192 @@
+// Tests for the executors and futures (include/mp/futures.hpp).
+#include <gtest/gtest.h>
+
+#include <mp/futures.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <latch>
+#include <ranges>
+#include <set>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+int square(int x) { return x * x; }
+int fail_on(int x) {
+  if (x < 0) throw std::invalid_argument("negative");
+  return x;
+}
+int kill_self(int) {
+  ::raise(SIGKILL);
+  return 0;
+}
+int wait_on(int fd) {
+  char c = 0;
+  return ::read(fd, &c, 1) == 1 ? c : -1;
+}
+
+struct Gate {
+  int fds[2];
+  Gate() { EXPECT_EQ(::pipe(fds), 0); }
+  ~Gate() {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  int fd() const { return fds[0]; }
+  void release(int n = 1) {
+    for (int i = 0; i < n; ++i) EXPECT_EQ(::write(fds[1], "x", 1), 1);
+  }
+};
+
+}  // namespace
+
+TEST(ProcessPoolExecutor, SubmitReturnsAFutureWithTheResult) {
+  mp::ProcessPoolExecutor ex(2);
+  auto f = ex.submit(square, 9);
+  EXPECT_EQ(f.result(), 81);
+  EXPECT_TRUE(f.done());
+  EXPECT_FALSE(f.cancelled());
+  EXPECT_EQ(f.exception(), nullptr);
+}
+
+TEST(ProcessPoolExecutor, MapYieldsResultsInOrder) {
+  mp::ProcessPoolExecutor ex(2);
+  std::vector<int> got;
+  for (int v : ex.map(square, std::views::iota(0, 20))) got.push_back(v);
+  ASSERT_EQ(got.size(), 20u);
+  EXPECT_EQ(got[19], 361);
+}
+
+TEST(ProcessPoolExecutor, AsCompletedYieldsEveryFutureOnce) {
+  mp::ProcessPoolExecutor ex(2);
+  std::vector<mp::Future<int>> fs;
+  for (int i = 0; i < 30; ++i) fs.push_back(ex.submit(square, i));
+  std::multiset<int> got;
+  for (auto& f : mp::as_completed(fs)) got.insert(f.result());
+  ASSERT_EQ(got.size(), 30u);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(got.count(i * i), 1u);
+}
+
+TEST(ProcessPoolExecutor, WaitFirstCompletedReturnsWhileOthersRun) {
+  Gate gate;
+  mp::ProcessPoolExecutor ex(2);
+  std::vector<mp::Future<int>> fs{ex.submit(wait_on, gate.fd()), ex.submit(square, 3)};
+  auto r = mp::wait(fs, std::nullopt, mp::FIRST_COMPLETED);
+  ASSERT_EQ(r.done.size(), 1u);
+  EXPECT_EQ(r.done[0].result(), 9);
+  ASSERT_EQ(r.not_done.size(), 1u);
+  auto timed = mp::wait(fs, 1ms, mp::ALL_COMPLETED);
+  EXPECT_EQ(timed.not_done.size(), 1u) << "a timeout returns what is not done, without raising";
+  EXPECT_THROW(fs[0].result(1ms), mp::TimeoutError);
+  gate.release();
+  auto all = mp::wait(fs);
+  EXPECT_EQ(all.done.size(), 2u);
+  EXPECT_TRUE(all.not_done.empty());
+}
+
+TEST(ProcessPoolExecutor, WaitFirstExceptionStopsAtTheFailure) {
+  Gate gate;
+  mp::ProcessPoolExecutor ex(2);
+  std::vector<mp::Future<int>> fs{ex.submit(wait_on, gate.fd()), ex.submit(fail_on, -1)};
+  auto r = mp::wait(fs, std::nullopt, mp::FIRST_EXCEPTION);
+  ASSERT_EQ(r.done.size(), 1u);
+  EXPECT_THROW(r.done[0].result(), std::invalid_argument);
+  EXPECT_NE(r.done[0].exception(), nullptr);
+  gate.release();
+}
+
+TEST(ProcessPoolExecutor, AsCompletedWithTimeoutRaisesTimeoutError) {
+  Gate gate;
+  mp::ProcessPoolExecutor ex(1);
+  std::vector<mp::Future<int>> fs{ex.submit(wait_on, gate.fd())};
+  auto it = mp::as_completed(fs, 1ms);
+  EXPECT_THROW(it.next(), mp::TimeoutError);
+  gate.release();
+}
+
+TEST(ProcessPoolExecutor, AWorkerCrashFailsOnlyThatFuture) {
+  mp::ProcessPoolExecutor ex(2);
+  auto bad = ex.submit(kill_self, 0);
+  auto good = ex.submit(square, 4);
+  EXPECT_THROW(bad.result(), mp::WorkerLost);
+  EXPECT_EQ(good.result(), 16);
+  EXPECT_EQ(ex.submit(square, 5).result(), 25) << "the executor is not broken";
+}
+
+TEST(ProcessPoolExecutor, ShutdownCancelFuturesCancelsWhatHadNotStarted) {
+  Gate gate;
+  mp::ProcessPoolExecutor ex(1);
+  auto running = ex.submit(wait_on, gate.fd());
+  std::vector<mp::Future<int>> queued;
+  for (int i = 0; i < 5; ++i) queued.push_back(ex.submit(square, i));
+  ex.shutdown(false, true);
+  // A task already handed to the busy worker's prefetch window has started, as in
+  // CPython's call queue; everything else is cancelled.
+  int cancelled = 0;
+  for (auto& f : queued)
+    if (f.cancelled()) {
+      ++cancelled;
+      EXPECT_THROW(f.result(), mp::CancelledError);
+    }
+  EXPECT_GE(cancelled, 4);
+  EXPECT_TRUE(queued.back().cancelled());
+  EXPECT_THROW(ex.submit(square, 1), mp::RuntimeError);
+  gate.release();
+  EXPECT_EQ(running.result(), 'x');
+  ex.shutdown(true);
+  for (int i = 0; i < 5; ++i)
+    if (!queued[i].cancelled()) EXPECT_EQ(queued[i].result(), i * i);
+}
+
+TEST(ThreadPoolExecutor, CancelOnlyBeforeItStarts) {
+  mp::ThreadPoolExecutor ex(1);
+  std::latch started(1), release(1);
+  auto busy = ex.submit([&] {
+    started.count_down();
+    release.wait();
+    return 1;
+  });
+  started.wait();
+  auto queued = ex.submit(square, 3);
+  EXPECT_TRUE(busy.running());
+  EXPECT_FALSE(busy.cancel());
+  EXPECT_TRUE(queued.cancel());
+  EXPECT_TRUE(queued.cancelled());
+  release.count_down();
+  EXPECT_EQ(busy.result(), 1);
+  EXPECT_THROW(queued.result(), mp::CancelledError);
+}
+
+TEST(ThreadPoolExecutor, DoneCallbacksRunOnceDone) {
+  std::atomic<int> calls{0};
+  {
+    mp::ThreadPoolExecutor ex(2);
+    std::latch first_ran(1);
+    auto f = ex.submit(square, 6);
+    f.add_done_callback([&](const mp::Future<int>& g) {
+      calls += g.result() == 36;  // a done callback may call result(): the future is done
+      first_ran.count_down();
+    });
+    f.result();
+    first_ran.wait();  // done callbacks run right after waiters are released (as in CPython)
+    f.add_done_callback([&](const mp::Future<int>&) { ++calls; });  // already done: runs now, here
+    EXPECT_EQ(calls.load(), 2);
+  }
+}
+
+TEST(ThreadPoolExecutor, ShutdownWaitsForSubmittedWork) {
+  std::atomic<int> done{0};
+  std::vector<mp::Future<int>> fs;
+  {
+    mp::ThreadPoolExecutor ex(3);
+    for (int i = 0; i < 50; ++i) fs.push_back(ex.submit([&done, i] {
+      ++done;
+      return i;
+    }));
+  }  // destructor: shutdown(wait=true)
+  EXPECT_EQ(done.load(), 50);
+  for (auto& f : fs) EXPECT_TRUE(f.done());
+}

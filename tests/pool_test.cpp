@@ -1,0 +1,471 @@
+// Tests for mp::Pool and mp::ThreadPool (include/mp/pool.hpp). Tasks that must stay busy
+// while the test looks block on a pipe the test owns (never a sleep).
+#include <gtest/gtest.h>
+
+#include <mp/pool.hpp>
+#include <mp/process.hpp>
+#include <mp/progress.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <latch>
+#include <numeric>
+#include <ranges>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <unistd.h>
+
+#include "helpers/support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+int square(int x) { return x * x; }
+int add(int a, int b) { return a + b; }
+std::string shout(std::string s) { return s + "!"; }
+pid_t worker_pid() { return ::getpid(); }
+pid_t worker_pid_of(int) { return ::getpid(); }
+void nothing(int) {}
+int throw_invalid(int x) {
+  if (x == 3) throw std::invalid_argument("three is not allowed");
+  return x;
+}
+int throw_out_of_range(int) { throw std::out_of_range("index 9 out of range"); }
+struct Custom : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+int throw_custom(int) { throw Custom("custom failure"); }
+int throw_mp_value_error(int) { throw mp::ValueError("bad value"); }
+int kill_self(int) {
+  ::raise(SIGKILL);
+  return 0;
+}
+int abort_self(int) { std::abort(); }
+int kill_on_five(int x) {
+  if (x == 5) ::raise(SIGKILL);
+  return x;
+}
+/// Blocks until a byte can be read from `fd` (the test writes it), then returns it.
+int wait_on(int fd) {
+  char c = 0;
+  return ::read(fd, &c, 1) == 1 ? c : -1;
+}
+std::string big_echo(std::string s) { return s + s; }
+
+int g_initialized = 0;
+void set_initialized() { g_initialized = 42; }
+int read_initialized() { return g_initialized; }
+
+/// A pipe whose read end workers block on until release() writes to it.
+struct Gate {
+  int fds[2];
+  Gate() { EXPECT_EQ(::pipe(fds), 0); }
+  ~Gate() {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  int fd() const { return fds[0]; }
+  void release(int n = 1) {
+    for (int i = 0; i < n; ++i) EXPECT_EQ(::write(fds[1], "x", 1), 1);
+  }
+};
+
+}  // namespace
+
+TEST(Pool, ApplyReturnsTheResult) {
+  mp::Pool pool(2);
+  EXPECT_EQ(pool.apply(square, 7), 49);
+  EXPECT_EQ(pool.apply(add, 2, 3), 5);
+  EXPECT_EQ(pool.apply(shout, std::string("hi")), "hi!");
+  EXPECT_NE(pool.apply(worker_pid), ::getpid());
+}
+
+TEST(Pool, CapturelessLambdaIsSent) {
+  mp::Pool pool(2);
+  EXPECT_EQ(pool.apply([](int a, int b) { return a * b; }, 6, 7), 42);
+  auto r = pool.map([](int x) { return x + 1; }, std::vector<int>{1, 2, 3});
+  EXPECT_EQ(r, (std::vector<int>{2, 3, 4}));
+}
+
+TEST(Pool, MapKeepsOrderWithAnyChunksize) {
+  mp::Pool pool(2);
+  auto r = pool.map(square, std::views::iota(0, 1000), 1);
+  ASSERT_EQ(r.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(r[i], i * i);
+  EXPECT_EQ(pool.map(square, std::views::iota(0, 1000)), r);
+  EXPECT_EQ(pool.map(square, std::views::iota(0, 1000), 7), r);
+  EXPECT_TRUE(pool.map(square, std::vector<int>{}).empty());
+}
+
+TEST(Pool, MapOfVoidFunctionGivesNones) {
+  mp::Pool pool(2);
+  auto r = pool.map(nothing, std::views::iota(0, 10));
+  EXPECT_EQ(r.size(), 10u);
+}
+
+TEST(Pool, StarmapUnpacksTuples) {
+  mp::Pool pool(2);
+  std::vector<std::pair<int, int>> v{{1, 2}, {3, 4}, {5, 6}};
+  EXPECT_EQ(pool.starmap(add, v), (std::vector<int>{3, 7, 11}));
+  auto r = pool.starmap_async(add, std::vector<std::tuple<int, int>>{{10, 1}}).get();
+  EXPECT_EQ(r, std::vector<int>{11});
+}
+
+TEST(Pool, ApplyAsyncResultsCollectedAfterCloseAndJoin) {
+  mp::Pool pool(3);
+  std::vector<mp::AsyncResult<int>> rs;
+  for (int i = 0; i < 20; ++i) rs.push_back(pool.apply_async(square, i));
+  pool.close();
+  pool.join();
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_TRUE(rs[i].ready());
+    EXPECT_TRUE(rs[i].successful());
+    EXPECT_EQ(rs[i].get(), i * i);
+  }
+}
+
+TEST(Pool, CallbackRunsInThisProcessBeforeGetReturns) {
+  mp::Pool pool(2);
+  std::atomic<int> got{0};
+  pid_t cb_pid = 0;
+  auto r = pool.apply_async(add, mp::args(2, 3), [&](int v) {
+    cb_pid = ::getpid();
+    got = v;
+  });
+  EXPECT_EQ(r.get(), 5);
+  EXPECT_EQ(got.load(), 5);
+  EXPECT_EQ(cb_pid, ::getpid());
+}
+
+TEST(Pool, ErrorCallbackReceivesTheException) {
+  mp::Pool pool(2);
+  std::string what;
+  auto r = pool.apply_async(throw_out_of_range, mp::args(1), nullptr, [&](std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::out_of_range& ex) {
+      what = ex.what();
+    }
+  });
+  EXPECT_THROW(r.get(), std::out_of_range);
+  EXPECT_EQ(what, "index 9 out of range");
+  EXPECT_FALSE(r.successful());
+}
+
+TEST(Pool, MapAsyncCallbackGetsTheWholeList) {
+  mp::Pool pool(2);
+  std::vector<int> seen;
+  auto r = pool.map_async(square, std::views::iota(0, 5), 0, [&](const std::vector<int>& v) { seen = v; });
+  r.wait();
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 4, 9, 16}));
+}
+
+TEST(Pool, StandardExceptionsKeepTheirType) {
+  mp::Pool pool(2);
+  EXPECT_THROW(pool.apply(throw_invalid, 3), std::invalid_argument);
+  EXPECT_THROW(pool.apply(throw_out_of_range, 0), std::out_of_range);
+  EXPECT_THROW(pool.apply(throw_mp_value_error, 0), mp::ValueError);
+  try {
+    pool.apply(throw_invalid, 3);
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "three is not allowed");
+  }
+}
+
+TEST(Pool, OtherExceptionsArriveAsRemoteErrorWithTheirTypeName) {
+  mp::Pool pool(1);
+  try {
+    pool.apply(throw_custom, 0);
+    FAIL() << "no exception";
+  } catch (const mp::RemoteError& e) {
+    EXPECT_NE(e.type_name().find("Custom"), std::string::npos) << e.type_name();
+    EXPECT_EQ(e.message(), "custom failure");
+  }
+  EXPECT_EQ(pool.apply(square, 3), 9) << "the worker survives a task's exception";
+}
+
+TEST(Pool, MapFailsWithTheTaskException) {
+  mp::Pool pool(2);
+  EXPECT_THROW(pool.map(throw_invalid, std::views::iota(0, 10), 1), std::invalid_argument);
+  EXPECT_EQ(pool.map(square, std::views::iota(0, 3)), (std::vector<int>{0, 1, 4}));
+}
+
+TEST(Pool, GetWithTimeoutRaisesTimeoutError) {
+  Gate gate;
+  mp::Pool pool(1);
+  auto r = pool.apply_async(wait_on, gate.fd());
+  EXPECT_THROW(r.get(0ms), mp::TimeoutError);
+  EXPECT_THROW(r.get(-5ms), mp::TimeoutError);
+  EXPECT_FALSE(r.wait(1ms));
+  EXPECT_FALSE(r.ready());
+  EXPECT_THROW((void)r.successful(), mp::ValueError);
+  gate.release();
+  EXPECT_EQ(r.get(60s), 'x');
+}
+
+TEST(Pool, ImapYieldsInOrder) {
+  mp::Pool pool(2);
+  std::vector<int> got;
+  for (int v : pool.imap(square, std::views::iota(0, 200))) got.push_back(v);
+  ASSERT_EQ(got.size(), 200u);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(got[i], i * i);
+  std::vector<int> got3;
+  for (int v : pool.imap(square, std::views::iota(0, 50), 3)) got3.push_back(v);
+  EXPECT_EQ(got3.size(), 50u);
+  EXPECT_EQ(got3[49], 49 * 49);
+}
+
+TEST(Pool, ImapUnorderedYieldsEveryResultOnce) {
+  mp::Pool pool(2);
+  std::multiset<int> got;
+  for (int v : pool.imap_unordered(square, std::views::iota(0, 300), 4)) got.insert(v);
+  ASSERT_EQ(got.size(), 300u);
+  for (int i = 0; i < 300; ++i) EXPECT_EQ(got.count(i * i), 1u) << i;
+}
+
+TEST(Pool, ImapNextWithTimeoutRaisesTimeoutError) {
+  Gate gate;
+  mp::Pool pool(1);
+  auto it = pool.imap(wait_on, std::vector<int>{gate.fd()});
+  EXPECT_THROW(it.next(1ms), mp::TimeoutError);
+  gate.release();
+  EXPECT_EQ(it.next(60s), 'x');
+  EXPECT_FALSE(it.next().has_value());
+}
+
+TEST(Pool, ImapRaisesATaskExceptionAtItsPosition) {
+  mp::Pool pool(2);
+  auto it = pool.imap(throw_invalid, std::views::iota(0, 6));
+  EXPECT_EQ(it.next(), 0);
+  EXPECT_EQ(it.next(), 1);
+  EXPECT_EQ(it.next(), 2);
+  EXPECT_THROW(it.next(), std::invalid_argument);
+  EXPECT_EQ(it.next(), 4);
+}
+
+TEST(Pool, WorkerKilledBySigkillFailsOnlyItsTaskAndIsReplaced) {
+  mp::Pool pool(2);
+  auto before = pool.pids();
+  auto lost = pool.apply_async(kill_self, 0);
+  try {
+    lost.get(60s);
+    FAIL() << "no WorkerLost";
+  } catch (const mp::WorkerLost& e) {
+    EXPECT_EQ(e.signal(), SIGKILL);
+    EXPECT_TRUE(std::count(before.begin(), before.end(), e.pid())) << "the pid is one of the workers'";
+    EXPECT_NE(std::string(e.what()).find("SIGKILL"), std::string::npos) << e.what();
+  }
+  // The pool goes on with a replacement worker.
+  EXPECT_EQ(pool.map(square, std::views::iota(0, 100), 1).back(), 99 * 99);
+  auto after = pool.pids();
+  EXPECT_EQ(after.size(), 2u);
+  EXPECT_NE(std::set<pid_t>(before.begin(), before.end()), std::set<pid_t>(after.begin(), after.end()));
+}
+
+TEST(Pool, CrashInsideAMapFailsTheMapOnlyOnce) {
+  mp::Pool pool(2);
+  EXPECT_THROW(pool.map(kill_on_five, std::views::iota(0, 20), 1), mp::WorkerLost);
+  // imap: only item 5 is lost; every other result arrives.
+  auto it = pool.imap(kill_on_five, std::views::iota(0, 20));
+  int ok = 0, lost = 0;
+  for (;;) {
+    try {
+      auto v = it.next();
+      if (!v) break;
+      ++ok;
+    } catch (const mp::WorkerLost&) {
+      ++lost;
+    }
+  }
+  EXPECT_EQ(ok, 19);
+  EXPECT_EQ(lost, 1);
+}
+
+TEST(Pool, AbortAndSegfaultRaiseWorkerLost) {
+  mp::Pool pool(1);
+  EXPECT_THROW(pool.apply(abort_self, 0), mp::WorkerLost);
+  EXPECT_THROW(pool.apply([](int) {
+    volatile int* p = nullptr;
+    return *p;
+  }, 0), mp::WorkerLost);
+  EXPECT_EQ(pool.apply(square, 5), 25);
+}
+
+TEST(Pool, ExitInATaskRaisesWorkerLost) {
+  mp::Pool pool(1);
+  try {
+    pool.apply([](int) -> int { mp::exit(3); }, 0);
+    FAIL();
+  } catch (const mp::WorkerLost& e) {
+    EXPECT_EQ(e.signal(), 0);
+    EXPECT_NE(std::string(e.what()).find("exited with code 3"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(pool.apply(square, 4), 16);
+}
+
+TEST(Pool, MaxTasksPerChildRecyclesWorkers) {
+  mp::Pool pool(1, {}, 2);
+  std::set<pid_t> pids;
+  for (int i = 0; i < 6; ++i) pids.insert(pool.apply(worker_pid));
+  EXPECT_EQ(pids.size(), 3u);
+  auto r = pool.map(worker_pid_of, std::views::iota(0, 10), 1);
+  EXPECT_GE(std::set<pid_t>(r.begin(), r.end()).size(), 5u);
+}
+
+TEST(Pool, InitializerRunsInEachWorker) {
+  mp::Pool pool(2, set_initialized);
+  EXPECT_EQ(pool.apply(read_initialized), 42);
+  EXPECT_EQ(g_initialized, 0) << "the initializer ran in the workers, not here";
+}
+
+TEST(Pool, TerminateStopsBusyWorkersAndFailsUnfinishedTasks) {
+  Gate gate;
+  std::vector<pid_t> pids;
+  mp::AsyncResult<int> r(nullptr);
+  {
+    mp::Pool pool(2);
+    pids = pool.pids();
+    r = pool.apply_async(wait_on, gate.fd());
+    auto queued = pool.apply_async(wait_on, gate.fd());
+    auto queued2 = pool.apply_async(wait_on, gate.fd());
+    pool.terminate();
+    EXPECT_THROW(queued2.get(60s), mp::BrokenPool);
+    pool.join();
+  }
+  EXPECT_THROW(r.get(60s), mp::BrokenPool);
+  for (pid_t p : pids) EXPECT_EQ(mp_test::proc_state(p), 0) << "worker " << p << " still exists (zombie?)";
+  EXPECT_EQ(mp_test::zombie_children(), 0);
+}
+
+TEST(Pool, DestructorTerminatesLikeWithBlockExit) {
+  Gate gate;
+  std::vector<pid_t> pids;
+  {
+    mp::Pool pool(2);
+    pids = pool.pids();
+    (void)pool.apply_async(wait_on, gate.fd());
+  }
+  for (pid_t p : pids) EXPECT_EQ(mp_test::proc_state(p), 0);
+}
+
+TEST(Pool, CloseRefusesNewWorkAndJoinNeedsClose) {
+  mp::Pool pool(1);
+  EXPECT_THROW(pool.join(), mp::ValueError);
+  pool.close();
+  EXPECT_THROW((void)pool.apply_async(square, 1), mp::ValueError);
+  pool.join();
+}
+
+TEST(Pool, MessagesLargerThanTheRingStream) {
+  mp::Pool pool(2);
+  std::string big(3 << 20, 'a');
+  big[12345] = 'b';
+  auto r = pool.apply(big_echo, big);
+  ASSERT_EQ(r.size(), big.size() * 2);
+  EXPECT_EQ(r.substr(0, big.size()), big);
+  auto many = pool.map(big_echo, std::vector<std::string>(4, big), 1);
+  EXPECT_EQ(many.size(), 4u);
+  EXPECT_EQ(many[3].size(), big.size() * 2);
+}
+
+TEST(Pool, ProgressCallbackCountsToTheTotal) {
+  mp::Pool pool(2);
+  std::vector<std::size_t> seen;
+  auto r = pool.map(square, std::views::iota(0, 40), 4, [&](std::size_t done, std::size_t total) {
+    EXPECT_EQ(total, 40u);
+    seen.push_back(done);
+  });
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back(), 40u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+}
+
+TEST(Progress, RendersCountRateAndEta) {
+  auto s = mp::render_progress("work", 5, 10, 2.5, 10);
+  EXPECT_EQ(s, "work [#####.....]  5/10  2.0/s  ETA 2.5s");
+  EXPECT_NE(mp::render_progress("", 10, 10, 1.0, 4).find("in 1.00s"), std::string::npos);
+}
+
+TEST(Progress, DrawsOnlyOnATerminalUnlessForced) {
+  std::FILE* f = std::tmpfile();
+  auto quiet = mp::progress("x", {.stream = f});
+  quiet(1, 2);
+  quiet(2, 2);
+  EXPECT_EQ(std::ftell(f), 0);
+  auto loud = mp::progress("x", {.stream = f, .force = true});
+  loud(2, 2);
+  EXPECT_GT(std::ftell(f), 0);
+  std::fclose(f);
+}
+
+TEST(Pool, AutoChunksizeMatchesCPython) {
+  EXPECT_EQ(mp::internal::auto_chunksize(100000, 2), 12500u);
+  EXPECT_EQ(mp::internal::auto_chunksize(500, 4), 32u);  // divmod(500, 16) = (31, 4) -> 32
+  EXPECT_EQ(mp::internal::auto_chunksize(3, 4), 1u);
+}
+
+// ------------------------------------------------------------------------- ThreadPool
+
+TEST(ThreadPool, SameInterfaceAndCapturingLambdas) {
+  mp::ThreadPool pool(2);
+  int base = 100;
+  EXPECT_EQ(pool.apply([base](int x) { return base + x; }, 1), 101);
+  auto r = pool.map([&](int x) { return x * base; }, std::views::iota(0, 1000), 1);
+  EXPECT_EQ(r[999], 99900);
+  auto s = pool.starmap(add, std::vector<std::pair<int, int>>{{1, 1}});
+  EXPECT_EQ(s, std::vector<int>{2});
+  std::multiset<int> un;
+  for (int v : pool.imap_unordered(square, std::views::iota(0, 50))) un.insert(v);
+  EXPECT_EQ(un.size(), 50u);
+  std::vector<int> ord;
+  for (int v : pool.imap(square, std::views::iota(0, 50), 3)) ord.push_back(v);
+  EXPECT_EQ(ord[49], 49 * 49);
+}
+
+TEST(ThreadPool, ExceptionsKeepTheirExactType) {
+  mp::ThreadPool pool(2);
+  EXPECT_THROW(pool.apply(throw_custom, 0), Custom);
+  EXPECT_THROW(pool.map(throw_invalid, std::views::iota(0, 10)), std::invalid_argument);
+}
+
+TEST(ThreadPool, CallbacksRunBeforeGetReturns) {
+  mp::ThreadPool pool(2);
+  int got = 0;
+  auto r = pool.apply_async(add, mp::args(1, 2), [&](int v) { got = v; });
+  EXPECT_EQ(r.get(), 3);
+  EXPECT_EQ(got, 3);
+}
+
+TEST(ThreadPool, TerminateFailsTasksThatHadNotStarted) {
+  mp::ThreadPool pool(1);
+  std::latch started(1), release(1);
+  auto busy = pool.apply_async([&] {
+    started.count_down();
+    release.wait();
+    return 1;
+  });
+  started.wait();
+  auto queued = pool.apply_async(square, 2);
+  std::thread t([&] { pool.terminate(); });
+  EXPECT_THROW(queued.get(60s), mp::BrokenPool);
+  release.count_down();
+  t.join();
+  EXPECT_EQ(busy.get(), 1) << "a running task is waited for";
+}
+
+TEST(ThreadPool, GetWithTimeoutRaisesTimeoutError) {
+  mp::ThreadPool pool(1);
+  std::latch release(1);
+  auto r = pool.apply_async([&] {
+    release.wait();
+    return 7;
+  });
+  EXPECT_THROW(r.get(1ms), mp::TimeoutError);
+  release.count_down();
+  EXPECT_EQ(r.get(), 7);
+  pool.close();
+  pool.join();
+}
