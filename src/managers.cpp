@@ -60,8 +60,12 @@ std::unique_ptr<Link> connect(const std::string& address) {
       throw OSError(ECONNREFUSED, "manager: connect to " + address + " (no such in-process server)");
     return std::make_unique<InprocLink>(*it->second);
   }
-  throw OSError(ENOSYS, "manager: connect to " + address +
-                            " (socket transport needs mp::connection, which this build does not have yet)");
+  std::string key;
+  {
+    std::lock_guard g(registry_mu());
+    if (auto it = authkeys().find(address); it != authkeys().end()) key = it->second;
+  }
+  return connect_socket(address, key);
 }
 
 std::string roundtrip(Link& link, const Request& req) {

@@ -1,6 +1,6 @@
 // Tests for mp/managers.hpp. The registry, dispatch, wire codec and typed proxies are
-// exercised through an in-process server ("inproc:" address); the socket transport and
-// the forked Manager need mp::connection (see the report in docs/managers.md).
+// exercised through an in-process server ("inproc:" address); the socket transport,
+// mp::Manager (forked server) and BaseManager over TCP by the ManagerSocket tests.
 #include "mp/managers.hpp"
 
 #include <gtest/gtest.h>
@@ -292,4 +292,168 @@ TEST(QueueProxy, ABlockedGetIsWokenByAPutFromAnotherThread) {
   std::thread consumer([&] { EXPECT_EQ(q.get(), 42); });
   q.put(42);
   consumer.join();
+}
+
+// ------------------------------------------------------------------- socket transport
+
+#include <fstream>
+
+#include "mp/connection.hpp"
+#include "mp/process.hpp"
+
+namespace {
+/// Polls `done` until it holds or a generous safety-net deadline passes (the server
+/// reacts to a peer's end of file asynchronously; there is nothing to wait on).
+template <class F>
+bool eventually(F done) {
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+/// True when `pid` no longer runs (gone, or a zombie waiting for its reaper).
+bool process_gone(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return true;
+  auto r = line.rfind(')');
+  return r == std::string::npos || r + 2 >= line.size() || line[r + 2] == 'Z' || line[r + 2] == 'X';
+}
+}  // namespace
+
+TEST(ManagerSocket, ProxiesWorkFromForkedChildren) {
+  mp::Manager m;
+  auto l = m.list<int>({100});
+  auto d = m.dict<std::string, int>();
+  auto lock = m.Lock();
+  std::vector<mp::Process> ps;
+  for (int i = 0; i < 8; ++i) {
+    ps.emplace_back([&, i] {
+      std::scoped_lock g(lock);
+      l[0] -= 1;
+      d["k" + std::to_string(i)] = i;
+    });
+    ps.back().start();
+  }
+  for (auto& p : ps) {
+    ASSERT_TRUE(p.join(60s));
+    EXPECT_EQ(p.exitcode(), 0);
+  }
+  EXPECT_EQ(l[0].get(), 92);
+  EXPECT_EQ(d.size(), 8u);
+  EXPECT_THROW((void)d.getitem("nope"), mp::KeyError);
+}
+
+TEST(ManagerSocket, AProxySentThroughAConnectionWorksInTheReceiver) {
+  mp::Manager m;
+  auto q = m.Queue<int>();
+  auto [a, b] = mp::Pipe();
+  mp::Process p([&] {
+    auto q2 = b.recv<mp::QueueProxy<int>>();
+    q2.put(42);
+    b.send(1);
+  });
+  p.start();
+  a.send(q);
+  EXPECT_EQ(a.recv<int>(), 1);
+  EXPECT_EQ(q.get(), 42);
+  ASSERT_TRUE(p.join(60s));
+}
+
+TEST(ManagerSocket, ReferencesOfAKilledClientAreReleased) {
+  mp::Manager m;
+  auto ev = m.Event();
+  auto [a, b] = mp::Pipe();
+  mp::Process p([&] {
+    auto l = m.list<int>({1, 2, 3});  // created by the child only
+    b.send(1);
+    (void)ev.wait();                  // blocked in the server until killed
+  });
+  p.start();
+  EXPECT_EQ(a.recv<int>(), 1);
+  EXPECT_EQ(m.number_of_objects(), 2u);  // the Event and the child's list
+  p.kill();
+  p.join();
+  // The server drops the child's references when its connections reach end of file; the
+  // blocked Event.wait thread still holds the Event's call but not a reference of ours.
+  ev.set();
+  EXPECT_TRUE(eventually([&] { return m.number_of_objects() == 1u; }));
+}
+
+TEST(ManagerSocket, ShutdownStopsTheServerProcess) {
+  mp::Manager m;
+  int pid = m.server_pid();
+  ASSERT_GT(pid, 0);
+  auto l = m.list<int>({1});
+  m.shutdown();
+  EXPECT_EQ(m.server_pid(), 0);
+  EXPECT_ANY_THROW((void)l.size());
+}
+
+TEST(ManagerSocket, TheServerDiesWithItsOwner) {
+  auto [a, b] = mp::Pipe();
+  mp::Process owner([&] {
+    mp::Manager m;
+    b.send(m.server_pid());
+    for (;;) ::pause();  // killed below
+  });
+  owner.start();
+  int server = a.recv<int>();
+  owner.kill();
+  owner.join();
+  // PR_SET_PDEATHSIG: the kernel kills the server once its owner is gone. The server is
+  // not our child (init reaps it), so watch its /proc entry.
+  EXPECT_TRUE(eventually([&] { return process_gone(server); }));
+}
+
+TEST(ManagerSocket, AWrongAuthkeyIsRejectedAndTheServerKeepsServing) {
+  mp::BaseManager server("127.0.0.1:0", std::string("right key"));
+  server.register_<mp::managed::ValueBox<int>>("value", [] {
+    static auto v = std::make_shared<mp::managed::ValueBox<int>>(7);
+    return v;
+  });
+  server.start();
+  mp::BaseManager intruder(server.address(), std::string("wrong key"));
+  EXPECT_THROW(intruder.connect(), mp::AuthenticationError);
+  mp::set_authkey(server.address(), "right key");  // restore for our own proxies
+  auto v = server.get<mp::ValueProxy<int>>("value");
+  EXPECT_EQ(v.get(), 7);
+  // A client that connects and says nothing does not stop others from being served.
+  auto silent = mp::connection::Client(server.address(), {});  // no handshake answer
+  auto v2 = server.get<mp::ValueProxy<int>>("value");
+  v2.set(8);
+  EXPECT_EQ(v.get(), 8);
+}
+
+TEST(ManagerSocket, AGarbageFrameClosesOnlyThatConnection) {
+  mp::Manager m;
+  auto c = mp::connection::Client(m.address(), {.authkey = m.authkey()});
+  c.send_bytes("this is not a request");
+  EXPECT_THROW((void)c.recv_bytes(), mp::EOFError);
+  auto l = m.list<int>({5});
+  EXPECT_EQ(l[0].get(), 5);
+}
+
+TEST(ManagerSocket, GetServerServesInThisProcessUntilAClientShutsItDown) {
+  mp::BaseManager m("", std::string("k"));
+  m.register_<mp::managed::Queue<int>>("q", [] {
+    static auto q = std::make_shared<mp::managed::Queue<int>>(0);
+    return q;
+  });
+  auto srv = m.get_server();
+  std::string addr = srv.address();
+  mp::Process client([&] {
+    mp::BaseManager c(addr, std::string("k"));
+    c.connect();
+    auto q = c.get<mp::QueueProxy<int>>("q");
+    q.put(3);
+    if (q.get() != 3) mp::exit(2);
+    c.shutdown();
+  });
+  client.start();
+  srv.serve_forever();  // returns once the client asked for shutdown
+  ASSERT_TRUE(client.join(60s));
+  EXPECT_EQ(client.exitcode(), 0);
 }

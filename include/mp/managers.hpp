@@ -914,4 +914,161 @@ P create_proxy(const std::string& address, const A&... args) {
 }
 }  // namespace internal::manager
 
+// ------------------------------------------------------------------------ managers
+
+namespace internal::manager {
+class SocketServer;
+struct Running;
+}  // namespace internal::manager
+
+/// The server half of a manager (Python's managers.Server), from BaseManager::get_server():
+/// serve in this process instead of a forked one.
+class Server {
+ public:
+  Server(Server&&) noexcept;
+  Server& operator=(Server&&) noexcept;
+  ~Server();
+  /// Where clients connect ("host:port" or a Unix socket path; the real port for port 0).
+  [[nodiscard]] std::string address() const;
+  /// Accepts and serves clients (a thread per connection) until a client calls
+  /// shutdown() (BaseManager::shutdown from a client that connect()ed) or stop().
+  /// Unlike Python, returns instead of exiting the process.
+  void serve_forever();
+  /// Makes serve_forever return and shuts down open connections. Thread-safe.
+  void stop() noexcept;
+
+ private:
+  friend class BaseManager;
+  Server(std::shared_ptr<internal::manager::ServerCore> core, std::unique_ptr<internal::manager::SocketServer> s);
+  std::shared_ptr<internal::manager::ServerCore> core_;
+  std::unique_ptr<internal::manager::SocketServer> impl_;
+};
+
+/// A manager at an address (Python's multiprocessing.managers.BaseManager).
+///
+///   // server side (the master):
+///   mp::BaseManager m("127.0.0.1:5000", "Willard");
+///   m.register_<mp::managed::Queue<int>>("get_task_queue", [] { return task_queue; });
+///   m.start();                                      // forks the server process
+///   auto task = m.get<mp::QueueProxy<int>>("get_task_queue");
+///   // client side (a worker, another program or host):
+///   mp::BaseManager w("127.0.0.1:5000", "Willard");
+///   w.connect();
+///   auto task = w.get<mp::QueueProxy<int>>("get_task_queue");
+///
+/// Address: "host:port" (TCP; "" host = 127.0.0.1; every interface only with an explicit
+/// "0.0.0.0:port"; port 0 = the system picks one, see address() after start()), a Unix
+/// socket path, or "" (a fresh Unix socket in a private 0700 directory). Authkey: the
+/// shared secret of the HMAC handshake; nullopt = 32 random bytes, inherited by forked
+/// children (Python: current_process().authkey).
+///
+/// Lifetime: the server started by start() is a daemon child of the owner (the process
+/// that called start()): it exits on shutdown(), when the owner's BaseManager is destroyed,
+/// when the owner exits, and — even on SIGKILL — when the owner dies (PR_SET_PDEATHSIG, and
+/// end of file on the control connection once the owner and the children it forked after
+/// start() have all closed it). Copies of the object in forked children never stop it.
+class BaseManager {
+ public:
+  explicit BaseManager(std::string address = {}, std::optional<std::string> authkey = std::nullopt);
+  BaseManager(const BaseManager&) = delete;
+  BaseManager& operator=(const BaseManager&) = delete;
+  /// shutdown() in the owner process.
+  virtual ~BaseManager();
+
+  /// Server side (Python's register(typeid, callable)): a get<P>(name) by any client calls
+  /// `callable` in the server process and serves the object it returns (return the same
+  /// shared_ptr every time to share one object, as the seeds' task queue does). Register
+  /// before start() / get_server().
+  template <class R>
+  BaseManager& register_(std::string name, std::function<std::shared_ptr<R>()> callable) {
+    callables_[std::move(name)] = [callable](std::string_view args) -> std::shared_ptr<internal::manager::Object> {
+      MethodTable<R>::template decode_args<>(args);
+      std::shared_ptr<R> r = callable();
+      if (!r) return nullptr;
+      return std::make_shared<internal::manager::Served<R>>(std::move(r));
+    };
+    return *this;
+  }
+  /// Client side (Python's register(typeid) + the generated method): asks the server for
+  /// the object registered as `name` and returns a proxy P to it. Throws mp::ValueError if
+  /// the server has no such name or serves another type under it.
+  template <class P>
+  P get(const std::string& name) const {
+    return P(BaseProxy::create(address(), name, {}));
+  }
+
+  /// Forks the server process and waits until it listens. Throws mp::ProcessError if
+  /// already started, mp::OSError if the address cannot be bound.
+  void start();
+  /// Checks that a server listens at address() and accepts our authkey (Python's
+  /// connect()). Throws mp::AuthenticationError for a wrong key, mp::OSError when nobody
+  /// listens.
+  void connect();
+  /// A server for this manager's address and registrations, to run in this process.
+  [[nodiscard]] Server get_server();
+  /// Stops the server: the one start() forked (asks it, then joins it; kills it if it does
+  /// not end within 10 s), or, after connect(), the remote one (Python allows this too).
+  /// Idempotent; a no-op in forked children of the owner.
+  void shutdown();
+
+  [[nodiscard]] const std::string& address() const noexcept { return address_; }
+  [[nodiscard]] const std::string& authkey() const noexcept { return authkey_; }
+  /// How many objects the server holds (Python's _number_of_objects(); for tests).
+  [[nodiscard]] std::size_t number_of_objects() const;
+  /// The server process started by start() (pid), or 0.
+  [[nodiscard]] int server_pid() const noexcept;
+
+ protected:
+  std::string address_;
+  std::string authkey_;
+  std::map<std::string, internal::manager::Factory> callables_;
+  std::unique_ptr<internal::manager::Running> running_;
+  bool connected_ = false;
+};
+
+/// Python's SyncManager: a BaseManager whose server can make every standard type.
+class SyncManager : public BaseManager {
+ public:
+  using BaseManager::BaseManager;
+  template <class K, class V>
+  DictProxy<K, V> dict(std::map<K, V> init = {}) const {
+    return internal::manager::create_proxy<DictProxy<K, V>>(address(), init);
+  }
+  template <class T>
+  ListProxy<T> list(std::vector<T> init = {}) const {
+    return internal::manager::create_proxy<ListProxy<T>>(address(), init);
+  }
+  NamespaceProxy Namespace() const { return internal::manager::create_proxy<NamespaceProxy>(address()); }
+  /// maxsize <= 0: unbounded.
+  template <class T>
+  QueueProxy<T> Queue(std::int64_t maxsize = 0) const {
+    return internal::manager::create_proxy<QueueProxy<T>>(address(), maxsize);
+  }
+  template <class T>
+  JoinableQueueProxy<T> JoinableQueue(std::int64_t maxsize = 0) const {
+    return internal::manager::create_proxy<JoinableQueueProxy<T>>(address(), maxsize);
+  }
+  LockProxy Lock() const { return internal::manager::create_proxy<LockProxy>(address()); }
+  RLockProxy RLock() const { return internal::manager::create_proxy<RLockProxy>(address()); }
+  SemaphoreProxy Semaphore(int value = 1) const { return internal::manager::create_proxy<SemaphoreProxy>(address(), value); }
+  EventProxy Event() const { return internal::manager::create_proxy<EventProxy>(address()); }
+  ConditionProxy Condition() const { return internal::manager::create_proxy<ConditionProxy>(address()); }
+  BarrierProxy Barrier(int parties) const { return internal::manager::create_proxy<BarrierProxy>(address(), parties); }
+  template <class T>
+  ValueProxy<T> Value(T initial = T{}) const {
+    return internal::manager::create_proxy<ValueProxy<T>>(address(), initial);
+  }
+  template <class T>
+  ArrayProxy<T> Array(std::vector<T> init) const {
+    return internal::manager::create_proxy<ArrayProxy<T>>(address(), init);
+  }
+};
+
+/// multiprocessing.Manager(): a started SyncManager on a private Unix socket with a random
+/// authkey. Its proxies work in every process forked from the owner afterwards.
+class Manager : public SyncManager {
+ public:
+  Manager() : SyncManager() { start(); }
+};
+
 }  // namespace mp

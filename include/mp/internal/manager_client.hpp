@@ -27,6 +27,10 @@ class Link {
 /// Opens a Link to `address`, authenticating with the authkey recorded for it.
 [[nodiscard]] std::unique_ptr<Link> connect(const std::string& address);
 
+/// The socket connector: mp::connection::Client to `address` ("host:port" or a Unix
+/// path), authenticating with `authkey` unless it is empty.
+[[nodiscard]] std::unique_ptr<Link> connect_socket(const std::string& address, const std::string& authkey);
+
 /// Makes `core` reachable as "inproc:<name>" from this process until unserve_inproc().
 void serve_inproc(const std::string& name, ServerCore& core);
 void unserve_inproc(const std::string& name);
