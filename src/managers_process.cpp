@@ -46,6 +46,9 @@ std::string random_authkey() {
     control.send_bytes("ok:" + srv.address());
     srv.watch(control.fileno());
     srv.serve_forever();
+    // Let replies in flight (the shutdown request's own, a last put) reach their clients;
+    // a thread blocked in a referent call is not waited for beyond this grace period.
+    srv.wait_idle(deadline_after(std::chrono::seconds(2)));
   } catch (const std::exception& e) {
     try {
       control.send_bytes(std::string("err:") + e.what());
@@ -70,7 +73,10 @@ Server::Server(Server&&) noexcept = default;
 Server& Server::operator=(Server&&) noexcept = default;
 Server::~Server() = default;
 std::string Server::address() const { return impl_->address(); }
-void Server::serve_forever() { impl_->serve_forever(); }
+void Server::serve_forever() {
+  impl_->serve_forever();
+  impl_->wait_idle(internal::deadline_after(std::chrono::seconds(2)));
+}
 void Server::stop() noexcept { impl_->stop(); }
 
 // ------------------------------------------------------------------------- BaseManager

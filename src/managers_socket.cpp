@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <thread>
 
 #include "mp/internal/manager_client.hpp"
@@ -20,13 +21,18 @@ struct SocketServer::Shared {
   std::atomic<bool> stopping{false};
   std::mutex mu;
   std::set<int> conn_fds;  // sockets of live connections (shut down by stop())
+  int active = 0;          // connection threads still running
+  std::condition_variable idle;
 
   void stop() noexcept {
     std::lock_guard g(mu);
     if (stopping.exchange(true)) return;
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(wake.get(), &one, sizeof one);
-    for (int fd : conn_fds) ::shutdown(fd, SHUT_RDWR);
+    // Only the reading side: a reply being computed or written (say, to the put that
+    // let the owner finish and ask for shutdown) still reaches its client, while
+    // threads waiting for the next request see end of file and end.
+    for (int fd : conn_fds) ::shutdown(fd, SHUT_RD);
   }
 
   /// One connection: handshake with a deadline, then the frame loop.
@@ -36,6 +42,7 @@ struct SocketServer::Shared {
       std::lock_guard g(self->mu);
       if (self->stopping) return;
       self->conn_fds.insert(fd);
+      ++self->active;
     }
     Session session;
     try {
@@ -59,6 +66,7 @@ struct SocketServer::Shared {
     self->conn_fds.erase(fd);
     // `c` closes here, after fd left conn_fds (stop() never shuts down a reused number).
     c.close();
+    if (--self->active == 0) self->idle.notify_all();
   }
 };
 
@@ -94,6 +102,17 @@ SocketServer::~SocketServer() {
 std::string SocketServer::address() const { return listener_.address().str(); }
 
 void SocketServer::stop() noexcept { shared_->stop(); }
+
+bool SocketServer::wait_idle(Deadline deadline) {
+  std::unique_lock g(shared_->mu);
+  auto done = [&] { return shared_->active == 0; };
+  if (!deadline) {
+    shared_->idle.wait(g, done);
+    return true;
+  }
+  auto left = *deadline - Clock::now();
+  return shared_->idle.wait_for(g, left, done);
+}
 
 void SocketServer::serve_forever() {
   while (!shared_->stopping) {

@@ -457,3 +457,56 @@ TEST(ManagerSocket, GetServerServesInThisProcessUntilAClientShutsItDown) {
   ASSERT_TRUE(client.join(60s));
   EXPECT_EQ(client.exitcode(), 0);
 }
+
+// ------------------------------------------------------------------------- examples
+
+#include <sys/wait.h>
+
+#include <cstdio>
+
+#include "helpers/support.hpp"
+
+TEST(ManagerExamples, ManagerCounterEndsAtZeroWithEitherLock) {
+  for (const char* arg : {"", " --manager-lock"}) {
+    auto r = mp_test::run(mp_test::example("manager_counter") + arg);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find("l[0] = 0"), std::string::npos) << r.out;
+  }
+}
+
+TEST(ManagerExamples, MasterAndWorkerShareQueuesOverTcpAndAWrongKeyIsRefused) {
+  FILE* master = ::popen((mp_test::example("distributed_master") + " 0 Willard 2>&1").c_str(), "r");
+  ASSERT_NE(master, nullptr);
+  std::string out, address;
+  char line[512];
+  // The master prints its address, puts its 10 tasks, then waits for results.
+  while (std::fgets(line, sizeof line, master)) {
+    out += line;
+    std::string s(line);
+    if (s.starts_with("Master listening on ")) address = s.substr(20, s.find('\n') - 20);
+    if (s.starts_with("Try get results")) break;
+  }
+  ASSERT_FALSE(address.empty()) << out;
+  EXPECT_TRUE(address.starts_with("127.0.0.1:")) << address;
+
+  auto intruder = mp_test::run(mp_test::example("distributed_worker") + " " + address + " wrong-key");
+  EXPECT_EQ(intruder.exit_code, 3) << intruder.out;
+  EXPECT_NE(intruder.out.find("Authentication failed"), std::string::npos) << intruder.out;
+
+  auto worker = mp_test::run(mp_test::example("distributed_worker") + " " + address + " Willard");
+  EXPECT_EQ(worker.exit_code, 0) << worker.out;
+  EXPECT_EQ(mp_test::count(worker.out, "Run task"), 10) << worker.out;
+
+  while (std::fgets(line, sizeof line, master)) out += line;
+  int st = ::pclose(master);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  EXPECT_EQ(mp_test::count(out, "Result: "), 10) << out;
+  EXPECT_NE(out.find("Master Exit. (10 results)"), std::string::npos) << out;
+  // Every result is n * n of a task the master put.
+  for (std::size_t p = out.find("Put task "); p != std::string::npos; p = out.find("Put task ", p + 1)) {
+    long long n = std::stoll(out.substr(p + 9));
+    EXPECT_NE(out.find(std::to_string(n) + " * " + std::to_string(n) + " = " + std::to_string(n * n)),
+              std::string::npos)
+        << n;
+  }
+}

@@ -9,8 +9,8 @@
 //
 // Lifetime: connection threads are detached and share ownership of the core, so a thread
 // stuck inside a blocking referent call (Queue.get) when the server stops neither hangs
-// stop() nor touches freed memory; its socket is shut down and it ends when the call
-// returns. serve_forever() returns once stop() is called or a client requests shutdown.
+// stop() nor touches freed memory. stop() shuts down the reading side of every
+// connection: replies in flight are still sent, idle connections end. serve_forever() returns once stop() is called or a client requests shutdown.
 #pragma once
 
 #include <atomic>
@@ -45,6 +45,11 @@ class SocketServer {
   void watch(int fd) noexcept { watch_fd_ = fd; }
   /// Wakes serve_forever and shuts down every open connection. Thread-safe, idempotent.
   void stop() noexcept;
+
+  /// After stop(): waits until every connection thread has ended (replies in flight are
+  /// sent) or `deadline` passes — a thread blocked inside a referent call (Queue.get)
+  /// may never end. Returns true when all ended.
+  bool wait_idle(Deadline deadline);
 
   struct Shared;  // state shared with the connection threads
 
