@@ -474,8 +474,14 @@ TEST(ManagerExamples, ManagerCounterEndsAtZeroWithEitherLock) {
   }
 }
 
-TEST(ManagerExamples, MasterAndWorkerShareQueuesOverTcpAndAWrongKeyIsRefused) {
-  FILE* master = ::popen((mp_test::example("distributed_master") + " 0 Willard 2>&1").c_str(), "r");
+namespace {
+/// Runs distributed_master (prefixed by `master_prefix`, e.g. "ip netns exec A") on port 0,
+/// a wrong-key worker and a right-key worker (prefixed by `worker_prefix`) against it, and
+/// checks the seeds' outcome. `host` is the address the master binds and workers dial.
+void master_and_worker(const std::string& master_prefix, const std::string& worker_prefix, const std::string& host) {
+  std::string cmd = master_prefix + " env MASTER_HOST=" + host + " " + mp_test::example("distributed_master") +
+                    " 0 Willard 2>&1";
+  FILE* master = ::popen(cmd.c_str(), "r");
   ASSERT_NE(master, nullptr);
   std::string out, address;
   char line[512];
@@ -486,14 +492,15 @@ TEST(ManagerExamples, MasterAndWorkerShareQueuesOverTcpAndAWrongKeyIsRefused) {
     if (s.starts_with("Master listening on ")) address = s.substr(20, s.find('\n') - 20);
     if (s.starts_with("Try get results")) break;
   }
+  if (address.empty()) ::pclose(master);
   ASSERT_FALSE(address.empty()) << out;
-  EXPECT_TRUE(address.starts_with("127.0.0.1:")) << address;
+  EXPECT_TRUE(address.starts_with(host + ":")) << address;
 
-  auto intruder = mp_test::run(mp_test::example("distributed_worker") + " " + address + " wrong-key");
+  auto intruder = mp_test::run(worker_prefix + " " + mp_test::example("distributed_worker") + " " + address + " wrong-key");
   EXPECT_EQ(intruder.exit_code, 3) << intruder.out;
   EXPECT_NE(intruder.out.find("Authentication failed"), std::string::npos) << intruder.out;
 
-  auto worker = mp_test::run(mp_test::example("distributed_worker") + " " + address + " Willard");
+  auto worker = mp_test::run(worker_prefix + " " + mp_test::example("distributed_worker") + " " + address + " Willard");
   EXPECT_EQ(worker.exit_code, 0) << worker.out;
   EXPECT_EQ(mp_test::count(worker.out, "Run task"), 10) << worker.out;
 
@@ -509,4 +516,31 @@ TEST(ManagerExamples, MasterAndWorkerShareQueuesOverTcpAndAWrongKeyIsRefused) {
               std::string::npos)
         << n;
   }
+}
+}  // namespace
+
+TEST(ManagerExamples, MasterAndWorkerShareQueuesOverTcpAndAWrongKeyIsRefused) {
+  master_and_worker("", "", "127.0.0.1");
+}
+
+TEST(ManagerExamples, MasterAndWorkerOnTwoNetworkNamespacesJoinedByAVethPair) {
+  // Two "hosts": network namespaces with their own interfaces, joined by a veth pair.
+  const std::string id = std::to_string(::getpid() % 100000);
+  const std::string a = "mpA" + id, b = "mpB" + id, va = "mpva" + id, vb = "mpvb" + id;
+  if (::geteuid() != 0 || mp_test::run("ip netns add " + a).exit_code != 0)
+    GTEST_SKIP() << "needs root and the ip tool to create network namespaces (ip netns add failed)";
+  auto sh = [](const std::string& c) { return mp_test::run(c); };
+  bool ok = sh("ip netns add " + b).exit_code == 0 &&
+            sh("ip link add " + va + " type veth peer name " + vb).exit_code == 0 &&
+            sh("ip link set " + va + " netns " + a).exit_code == 0 &&
+            sh("ip link set " + vb + " netns " + b).exit_code == 0 &&
+            sh("ip -n " + a + " addr add 10.231.7.1/24 dev " + va).exit_code == 0 &&
+            sh("ip -n " + b + " addr add 10.231.7.2/24 dev " + vb).exit_code == 0 &&
+            sh("ip -n " + a + " link set " + va + " up").exit_code == 0 &&
+            sh("ip -n " + b + " link set " + vb + " up").exit_code == 0 &&
+            sh("ip -n " + a + " link set lo up").exit_code == 0 && sh("ip -n " + b + " link set lo up").exit_code == 0;
+  if (ok) master_and_worker("ip netns exec " + a, "ip netns exec " + b, "10.231.7.1");
+  sh("ip netns del " + a);  // deleting the namespaces removes the veth pair
+  sh("ip netns del " + b);
+  if (!ok) GTEST_SKIP() << "could not set up two namespaces joined by a veth pair";
 }
