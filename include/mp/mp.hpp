@@ -16,3 +16,4 @@
 #include "mp/pool.hpp"
 #include "mp/futures.hpp"
 #include "mp/progress.hpp"
+#include "mp/managers.hpp"

@@ -1,0 +1,95 @@
+// mp/internal/manager_server.hpp — the object registry and method dispatch of a manager
+// server, independent of how requests arrive (sockets, or in-process for tests).
+//
+// A server holds *objects*: referents (a std::map behind a dict, a queue...) wrapped with
+// the method table of their type. A type is known by its *typeid*, a string both sides
+// derive from the same template (mp::Exposed<R>::name()), never by a function address:
+// a master and a worker built as different programs still agree on what "Queue<i>" and
+// its method "get" mean.
+//
+// Reference counting: every reference belongs to a Session (one client connection).
+// create and incref add one to the session, decref removes one; when a session ends —
+// the client closed it, died, or sent garbage — all its references are dropped at once.
+// An object whose count reaches zero is destroyed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "mp/internal/manager_wire.hpp"
+
+namespace mp::internal::manager {
+
+/// A served object: a referent behind its method table.
+class Object {
+ public:
+  virtual ~Object() = default;
+  /// The typeid the object was exposed as ("dict<i,i>", "Queue<i>"...).
+  [[nodiscard]] virtual const std::string& type_name() const noexcept = 0;
+  /// Runs `method` on the referent with codec-encoded `args`; returns the codec-encoded
+  /// result. Throws what the method throws; mp::AttributeError for an unknown method,
+  /// mp::CodecError for arguments of the wrong types.
+  virtual std::string call(std::string_view method, std::string_view args) = 0;
+};
+
+/// Makes an object from the codec-encoded constructor arguments of a create request.
+using Factory = std::function<std::shared_ptr<Object>(std::string_view args)>;
+
+/// Process-wide table of the typeids this program can serve (filled at static
+/// initialisation by every Exposed type a proxy in this program refers to).
+void register_global_type(const std::string& name, Factory f);
+[[nodiscard]] Factory find_global_type(const std::string& name);
+
+/// The references one client connection holds.
+struct Session {
+  std::unordered_map<std::string, std::uint64_t> refs;
+  std::string name;  ///< for diagnostics: the peer's address
+};
+
+/// Registry + dispatcher. Thread-safe: one thread per connection calls handle().
+class ServerCore {
+ public:
+  /// `callables`: BaseManager.register(name, callable) entries, tried before the global
+  /// type table when a create names them.
+  explicit ServerCore(std::map<std::string, Factory> callables = {});
+  ServerCore(const ServerCore&) = delete;
+  ServerCore& operator=(const ServerCore&) = delete;
+
+  /// Runs one request for `session`. Never throws: failures become error replies.
+  [[nodiscard]] Reply handle(Session& session, const Request& req) noexcept;
+  /// Decodes, runs and encodes. A frame that does not decode returns nullopt-like empty
+  /// string: the caller must close that connection (its stream can no longer be trusted).
+  [[nodiscard]] std::string handle_frame(Session& session, std::string_view frame, const WireCodec& wire) noexcept;
+  /// Drops every reference `session` holds (the connection ended).
+  void release(Session& session) noexcept;
+
+  [[nodiscard]] std::size_t number_of_objects() const;
+  /// True once a client asked for shutdown.
+  [[nodiscard]] bool shutdown_requested() const noexcept;
+  /// Called (once, from the requesting connection's thread) when shutdown is requested.
+  std::function<void()> on_shutdown;
+
+ private:
+  Reply dispatch_server(Session& s, const Request& req);
+  std::shared_ptr<Object> lookup(const std::string& ident) const;
+  void add_ref(Session& s, const std::string& ident);
+  void drop_ref(Session& s, const std::string& ident);
+
+  struct Entry {
+    std::shared_ptr<Object> obj;
+    std::uint64_t refs = 0;
+  };
+  std::map<std::string, Factory> callables_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Entry> objects_;
+  std::uint64_t next_id_ = 1;
+  bool shutdown_ = false;
+};
+
+}  // namespace mp::internal::manager

@@ -1,0 +1,176 @@
+// BaseManager / Manager: forking, serving and stopping a manager server.
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "mp/connection.hpp"
+#include "mp/internal/manager_client.hpp"
+#include "mp/internal/manager_socket.hpp"
+#include "mp/managers.hpp"
+#include "mp/process.hpp"
+
+namespace mp {
+namespace internal::manager {
+
+/// The server process start() forked, as seen by its owner.
+struct Running {
+  pid_t owner = ::getpid();
+  Process proc;
+  Connection control;  // its end of file tells the server its owner is gone
+};
+
+namespace {
+std::string random_authkey() {
+  std::string key(32, '\0');
+  std::size_t got = 0;
+  while (got < key.size()) {
+    ssize_t n = ::getrandom(key.data() + got, key.size() - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw OSError(errno, "manager: getrandom (making an authkey)");
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  return key;
+}
+
+/// The body of the forked server process. Never returns.
+[[noreturn]] void run_server(Connection& control, const std::map<std::string, Factory>& callables,
+                             const std::string& address, const std::string& authkey) {
+  int code = 0;
+  try {
+    auto core = std::make_shared<ServerCore>(callables);
+    SocketServer srv(core, address, authkey);
+    control.send_bytes("ok:" + srv.address());
+    srv.watch(control.fileno());
+    srv.serve_forever();
+    // Let replies in flight (the shutdown request's own, a last put) reach their clients;
+    // a thread blocked in a referent call is not waited for beyond this grace period.
+    srv.wait_idle(deadline_after(std::chrono::seconds(2)));
+  } catch (const std::exception& e) {
+    try {
+      control.send_bytes(std::string("err:") + e.what());
+    } catch (...) {
+    }
+    code = 1;
+  }
+  // Connection threads are detached (they own the core); leave without running the
+  // owner's exit handlers.
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+}  // namespace
+}  // namespace internal::manager
+
+// ------------------------------------------------------------------------------ Server
+
+Server::Server(std::shared_ptr<internal::manager::ServerCore> core,
+               std::unique_ptr<internal::manager::SocketServer> s)
+    : core_(std::move(core)), impl_(std::move(s)) {}
+Server::Server(Server&&) noexcept = default;
+Server& Server::operator=(Server&&) noexcept = default;
+Server::~Server() = default;
+std::string Server::address() const { return impl_->address(); }
+void Server::serve_forever() {
+  impl_->serve_forever();
+  impl_->wait_idle(internal::deadline_after(std::chrono::seconds(2)));
+}
+void Server::stop() noexcept { impl_->stop(); }
+
+// ------------------------------------------------------------------------- BaseManager
+
+BaseManager::BaseManager(std::string address, std::optional<std::string> authkey)
+    : address_(std::move(address)),
+      authkey_(authkey ? std::move(*authkey) : internal::manager::random_authkey()) {
+  if (!address_.empty()) set_authkey(address_, authkey_);
+}
+
+BaseManager::~BaseManager() {
+  try {
+    if (running_) shutdown();
+  } catch (...) {
+  }
+}
+
+void BaseManager::start() {
+  if (running_) throw ProcessError("BaseManager.start: the manager has already been started");
+  auto [mine, theirs] = Pipe();
+  auto r = std::make_unique<internal::manager::Running>();
+  r->proc = Process(ProcessOptions{.name = "SyncManager-server", .daemon = true}, [&] {
+    mine.close();
+    internal::manager::run_server(theirs, callables_, address_, authkey_);
+  });
+  r->proc.start();
+  theirs.close();
+  std::string ready;
+  try {
+    ready = mine.recv_bytes();
+  } catch (const EOFError&) {
+    r->proc.join();
+    throw ProcessError("BaseManager.start: the server process ended before it was ready (exit code " +
+                       std::to_string(r->proc.exitcode().value_or(-1)) + ")");
+  }
+  if (ready.starts_with("err:")) {
+    r->proc.join();
+    throw OSError(EADDRNOTAVAIL, "BaseManager.start: the server could not listen at '" + address_ +
+                                     "': " + ready.substr(4));
+  }
+  address_ = ready.substr(3);
+  set_authkey(address_, authkey_);
+  r->control = std::move(mine);
+  running_ = std::move(r);
+}
+
+void BaseManager::connect() {
+  set_authkey(address_, authkey_);
+  auto link = internal::manager::connect(address_);
+  internal::manager::roundtrip(*link, {{}, "dummy", {}});
+  connected_ = true;
+}
+
+Server BaseManager::get_server() {
+  auto core = std::make_shared<internal::manager::ServerCore>(callables_);
+  auto s = std::make_unique<internal::manager::SocketServer>(core, address_, authkey_);
+  address_ = s->address();
+  set_authkey(address_, authkey_);
+  return Server(std::move(core), std::move(s));
+}
+
+void BaseManager::shutdown() {
+  if (running_) {
+    if (running_->owner != ::getpid()) return;  // a forked child's copy
+    try {
+      auto link = internal::manager::connect(address_);
+      internal::manager::roundtrip(*link, {{}, "shutdown", {}});
+    } catch (...) {
+      // Already gone, or it closed the connection while stopping: the join decides.
+    }
+    running_->control.close();
+    if (!running_->proc.join(std::chrono::seconds(10))) {
+      running_->proc.kill();
+      running_->proc.join();
+    }
+    running_.reset();
+  } else if (connected_) {
+    connected_ = false;
+    auto link = internal::manager::connect(address_);
+    try {
+      internal::manager::roundtrip(*link, {{}, "shutdown", {}});
+    } catch (const EOFError&) {
+    } catch (const OSError&) {
+    }
+  }
+}
+
+std::size_t BaseManager::number_of_objects() const {
+  auto link = internal::manager::connect(address_);
+  return codec::decode<std::uint64_t>(internal::manager::roundtrip(*link, {{}, "number_of_objects", {}}));
+}
+
+int BaseManager::server_pid() const noexcept {
+  return running_ ? static_cast<int>(running_->proc.pid()) : 0;
+}
+
+}  // namespace mp
