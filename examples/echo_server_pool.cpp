@@ -35,6 +35,8 @@
 #include <mp/pool.hpp>
 #include <mp/process.hpp>
 
+#include "echo_socket.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -55,109 +57,9 @@
 
 namespace {
 
-// ---- a tiny line-socket helper (raw TCP, as in the seed) -----------------------------
-
-/// printf straight to fd 1 with one write(): lines from concurrent processes never mix
-/// and nothing sits in a stdio buffer that a fork would duplicate.
-void say(const char* fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  if (n > 0) (void)!::write(STDOUT_FILENO, buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
-}
-
-[[noreturn]] void die(const char* what) {
-  say("error: %s: %s\n", what, std::strerror(errno));
-  std::exit(2);
-}
-
-class Socket {
- public:
-  explicit Socket(int fd = -1) noexcept : fd_(fd) {}
-  Socket(Socket&& o) noexcept : fd_(o.fd_), buf_(std::move(o.buf_)) { o.fd_ = -1; }
-  Socket& operator=(Socket&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    std::swap(buf_, o.buf_);
-    return *this;
-  }
-  ~Socket() { close(); }
-  void close() noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  [[nodiscard]] int fd() const noexcept { return fd_; }
-
-  /// Listening socket on 127.0.0.1:port (0 = any free port), SO_REUSEADDR like the seed.
-  static Socket listen_local(std::uint16_t port) {
-    Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (s.fd_ < 0) die("socket");
-    int one = 1;
-    ::setsockopt(s.fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(s.fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("bind");
-    if (::listen(s.fd_, 16) != 0) die("listen");
-    return s;
-  }
-  static Socket connect_local(std::uint16_t port) {
-    Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (s.fd_ < 0) die("socket");
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(s.fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect");
-    return s;
-  }
-  [[nodiscard]] std::uint16_t port() const {
-    sockaddr_in a{};
-    socklen_t len = sizeof a;
-    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) die("getsockname");
-    return ntohs(a.sin_port);
-  }
-  Socket accept() const {
-    for (;;) {
-      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c >= 0) return Socket(c);
-      if (errno != EINTR) die("accept");
-    }
-  }
-  /// Sends `line` + '\n'. False if the peer is gone.
-  bool send_line(const std::string& line) const {
-    std::string out = line + "\n";
-    std::size_t at = 0;
-    while (at < out.size()) {
-      ssize_t n = ::send(fd_, out.data() + at, out.size() - at, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      at += static_cast<std::size_t>(n);
-    }
-    return true;
-  }
-  /// Next line without its '\n'; false at end of stream (or on error).
-  bool recv_line(std::string& line) {
-    for (;;) {
-      if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-        line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return true;
-      }
-      char chunk[1024];  // the seed's recv(1024)
-      ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      buf_.append(chunk, static_cast<std::size_t>(n));
-    }
-  }
-
- private:
-  int fd_;
-  std::string buf_;
-};
+using echo::die;
+using echo::say;
+using echo::Socket;
 
 // ---- the server ------------------------------------------------------------------------
 
