@@ -96,7 +96,10 @@ BaseManager::~BaseManager() {
 
 void BaseManager::start() {
   if (running_) throw ProcessError("BaseManager.start: the manager has already been started");
-  auto [mine, theirs] = Pipe();
+  // Named pair members, not a structured binding: clang 14 cannot capture bindings in lambdas.
+  auto pipe = Pipe();
+  Connection& mine = pipe.first;
+  Connection& theirs = pipe.second;
   auto r = std::make_unique<internal::manager::Running>();
   r->proc = Process(ProcessOptions{.name = "SyncManager-server", .daemon = true}, [&] {
     mine.close();
