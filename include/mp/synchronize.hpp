@@ -122,6 +122,30 @@ struct ConditionState;  // src/synchronize.cpp
 struct BarrierState;
 
 
+/// std's TimedLockable names (lock/try_lock/try_lock_for/try_lock_until/unlock) on top of
+/// Python's acquire/acquire_until/release, so std::lock_guard, std::unique_lock and
+/// std::scoped_lock work with every mp lock. `D` provides acquire(), acquire(duration),
+/// acquire_until(internal::Clock::time_point) (a past deadline is one try) and release().
+template <class D>
+class TimedLockable {
+ public:
+  void lock() { self().acquire(); }
+  bool try_lock() { return self().acquire_until(Clock::time_point::min()); }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> d) { return self().acquire(d); }
+  template <class C, class Duration>
+  bool try_lock_until(std::chrono::time_point<C, Duration> t) {
+    if constexpr (std::is_same_v<C, Clock>)
+      return self().acquire_until(std::chrono::time_point_cast<Clock::duration>(t));
+    else
+      return self().acquire(t - C::now());
+  }
+  void unlock() { self().release(); }
+
+ private:
+  D& self() noexcept { return static_cast<D&>(*this); }
+};
+
 }  // namespace internal
 
 // ------------------------------------------------------------------------------------ Lock
@@ -134,7 +158,7 @@ struct BarrierState;
 ///
 ///   mp::Lock l;
 ///   if (l.acquire(100ms)) { /* ... */ l.release(); }
-class Lock {
+class Lock : public internal::TimedLockable<Lock> {
  public:
   /// A new, unlocked lock. Throws mp::OSError when shared memory cannot be allocated.
   Lock();
@@ -169,19 +193,6 @@ class Lock {
     return state_->holder() == static_cast<std::uint32_t>(internal::self_pid());
   }
 
-  // TimedLockable.
-  void lock() { acquire(); }
-  bool try_lock() noexcept { return try_acquire(); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> d) { return acquire(d); }
-  template <class Clock, class Duration>
-  bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
-    if constexpr (std::is_same_v<Clock, internal::Clock>)
-      return acquire_until(std::chrono::time_point_cast<internal::Clock::duration>(t));
-    else
-      return acquire(t - Clock::now());
-  }
-  void unlock() { release(); }
 
  private:
   internal::Shared<internal::MutexWord> state_;
@@ -198,7 +209,7 @@ class Lock {
 ///   mp::RLock r;
 ///   std::scoped_lock a(r);
 ///   std::scoped_lock b(r);  // same thread: fine
-class RLock {
+class RLock : public internal::TimedLockable<RLock> {
  public:
   /// A new, unlocked lock. Throws mp::OSError when shared memory cannot be allocated.
   RLock();
@@ -232,18 +243,6 @@ class RLock {
     return (state_->m.word.load(std::memory_order_relaxed) & internal::MutexWord::kOwnerDied) != 0;
   }
 
-  void lock() { acquire(); }
-  bool try_lock() noexcept { return try_acquire(); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> d) { return acquire(d); }
-  template <class Clock, class Duration>
-  bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
-    if constexpr (std::is_same_v<Clock, internal::Clock>)
-      return acquire_until(std::chrono::time_point_cast<internal::Clock::duration>(t));
-    else
-      return acquire(t - Clock::now());
-  }
-  void unlock() { release(); }
 
  private:
   friend class Condition;
@@ -262,7 +261,7 @@ class RLock {
 ///
 ///   mp::Semaphore s(4);          // at most 4 inside at once
 ///   { std::lock_guard g(s); /* ... */ }
-class Semaphore {
+class Semaphore : public internal::TimedLockable<Semaphore> {
  public:
   /// Throws mp::ValueError if `value` is negative.
   explicit Semaphore(int value = 1);
@@ -285,18 +284,6 @@ class Semaphore {
     return static_cast<int>(state_->value.load(std::memory_order_relaxed));
   }
 
-  void lock() { acquire(); }
-  bool try_lock() noexcept { return try_acquire(); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> d) { return acquire(d); }
-  template <class Clock, class Duration>
-  bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
-    if constexpr (std::is_same_v<Clock, internal::Clock>)
-      return acquire_until(std::chrono::time_point_cast<internal::Clock::duration>(t));
-    else
-      return acquire(t - Clock::now());
-  }
-  void unlock() { release(); }
 
  protected:
   Semaphore(int value, bool bounded);
@@ -332,7 +319,7 @@ class BoundedSemaphore : public Semaphore {
 ///   mp::Condition c;            // its own RLock
 ///   std::unique_lock g(c);
 ///   c.wait_for([&] { return ready(); });
-class Condition {
+class Condition : public internal::TimedLockable<Condition> {
  public:
   /// A condition with its own new RLock.
   Condition();
@@ -385,18 +372,6 @@ class Condition {
   }
   bool acquire_until(internal::Clock::time_point deadline);
   void release();
-  void lock() { acquire(); }
-  bool try_lock() { return acquire_until(internal::Clock::time_point::min()); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> d) { return acquire(d); }
-  template <class Clock, class Duration>
-  bool try_lock_until(std::chrono::time_point<Clock, Duration> t) {
-    if constexpr (std::is_same_v<Clock, internal::Clock>)
-      return acquire_until(std::chrono::time_point_cast<internal::Clock::duration>(t));
-    else
-      return acquire(t - Clock::now());
-  }
-  void unlock() { release(); }
 
  private:
   bool wait_impl(internal::Deadline deadline);
