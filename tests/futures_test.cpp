@@ -3,6 +3,8 @@
 
 #include <mp/futures.hpp>
 
+#include "helpers/support.hpp"
+
 #include <atomic>
 #include <csignal>
 #include <latch>
@@ -28,18 +30,7 @@ int wait_on(int fd) {
   return ::read(fd, &c, 1) == 1 ? c : -1;
 }
 
-struct Gate {
-  int fds[2];
-  Gate() { EXPECT_EQ(::pipe(fds), 0); }
-  ~Gate() {
-    ::close(fds[0]);
-    ::close(fds[1]);
-  }
-  int fd() const { return fds[0]; }
-  void release(int n = 1) {
-    for (int i = 0; i < n; ++i) EXPECT_EQ(::write(fds[1], "x", 1), 1);
-  }
-};
+using mp_test::Gate;
 
 }  // namespace
 

@@ -59,19 +59,7 @@ int g_initialized = 0;
 void set_initialized() { g_initialized = 42; }
 int read_initialized() { return g_initialized; }
 
-/// A pipe whose read end workers block on until release() writes to it.
-struct Gate {
-  int fds[2];
-  Gate() { EXPECT_EQ(::pipe(fds), 0); }
-  ~Gate() {
-    ::close(fds[0]);
-    ::close(fds[1]);
-  }
-  int fd() const { return fds[0]; }
-  void release(int n = 1) {
-    for (int i = 0; i < n; ++i) EXPECT_EQ(::write(fds[1], "x", 1), 1);
-  }
-};
+using mp_test::Gate;
 
 }  // namespace
 

@@ -84,4 +84,24 @@ inline char proc_state(pid_t pid) {
   return close == std::string::npos || close + 2 >= line.size() ? 0 : line[close + 2];
 }
 
+/// A pipe whose read end workers block on (a task reading gate.fd()) until release()
+/// writes one byte per waiter: holds children inside a task without sleeping.
+struct Gate {
+  int fds[2];
+  Gate() {
+    if (::pipe(fds) != 0) throw std::runtime_error("Gate: pipe() failed");
+  }
+  Gate(const Gate&) = delete;
+  Gate& operator=(const Gate&) = delete;
+  ~Gate() {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  int fd() const { return fds[0]; }
+  void release(int n = 1) {
+    for (int i = 0; i < n; ++i)
+      if (::write(fds[1], "x", 1) != 1) throw std::runtime_error("Gate: write() failed");
+  }
+};
+
 }  // namespace mp_test
