@@ -1,5 +1,6 @@
 // Result states shared by the pools and executors. See include/mp/internal/pool_state.hpp.
 #include "mp/internal/pool_state.hpp"
+#include "type_name.hpp"
 
 #include <cxxabi.h>
 #include <sched.h>
@@ -13,15 +14,6 @@
 namespace mp::internal {
 
 namespace {
-
-std::string demangle(const char* mangled) {
-  int status = 0;
-  char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string out = status == 0 && s ? s : mangled;
-  std::free(s);
-  for (auto p = out.find("__cxx11::"); p != std::string::npos; p = out.find("__cxx11::")) out.erase(p, 9);
-  return out;
-}
 
 template <class E>
 std::exception_ptr make(std::string_view msg) {

@@ -24,6 +24,7 @@
 #include "mp/internal/fd.hpp"
 #include "mp/internal/os.hpp"
 #include "process_internal.hpp"
+#include "type_name.hpp"
 
 namespace mp {
 
@@ -198,14 +199,6 @@ void reap_finished() noexcept {
 std::vector<std::shared_ptr<ProcessState>> snapshot_children() {
   std::lock_guard g(children_mutex());
   return children();
-}
-
-std::string demangle(const char* mangled) {
-  int status = 0;
-  char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string out = status == 0 && s ? s : mangled;
-  std::free(s);
-  return out;
 }
 
 std::atomic<bool> g_exit_handler_installed{false};

@@ -28,6 +28,7 @@
 
 #include "mp/internal/os.hpp"
 #include "mp/process.hpp"
+#include "type_name.hpp"
 
 namespace mp {
 namespace internal {
@@ -235,14 +236,6 @@ ThreadState* current_state() {
   tl_current = s.get();
   tl_dummy.state = std::move(s);
   return tl_current;
-}
-
-std::string demangle(const char* mangled) {
-  int status = 0;
-  char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string out = status == 0 && s ? s : mangled;
-  std::free(s);
-  return out;
 }
 
 void flush_std_streams() noexcept {
