@@ -209,6 +209,15 @@ class ValueState final : public ResultState<R> {
   void deliver_values(std::size_t, std::vector<Stored<R>>&& vals) { this->set_value(std::move(vals.at(0))); }
 };
 
+/// The `count` results of one chunk, decoded from a worker's reply payload.
+template <class E>
+std::vector<Stored<E>> decode_results(std::size_t count, std::string_view payload) {
+  std::vector<Stored<E>> vals;
+  vals.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) vals.push_back(decode_result<E>(take_field(payload)));
+  return vals;
+}
+
 /// map / starmap: `total` items in chunks, one vector result; the first failure wins.
 template <class E>
 class MapState final : public ResultState<std::vector<Stored<E>>> {
@@ -218,10 +227,7 @@ class MapState final : public ResultState<std::vector<Stored<E>>> {
     if (total == 0) this->set_value({});
   }
   void deliver_bytes(std::size_t start, std::size_t count, std::string_view payload) override {
-    std::vector<Stored<E>> vals;
-    vals.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) vals.push_back(decode_result<E>(take_field(payload)));
-    deliver_values(start, std::move(vals));
+    deliver_values(start, decode_results<E>(count, payload));
   }
   void deliver_values(std::size_t start, std::vector<Stored<E>>&& vals) {
     std::size_t n = vals.size();
@@ -265,10 +271,7 @@ class IMapState final : public Sink {
     if (total == 0) set_ready();
   }
   void deliver_bytes(std::size_t start, std::size_t count, std::string_view payload) override {
-    std::vector<Stored<E>> vals;
-    vals.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) vals.push_back(decode_result<E>(take_field(payload)));
-    deliver_values(start, std::move(vals));
+    deliver_values(start, decode_results<E>(count, payload));
   }
   void deliver_values(std::size_t start, std::vector<Stored<E>>&& vals) {
     std::size_t n = vals.size();
