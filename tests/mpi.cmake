@@ -1,0 +1,44 @@
+# mp::mpi's tests: tests/mpi/mpi_pool_test.cpp is one gtest program run under mpirun with 3
+# ranks (rank 0 runs the tests, ranks 1 and 2 serve). Registered only when mp_mpi is built
+# (MP_WITH_MPI). Included by tests/CMakeLists.txt.
+#
+# Under ASan, Open MPI's own allocations that it never frees at MPI_Finalize make
+# LeakSanitizer fail every run, so these tests (only these) run with detect_leaks=0; ASan's
+# other checks and UBSan stay on.
+if(NOT TARGET mp_mpi)
+  return()
+endif()
+
+add_executable(mpi_pool_test ${CMAKE_CURRENT_LIST_DIR}/mpi/mpi_pool_test.cpp)
+target_link_libraries(mpi_pool_test PRIVATE mp::mpi GTest::gtest)
+target_compile_options(mpi_pool_test PRIVATE -Wall -Wextra -Wno-missing-field-initializers)
+
+set(MP_MPIRUN ${MPIEXEC_EXECUTABLE} --oversubscribe --allow-run-as-root)
+# Open MPI in a container: no CMA single-copy (ptrace is usually denied), allow more ranks
+# than cores, no warning about mp::Pool's fork().
+set(MP_MPI_ENV
+  OMPI_MCA_btl_vader_single_copy_mechanism=none
+  OMPI_MCA_rmaps_base_oversubscribe=1
+  OMPI_MCA_mpi_warn_on_fork=0
+  OMPI_MCA_mpi_yield_when_idle=1
+  "ASAN_OPTIONS=detect_leaks=0:abort_on_error=0")
+
+add_test(NAME MpiPool.AllUnderMpirunWith3Ranks
+  COMMAND ${MP_MPIRUN} -n 3 $<TARGET_FILE:mpi_pool_test> --gtest_filter=-MpiRankLoss.*)
+# A rank killed mid-task: Open MPI aborts the job on a rank's death unless recovery is on.
+add_test(NAME MpiPool.RankDeathIsWorkerLost.Pidfd
+  COMMAND ${MP_MPIRUN} --enable-recovery -n 3 $<TARGET_FILE:mpi_pool_test> --gtest_filter=MpiRankLoss.*)
+# The same through heartbeats only, as for a rank on another host.
+add_test(NAME MpiPool.RankDeathIsWorkerLost.Heartbeat
+  COMMAND ${MP_MPIRUN} --enable-recovery -x MP_MPI_NO_PIDFD -x MP_MPI_HEARTBEAT_MS -n 3
+          $<TARGET_FILE:mpi_pool_test> --gtest_filter=MpiRankLoss.*)
+set_tests_properties(MpiPool.AllUnderMpirunWith3Ranks MpiPool.RankDeathIsWorkerLost.Pidfd
+  PROPERTIES TIMEOUT 120 ENVIRONMENT "${MP_MPI_ENV}" LABELS mpi)
+set_tests_properties(MpiPool.RankDeathIsWorkerLost.Heartbeat
+  PROPERTIES TIMEOUT 120 ENVIRONMENT "${MP_MPI_ENV};MP_MPI_NO_PIDFD=1;MP_MPI_HEARTBEAT_MS=100" LABELS mpi)
+
+if(TARGET mpi_pool)  # the example (examples/mpi/), run the way the docs show it
+  add_test(NAME MpiPool.ExampleRunsUnderMpirun COMMAND ${MP_MPIRUN} -n 3 $<TARGET_FILE:mpi_pool>)
+  set_tests_properties(MpiPool.ExampleRunsUnderMpirun PROPERTIES TIMEOUT 120 ENVIRONMENT "${MP_MPI_ENV}" LABELS mpi
+    PASS_REGULAR_EXPRESSION "sum of squares 0\\.\\.99 = 328350.*served by ranks 1 2.*ValueError: no negative numbers.*done")
+endif()
