@@ -342,7 +342,7 @@ TEST(MpiExecutor, SubmitAndAsCompleted) {
 
 // Run by tests/mpi.cmake in their own jobs, with `mpirun --enable-recovery`.
 TEST(MpiRankLoss, KilledRankFailsItsTaskWithRankLostAndThePoolGoesOn) {
-  mp::mpi::Pool pool({.lost_after = std::chrono::milliseconds(1500)});
+  mp::mpi::Pool pool({.lost_after = std::chrono::milliseconds(2500)});
   auto before = pool.ranks();
   ASSERT_EQ(before.size(), 2u);
   try {
