@@ -24,18 +24,26 @@ set(MP_MPI_ENV
   "ASAN_OPTIONS=detect_leaks=0:abort_on_error=0")
 
 add_test(NAME MpiPool.AllUnderMpirunWith3Ranks
-  COMMAND ${MP_MPIRUN} -n 3 $<TARGET_FILE:mpi_pool_test> --gtest_filter=-MpiRankLoss.*)
+  COMMAND ${MP_MPIRUN} -n 3 $<TARGET_FILE:mpi_pool_test> --gtest_color=no --gtest_filter=-MpiRankLoss.*:MpiRankZeroLoss.*)
 # A rank killed mid-task: Open MPI aborts the job on a rank's death unless recovery is on.
 add_test(NAME MpiPool.RankDeathIsWorkerLost.Pidfd
-  COMMAND ${MP_MPIRUN} --enable-recovery -n 3 $<TARGET_FILE:mpi_pool_test> --gtest_filter=MpiRankLoss.*)
+  COMMAND ${MP_MPIRUN} --enable-recovery -n 3 $<TARGET_FILE:mpi_pool_test> --gtest_color=no --gtest_filter=MpiRankLoss.*)
 # The same through heartbeats only, as for a rank on another host.
 add_test(NAME MpiPool.RankDeathIsWorkerLost.Heartbeat
   COMMAND ${MP_MPIRUN} --enable-recovery -x MP_MPI_NO_PIDFD -x MP_MPI_HEARTBEAT_MS -n 3
-          $<TARGET_FILE:mpi_pool_test> --gtest_filter=MpiRankLoss.*)
-set_tests_properties(MpiPool.AllUnderMpirunWith3Ranks MpiPool.RankDeathIsWorkerLost.Pidfd
-  PROPERTIES TIMEOUT 120 ENVIRONMENT "${MP_MPI_ENV}" LABELS mpi)
-set_tests_properties(MpiPool.RankDeathIsWorkerLost.Heartbeat
-  PROPERTIES TIMEOUT 120 ENVIRONMENT "${MP_MPI_ENV};MP_MPI_NO_PIDFD=1;MP_MPI_HEARTBEAT_MS=100" LABELS mpi)
+          $<TARGET_FILE:mpi_pool_test> --gtest_color=no --gtest_filter=MpiRankLoss.*)
+# Rank 0 killed: the serving ranks (same host: they watch its pid) stop, the job ends.
+add_test(NAME MpiPool.RankZeroDeathEndsTheJob
+  COMMAND ${MP_MPIRUN} --enable-recovery -n 3 $<TARGET_FILE:mpi_pool_test> --gtest_color=no --gtest_filter=MpiRankZeroLoss.*)
+set_tests_properties(MpiPool.RankZeroDeathEndsTheJob PROPERTIES TIMEOUT 60 ENVIRONMENT "${MP_MPI_ENV}" LABELS mpi
+  PASS_REGULAR_EXPRESSION "rank 0 died; rank [12] stops serving")
+set_tests_properties(MpiPool.AllUnderMpirunWith3Ranks PROPERTIES TIMEOUT 120 ENVIRONMENT "${MP_MPI_ENV}" LABELS mpi)
+# Under --enable-recovery mpirun exits with 0 whatever the ranks return: judge by output.
+set_tests_properties(MpiPool.RankDeathIsWorkerLost.Pidfd MpiPool.RankDeathIsWorkerLost.Heartbeat PROPERTIES
+  TIMEOUT 120 LABELS mpi PASS_REGULAR_EXPRESSION "\\[  PASSED  \\] 1 test" FAIL_REGULAR_EXPRESSION "FAILED|Failure")
+set_tests_properties(MpiPool.RankDeathIsWorkerLost.Pidfd PROPERTIES ENVIRONMENT "${MP_MPI_ENV}")
+set_tests_properties(MpiPool.RankDeathIsWorkerLost.Heartbeat PROPERTIES
+  ENVIRONMENT "${MP_MPI_ENV};MP_MPI_NO_PIDFD=1;MP_MPI_HEARTBEAT_MS=100")
 
 if(TARGET mpi_pool)  # the example (examples/mpi/), run the way the docs show it
   add_test(NAME MpiPool.ExampleRunsUnderMpirun COMMAND ${MP_MPIRUN} -n 3 $<TARGET_FILE:mpi_pool>)

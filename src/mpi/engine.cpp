@@ -78,7 +78,6 @@ std::exception_ptr broken(const char* why) { return std::make_exception_ptr(Brok
 
 constexpr auto kShutdownSilence = std::chrono::seconds(10);
 
-int pidfd_open(int pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 }  // namespace
 
@@ -89,7 +88,13 @@ Engine::Engine(MPI_Comm comm, int size) : comm_(comm), size_(size), ranks_(stati
   ::gethostname(host, sizeof host - 1);
   host_ = host;
   for (auto& r : ranks_) r.last_heard = Clock::now();
-  thread_ = std::thread([this] { loop(); });
+  auto welcome = std::make_shared<std::string>(identity());
+  for (int r = 1; r < size_; ++r) {
+    Send s{MPI_REQUEST_NULL, welcome};
+    MPI_Isend(welcome->data(), static_cast<int>(welcome->size()), MPI_BYTE, r, kWelcome, comm_, &s.req);
+    sends_.push_back(std::move(s));
+  }
+  thread_ = std::thread([this] { loop(); });  // from here on, only that thread calls MPI
 }
 
 std::shared_ptr<PoolCore> Engine::open(const PoolOptions& opts) {
@@ -308,9 +313,10 @@ bool Engine::receive_locked(std::vector<Outcome>& outs) {
   return progress;
 }
 
-void Engine::lose_locked(int r, const std::string& why, std::vector<Outcome>& outs) {
+void Engine::lose_locked(int r, const std::string& why, bool dead, std::vector<Outcome>& outs) {
   auto& rk = ranks_[static_cast<std::size_t>(r)];
   rk.lost = true;
+  rk.dead = dead;
   lost_any_ = true;
   rk.pidfd.reset();
   if (!rk.inflight.empty()) {
@@ -338,14 +344,14 @@ bool Engine::check_lost_locked(std::vector<Outcome>& outs, bool force_pidfd) {
     if (rk.pidfd && (force_pidfd || !rk.inflight.empty())) {
       pollfd p{rk.pidfd.get(), POLLIN, 0};
       if (::poll(&p, 1, 0) > 0) {
-        lose_locked(r, "died", outs);
+        lose_locked(r, "died", true, outs);
         any = true;
         continue;
       }
     }
     if (!rk.inflight.empty() && now - rk.last_heard > rk.inflight.front().owner->lost_after) {
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - rk.last_heard).count();
-      lose_locked(r, "sent nothing for " + std::to_string(ms) + " ms", outs);
+      lose_locked(r, "sent nothing for " + std::to_string(ms) + " ms", false, outs);
       any = true;
     }
   }
@@ -459,9 +465,12 @@ void Engine::shutdown() noexcept {
     for (int r = 1; r < size_; ++r) {
       auto& rk = ranks_[static_cast<std::size_t>(r)];
       rk.last_heard = Clock::now();
-      if (rk.lost) continue;
-      Send s{MPI_REQUEST_NULL, std::make_shared<std::string>()};
-      MPI_Isend(nullptr, 0, MPI_BYTE, r, kStop, comm_, &s.req);
+      if (rk.dead) continue;
+      // A rank lost for its silence may still be alive: it is told to stop too. After a
+      // loss no rank calls MPI_Finalize: Open MPI 4.1's (under --enable-recovery) can
+      // wait forever for the dead rank in its closing fence.
+      Send s{MPI_REQUEST_NULL, std::make_shared<std::string>(1, lost_any_ ? '\1' : '\0')};
+      MPI_Isend(s.buf->data(), 1, MPI_BYTE, r, kStop, comm_, &s.req);
       sends_.push_back(std::move(s));
     }
   }
@@ -486,7 +495,7 @@ void Engine::shutdown() noexcept {
     for (int r = 1; r < size_; ++r) {
       auto& rk = ranks_[static_cast<std::size_t>(r)];
       if (!rk.lost && !rk.bye && Clock::now() - rk.last_heard > kShutdownSilence)
-        lose_locked(r, "did not answer the shutdown", late);
+        lose_locked(r, "did not answer the shutdown", false, late);
     }
     if (!progress) {
       lk.unlock();
@@ -504,6 +513,11 @@ void Engine::shutdown() noexcept {
     }
   }
   sends_.clear();
+}
+
+bool Engine::lost_any() const {
+  std::lock_guard g(mu_);
+  return lost_any_;
 }
 
 }  // namespace mp::mpi::internal
@@ -535,10 +549,13 @@ int size() {
 void finalize() noexcept {
   auto& w = world();
   if (w.rank != 0 || !w.engine) return;
+  int done = 0;
+  MPI_Finalized(&done);
+  if (done) return;  // the program finalized MPI itself (too early: see the header)
   std::call_once(w.finalize_once, [&w] {
     w.engine->shutdown();
     std::fflush(nullptr);
-    if (w.we_initialized) MPI_Finalize();
+    if (w.we_initialized && !w.engine->lost_any()) MPI_Finalize();  // (see Engine::shutdown)
   });
 }
 

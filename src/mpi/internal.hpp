@@ -6,8 +6,9 @@
 //   kResult r -> 0  [u64 id][u8 status][status 0: count x field | 1: field type, field message]
 //   kHello  r -> 0  [i32 pid][host name]            once, when r starts serving
 //   kBeat   r -> 0  (empty)                         every heartbeat interval
-//   kStop   0 -> r  (empty)                         leave the serve loop
+//   kStop   0 -> r  [u8 1: skip MPI_Finalize]       leave the serve loop
 //   kBye    r -> 0  (empty)                         r has left it; nothing more will come
+//   kWelcome 0 -> r [i32 pid][host name]            once, when rank 0's engine starts
 #pragma once
 
 #include <cstdint>
@@ -16,9 +17,14 @@
 
 namespace mp::mpi::internal {
 
-enum Tag : int { kTask = 1, kResult = 2, kHello = 3, kBeat = 4, kStop = 5, kBye = 6 };
+enum Tag : int { kTask = 1, kResult = 2, kHello = 3, kBeat = 4, kStop = 5, kBye = 6, kWelcome = 7 };
 
 std::string demangle(const char* mangled);
+
+/// [i32 getpid()][host name]: what kHello and kWelcome carry.
+std::string identity();
+/// pidfd_open(2); -1 on failure.
+int pidfd_open(int pid) noexcept;
 
 /// Runs one kTask message and returns the kResult message. Never throws for a task's own
 /// failure (it becomes status 1); throws only std::bad_alloc.

@@ -63,6 +63,8 @@ class Engine {
   std::vector<int> ranks(const PoolCore& core) const;
   std::size_t workers(const PoolCore& core) const noexcept;
   [[nodiscard]] int size() const noexcept { return size_; }
+  /// Whether any rank was lost (then MPI_Finalize is skipped everywhere; see shutdown()).
+  [[nodiscard]] bool lost_any() const;
 
   /// Rank 0's exit: fails what is unfinished, stops the serving ranks (waiting for the
   /// chunks they run), returns when each has said goodbye or been lost.
@@ -71,7 +73,8 @@ class Engine {
  private:
   struct Rank {
     std::deque<Job> inflight;  // the front one is running (or about to)
-    bool lost = false;
+    bool lost = false;  // gets no more work
+    bool dead = false;  // known to have exited (pidfd), not just silent
     bool bye = false;
     int pid = 0;
     std::string host;
@@ -87,7 +90,7 @@ class Engine {
   bool dispatch_locked(std::vector<Outcome>& outs);
   bool receive_locked(std::vector<Outcome>& outs);
   bool check_lost_locked(std::vector<Outcome>& outs, bool force_pidfd);
-  void lose_locked(int r, const std::string& why, std::vector<Outcome>& outs);
+  void lose_locked(int r, const std::string& why, bool dead, std::vector<Outcome>& outs);
   void fail_unservable_locked(std::vector<Outcome>& outs);
   void test_sends_locked();
   void deliver(std::vector<Outcome>& outs) noexcept;

@@ -8,16 +8,20 @@
 // steal the CPU from the ones computing.
 #include <cxxabi.h>
 #include <mpi.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
 
+#include "mp/internal/fd.hpp"
 #include "mp/mpi.hpp"
 #include "mpi/internal.hpp"
 #include "mpi/runtime.hpp"
@@ -32,6 +36,17 @@ std::string demangle(const char* mangled) {
   for (auto p = out.find("__cxx11::"); p != std::string::npos; p = out.find("__cxx11::")) out.erase(p, 9);
   return out;
 }
+
+std::string identity() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string out(sizeof(std::int32_t), '\0');
+  std::int32_t pid = ::getpid();
+  std::memcpy(out.data(), &pid, sizeof pid);
+  return out + host;
+}
+
+int pidfd_open(int pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 namespace {
 
@@ -115,15 +130,12 @@ std::chrono::milliseconds heartbeat_interval() {
 
 [[noreturn]] void serve(MPI_Comm comm, int rank) {
   std::mutex mpi_mu;
-  {
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    std::string hello(sizeof(std::int32_t), '\0');
-    std::int32_t pid = ::getpid();
-    std::memcpy(hello.data(), &pid, sizeof pid);
-    hello += host;
-    MPI_Send(hello.data(), static_cast<int>(hello.size()), MPI_BYTE, 0, kHello, comm);
-  }
+  const std::string me = identity();
+  MPI_Send(me.data(), static_cast<int>(me.size()), MPI_BYTE, 0, kHello, comm);
+  // Rank 0 on this host: watch it, so that a job run with --enable-recovery does not
+  // leave this rank serving forever when rank 0 dies.
+  mp::internal::UniqueFd rank0;
+  bool finalize = true;
   {
     auto beat = std::make_unique<Heartbeat>(comm, mpi_mu, heartbeat_interval());
     std::string msg;
@@ -142,6 +154,14 @@ std::chrono::milliseconds heartbeat_interval() {
         } else {
           ::usleep(std::min(1000u, 50u * (idle - 199)));
         }
+        if (rank0 && (idle & 127) == 0) {
+          pollfd p{rank0.get(), POLLIN, 0};
+          if (::poll(&p, 1, 0) > 0) {
+            std::fprintf(stderr, "mp::mpi: rank 0 died; rank %d stops serving\n", rank);
+            std::fflush(nullptr);
+            std::_Exit(1);  // no MPI_Finalize: it would wait for rank 0
+          }
+        }
         continue;
       }
       idle = 0;
@@ -153,7 +173,16 @@ std::chrono::milliseconds heartbeat_interval() {
         lk.unlock();
         beat.reset();  // no heartbeat may follow the goodbye
         MPI_Send(nullptr, 0, MPI_BYTE, 0, kBye, comm);
+        finalize = msg.empty() || msg[0] == 0;
         break;
+      }
+      if (st.MPI_TAG == kWelcome) {
+        std::int32_t pid = 0;
+        if (msg.size() >= sizeof pid) std::memcpy(&pid, msg.data(), sizeof pid);
+        if (msg.substr(std::min(msg.size(), sizeof pid)) == me.substr(sizeof(std::int32_t)) &&
+            !std::getenv("MP_MPI_NO_PIDFD"))
+          rank0.reset(pidfd_open(pid));
+        continue;
       }
       if (st.MPI_TAG != kTask) continue;
       lk.unlock();
@@ -163,7 +192,7 @@ std::chrono::milliseconds heartbeat_interval() {
     }
   }
   std::fflush(nullptr);
-  MPI_Finalize();
+  if (finalize) MPI_Finalize();  // skipped after a rank was lost: see Engine::shutdown
   std::exit(0);
 }
 

@@ -362,6 +362,14 @@ TEST(MpiRankLoss, KilledRankFailsItsTaskWithRankLostAndThePoolGoesOn) {
   EXPECT_THROW(pool.apply(square, 2), mp::BrokenPool);
 }
 
+// Run by tests/mpi.cmake in its own job, with `mpirun --enable-recovery`: the job must
+// end (the serving ranks notice rank 0's death) instead of hanging until the timeout.
+TEST(MpiRankZeroLoss, ServingRanksStopWhenRankZeroDies) {
+  mp::mpi::Pool pool;
+  ASSERT_EQ(pool.apply(square, 4), 16);
+  std::raise(SIGKILL);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
