@@ -50,3 +50,13 @@ if(TARGET mpi_pool)  # the example (examples/mpi/), run the way the docs show it
   set_tests_properties(MpiPool.ExampleRunsUnderMpirun PROPERTIES TIMEOUT 120 ENVIRONMENT "${MP_MPI_ENV}" LABELS mpi
     PASS_REGULAR_EXPRESSION "sum of squares 0\\.\\.99 = 328350.*served by ranks 1 2.*ValueError: no negative numbers.*done")
 endif()
+
+# What the compiler rejects (tests/compile_fail/mpi_*.cpp), with the message it gives.
+function(mp_mpi_compile_fail name message)
+  add_test(NAME MpiCompileFail.${name}
+    COMMAND ${CMAKE_CXX_COMPILER} -std=c++20 -fsyntax-only -I${PROJECT_SOURCE_DIR}/include
+            ${CMAKE_CURRENT_LIST_DIR}/compile_fail/mpi_${name}.cpp)
+  set_tests_properties(MpiCompileFail.${name} PROPERTIES PASS_REGULAR_EXPRESSION "${message}" LABELS mpi)
+endfunction()
+mp_mpi_compile_fail(unregistered_lambda "is not registered: add MP_REMOTE")
+mp_mpi_compile_fail(capturing_lambda "pass the captured values as arguments")
