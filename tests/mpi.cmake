@@ -40,11 +40,11 @@ add_test(NAME MpiPool.RankDeathIsWorkerLost.Heartbeat
 add_test(NAME MpiPool.RankZeroDeathEndsTheJob
   COMMAND ${MP_MPIRUN} --enable-recovery -n 3 $<TARGET_FILE:mpi_pool_test> --gtest_color=no --gtest_filter=MpiRankZeroLoss.*)
 set_tests_properties(MpiPool.RankZeroDeathEndsTheJob PROPERTIES TIMEOUT 60 ENVIRONMENT "${MP_MPI_ENV}" LABELS mpi
-  PASS_REGULAR_EXPRESSION "rank 0 died; rank [12] stops serving")
+  PASS_REGULAR_EXPRESSION "rank 0 died; rank [12] stops serving" FAIL_REGULAR_EXPRESSION "Sanitizer|runtime error")
 set_tests_properties(MpiPool.AllUnderMpirunWith3Ranks PROPERTIES TIMEOUT 120 ENVIRONMENT "${MP_MPI_ENV}" LABELS mpi)
 # Under --enable-recovery mpirun exits with 0 whatever the ranks return: judge by output.
 set_tests_properties(MpiPool.RankDeathIsWorkerLost.Pidfd MpiPool.RankDeathIsWorkerLost.Heartbeat PROPERTIES
-  TIMEOUT 120 LABELS mpi PASS_REGULAR_EXPRESSION "\\[  PASSED  \\] 1 test" FAIL_REGULAR_EXPRESSION "FAILED|Failure")
+  TIMEOUT 120 LABELS mpi PASS_REGULAR_EXPRESSION "\\[  PASSED  \\] 1 test" FAIL_REGULAR_EXPRESSION "FAILED|Failure|Sanitizer|runtime error")
 set_tests_properties(MpiPool.RankDeathIsWorkerLost.Pidfd PROPERTIES ENVIRONMENT "${MP_MPI_ENV}")
 set_tests_properties(MpiPool.RankDeathIsWorkerLost.Heartbeat PROPERTIES
   ENVIRONMENT "${MP_MPI_ENV};MP_MPI_NO_PIDFD=1;MP_MPI_HEARTBEAT_MS=100")
@@ -52,7 +52,8 @@ set_tests_properties(MpiPool.RankDeathIsWorkerLost.Heartbeat PROPERTIES
 if(TARGET mpi_pool)  # the example (examples/mpi/), run the way the docs show it
   add_test(NAME MpiPool.ExampleRunsUnderMpirun COMMAND ${MP_MPIRUN} -n 3 $<TARGET_FILE:mpi_pool>)
   set_tests_properties(MpiPool.ExampleRunsUnderMpirun PROPERTIES TIMEOUT 120 ENVIRONMENT "${MP_MPI_ENV}" LABELS mpi
-    PASS_REGULAR_EXPRESSION "sum of squares 0\\.\\.99 = 328350.*served by ranks 1 2.*ValueError: no negative numbers.*done")
+    PASS_REGULAR_EXPRESSION "sum of squares 0\\.\\.99 = 328350.*served by ranks 1 2.*ValueError: no negative numbers.*done"
+    FAIL_REGULAR_EXPRESSION "Sanitizer|runtime error")
 endif()
 
 # What the compiler rejects (tests/compile_fail/mpi_*.cpp), with the message it gives.
