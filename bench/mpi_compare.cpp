@@ -49,47 +49,65 @@ double best_ms(int repeat, Fn fn) {
   return best;
 }
 
-}  // namespace
+int square(int x) { return x * x; }
+MP_REMOTE(square);
 
-int main(int argc, char** argv) {
-  mp::mpi::init();  // serving ranks stay here
-  int items = 96, repeat = 3;
-  bool header = false;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--items") && i + 1 < argc) items = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--header")) header = true;
-  }
-  int workers = std::max(1, mp::mpi::size() - 1);
+struct Row {
+  double serial, pool, mpi;
+};
+
+/// Times `fn` over `items` serially, on mp::Pool(workers) and on mp::mpi::Pool(workers).
+template <class F>
+Row measure(F fn, int items, std::size_t chunksize, int workers, int repeat) {
   auto input = std::views::iota(0, items);
-  long expect = 0;
-  double serial = best_ms(1, [&] {
+  long expect = 0, got_pool = 0, got_mpi = 0;
+  Row r{};
+  r.serial = best_ms(1, [&] {
     expect = 0;
-    for (int i : input) expect += count_primes(i);
+    for (int i : input) expect += fn(i);
   });
-  long got_pool = 0, got_mpi = 0;
-  double pool_ms, mpi_ms;
   {
     mp::Pool pool(workers);
-    pool_ms = best_ms(repeat, [&] {
-      auto v = pool.map(count_primes, input);
+    r.pool = best_ms(repeat, [&] {
+      auto v = pool.map(fn, input, chunksize);
       got_pool = std::accumulate(v.begin(), v.end(), 0L);
     });
   }
   {
     mp::mpi::Pool pool(workers);
-    mpi_ms = best_ms(repeat, [&] {
-      auto v = pool.map(count_primes, input);
+    r.mpi = best_ms(repeat, [&] {
+      auto v = pool.map(fn, input, chunksize);
       got_mpi = std::accumulate(v.begin(), v.end(), 0L);
     });
   }
   if (got_pool != expect || got_mpi != expect) {
     std::fprintf(stderr, "mp_bench_mpi: wrong results (%ld, %ld, expected %ld)\n", got_pool, got_mpi, expect);
-    return 1;
+    std::exit(1);
   }
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  mp::mpi::init();  // serving ranks stay here
+  int items = 96, tiny = 2000, repeat = 3;
+  bool header = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--items") && i + 1 < argc) items = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--tiny") && i + 1 < argc) tiny = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--header")) header = true;
+  }
+  int workers = std::max(1, mp::mpi::size() - 1);
+  Row cpu = measure(count_primes, items, 0, workers, repeat);
+  Row small = measure(square, tiny, 1, workers, repeat);
   if (header)
-    std::printf("| workers | items | serial (ms) | mp::Pool (ms) | mp::mpi::Pool (ms) | mpi / Pool |\n"
-                "|--:|--:|--:|--:|--:|--:|\n");
-  std::printf("| %d | %d | %.1f | %.1f | %.1f | %.2f |\n", workers, items, serial, pool_ms, mpi_ms, mpi_ms / pool_ms);
+    std::printf("| case | workers | serial (ms) | mp::Pool (ms) | mp::mpi::Pool (ms) | mpi / Pool |\n"
+                "|---|--:|--:|--:|--:|--:|\n");
+  std::printf("| %d x count_primes (CPU-bound, auto chunksize) | %d | %.1f | %.1f | %.1f | %.2f |\n", items, workers,
+              cpu.serial, cpu.pool, cpu.mpi, cpu.mpi / cpu.pool);
+  std::printf("| %d x square, chunksize 1 (per-task cost) | %d | %.2f | %.1f | %.1f | %.2f |\n", tiny, workers,
+              small.serial, small.pool, small.mpi, small.mpi / small.pool);
   return 0;
 }

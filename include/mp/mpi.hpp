@@ -36,9 +36,10 @@
 // mp::codec (see codec.hpp), like results.
 //
 // Guarantees
-// - Dynamic load balancing: a rank is given a chunk only when it has none (or, when
-//   plenty is queued, one more behind the one it runs), so fast ranks take more chunks and
-//   one slow task never holds up work another rank could do.
+// - Dynamic load balancing: a rank is given a chunk only when it has none (or, when many
+//   are queued, a few more behind the one it runs: 1 + queued / (4 * ranks), at most 64,
+//   as mp::Pool), so fast ranks take more chunks and one slow task never holds up work
+//   another rank could do.
 // - Callbacks, error callbacks and progress run on rank 0, on the single communication
 //   thread, one at a time (as mp::Pool's result handler); they must not block on the
 //   pool's other results. A callback that throws is reported on stderr and ignored.

@@ -77,6 +77,7 @@ std::exception_ptr remote_error(std::string_view type, std::string_view msg) {
 std::exception_ptr broken(const char* why) { return std::make_exception_ptr(BrokenPool(why)); }
 
 constexpr auto kShutdownSilence = std::chrono::seconds(10);
+constexpr std::size_t kMaxWindow = 64;  // chunks queued on one rank, at most
 
 
 }  // namespace
@@ -224,9 +225,10 @@ bool Engine::dispatch_locked(std::vector<Outcome>& outs) {
   while (!pending_.empty()) {
     std::size_t live = 0;
     for (int r = 1; r < size_; ++r) live += !ranks_[static_cast<std::size_t>(r)].lost;
-    // Prefetch one chunk behind the running one only when plenty is queued: keeps each
-    // rank fed without parking work on a busy rank that an idle one could take.
-    std::size_t cap = pending_.size() >= 2 * std::max<std::size_t>(live, 1) ? 2 : 1;
+    // Prefetch behind the running chunk only when plenty is queued (mp::Pool's rule): a
+    // window that grows with the backlog keeps each rank fed across the network latency,
+    // without parking work on a busy rank that an idle one could take.
+    std::size_t cap = 1 + std::min(kMaxWindow - 1, pending_.size() / (4 * std::max<std::size_t>(live, 1)));
     int best = -1;
     std::deque<Job>::iterator pick;
     for (auto it = pending_.begin(); it != pending_.end() && best < 0; ++it) {
