@@ -52,8 +52,8 @@
 //   survive the death: Open MPI's mpirun aborts the whole job when a rank dies unless it
 //   is started with `--enable-recovery` (Open MPI 4; `--with-ft ulfm` on Open MPI 5).
 //   Detection: a rank on rank 0's host is watched through a pidfd (immediate); a rank on
-//   another host sends a heartbeat every `heartbeat` and is declared lost after
-//   `lost_after` without any message from it (a rank that is only frozen that long is
+//   another host sends a heartbeat every second (MP_MPI_HEARTBEAT_MS) and is declared lost
+//   after `lost_after` (PoolOptions) without any message from it (a rank that is only frozen that long is
 //   treated the same; a late answer is then ignored). After a loss no rank calls
 //   MPI_Finalize at shutdown (Open MPI 4.1's can hang waiting for the dead rank). If rank 0
 //   dies, serving ranks on its host exit; those on other hosts are not told.
@@ -129,11 +129,10 @@ void finalize() noexcept;
 /// Options of an MPI Pool, as keyword arguments: `mp::mpi::Pool pool({.processes = 4})`.
 struct PoolOptions {
   int processes = 0;  ///< serving ranks to use (ranks 1..processes); 0 = every serving rank
-  /// A rank on another host that sends nothing for this long while it holds work is lost.
+  /// A rank on another host that sends nothing for this long while it holds this pool's
+  /// work is lost. Serving ranks send a heartbeat every MP_MPI_HEARTBEAT_MS milliseconds
+  /// (environment of the serving ranks, default 1000): keep lost_after several times that.
   std::chrono::milliseconds lost_after{10000};
-  /// How often a serving rank tells rank 0 it is alive while it runs a long chunk. The
-  /// first pool's value is the job's (ranks read it once, when they start serving).
-  std::chrono::milliseconds heartbeat{1000};
 };
 
 namespace internal {

@@ -3,7 +3,7 @@
 // One communication thread makes every MPI call on rank 0 after MPI_Init (MPI is
 // initialized with MPI_THREAD_SERIALIZED; the main thread calls MPI again only in
 // finalize(), after that thread has stopped). It loops: hand queued chunks to ranks that
-// have room (on-demand dispatch: one chunk per rank, two when plenty is queued), receive
+// have room (on-demand dispatch: one chunk per rank, a few more when many are queued), receive
 // results, heartbeats and greetings, check for lost ranks, then deliver the finished
 // chunks to their sinks (callbacks run here). When nothing happens it waits on a
 // condition variable with a growing timeout (50 us .. 1 ms), so a submission wakes it at
