@@ -53,8 +53,8 @@
 //   is started with `--enable-recovery` (Open MPI 4; `--with-ft ulfm` on Open MPI 5).
 //   Detection: a rank on rank 0's host is watched through a pidfd (immediate); a rank on
 //   another host sends a heartbeat every second (MP_MPI_HEARTBEAT_MS) and is declared lost
-//   after `lost_after` (PoolOptions) without any message from it (a rank that is only frozen that long is
-//   treated the same; a late answer is then ignored). After a loss no rank calls
+//   after PoolOptions::lost_after without any message from it (a rank only frozen that
+//   long is treated the same; a late answer is then ignored). After a loss no rank calls
 //   MPI_Finalize at shutdown (Open MPI 4.1's can hang waiting for the dead rank). If rank 0
 //   dies, serving ranks on its host exit; those on other hosts are not told.
 // - close()/join()/terminate() act on this pool's tasks only; the ranks keep serving

@@ -249,6 +249,26 @@ TEST(MpiPool, UnregisteredFunctionRaisesNotRegisteredBeforeSending) {
   EXPECT_EQ(pool.apply(square, 3), 9);  // the pool is unaffected
 }
 
+int rank0_only(int x) { return x; }
+
+TEST(MpiPool, FunctionMissingOnTheServingRankFailsWithNotRegistered) {
+  // What a serving rank running a different build sees: a name it does not have. The
+  // function is registered here, at run time, on rank 0 only (MP_REMOTE would register
+  // it on every rank).
+  namespace in = mp::mpi::internal;
+  using Fn = int (*)(int);
+  auto* p = reinterpret_cast<const void*>(&rank0_only);
+  in::register_function(in::Entry{"rank0_only", in::Signature<Fn>::id(), &in::run_items<Fn>, p}, p, nullptr);
+  mp::mpi::Pool pool;
+  try {
+    pool.apply(rank0_only, 1);
+    FAIL() << "no exception";
+  } catch (const mp::mpi::NotRegistered& e) {
+    EXPECT_NE(std::string(e.what()).find("has no function registered as 'rank0_only'"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(MpiPool, OneBusyRankDoesNotHoldUpTheOthersWork) {
   // On-demand dispatch: while one rank is stuck in a task, a map of three chunks runs to
   // completion on the other one. (A static split would hang here until the gate opens.)
