@@ -618,7 +618,7 @@ CompletedProcess run(CommandLine args, RunOptions o) {
     r.returncode = p.wait();  // the fast path: spawn + waitpid, nothing else
   } else {
     try {
-      auto [out, err] = p.communicate(o.input ? std::string_view(*o.input) : std::string_view{}, o.timeout);
+      auto [out, err] = p.communicate(o.input ? o.input->view() : std::string_view{}, o.timeout);
       r.stdout = std::move(out);
       r.stderr = std::move(err);
     } catch (const TimeoutExpired& e) {

@@ -11,6 +11,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <thread>
 
@@ -52,6 +54,26 @@ TEST(Run, InputAndCaptureOutput) {
   EXPECT_EQ(r.returncode, 0);
   EXPECT_EQ(r.stdout, "through the child\n");
   EXPECT_EQ(r.stderr, "");
+}
+
+TEST(Run, InputViewsAStringWithoutCopyingIt) {
+  const std::string data(300 * 1024, 'y');  // larger than a pipe: the write/read loop runs
+  auto r = sp::run({helper, "echo"}, {.input = data, .capture_output = true});
+  EXPECT_EQ(r.stdout, data);
+  std::string_view view(data);
+  EXPECT_EQ(sp::run({helper, "echo"}, {.input = view.substr(0, 5), .capture_output = true}).stdout, "yyyyy");
+}
+
+TEST(Run, InputOwnsAMovedInStringAcrossCopiesOfTheOptions) {
+  // A temporary string is moved into the options, so options kept in a variable (and
+  // copied, as call() and check_call() do) never point at a destroyed buffer. The text is
+  // longer than the small-string buffer, so a stale view would read freed memory (ASan).
+  std::optional<sp::RunOptions> kept;
+  kept.emplace(sp::RunOptions{.input = std::string("moved in, owned by the options\n"), .capture_output = true});
+  sp::RunOptions copy = *kept;
+  kept.reset();
+  EXPECT_EQ(sp::run({helper, "echo"}, copy).stdout, "moved in, owned by the options\n");
+  EXPECT_EQ(sp::call({helper, "echo"}, std::move(copy)), 0);
 }
 
 TEST(Run, CheckRaisesCalledProcessErrorCarryingTheOutput) {

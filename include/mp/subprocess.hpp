@@ -187,10 +187,34 @@ struct PopenOptions {
   bool text = false;               ///< translate "\r\n"/"\r" to "\n" in what communicate() returns
 };
 
+/// The bytes run() writes to the child's stdin (Python's `input=`), without copying them.
+/// An lvalue std::string, a std::string_view or a string literal is *viewed*: like a
+/// std::string_view, the caller's buffer must stay alive and unchanged until run()
+/// returns (always true for `run(args, {.input = data})`). A std::string rvalue is moved
+/// in and owned, so `{.input = make_text()}` is safe however the options are kept.
+class Input {
+ public:
+  Input(const char* s) : view_(s) {}
+  Input(std::string_view s) noexcept : view_(s) {}
+  Input(const std::string& s) noexcept : view_(s) {}
+  Input(std::string&& s) noexcept : owned_(std::move(s)), owns_(true) {}
+  /// The bytes (valid while this Input, or the viewed buffer, lives).
+  [[nodiscard]] std::string_view view() const noexcept { return owns_ ? std::string_view(owned_) : view_; }
+  operator std::string_view() const noexcept { return view(); }
+  [[nodiscard]] std::size_t size() const noexcept { return view().size(); }
+  [[nodiscard]] bool empty() const noexcept { return view().empty(); }
+
+ private:
+  // Copies and moves stay correct because view() re-derives the owned case each time.
+  std::string_view view_;
+  std::string owned_;
+  bool owns_ = false;
+};
+
 /// run()'s keyword arguments, in Python's order, followed by the other Popen ones.
 struct RunOptions {
   Redirect stdin;                   ///< default: inherit (PIPE is implied by `input`)
-  std::optional<std::string> input;  ///< written to the child's stdin, which is then closed
+  std::optional<Input> input;       ///< written to the child's stdin, which is then closed (not copied: see Input)
   Redirect stdout;                  ///< default: inherit
   Redirect stderr;                  ///< default: inherit
   bool capture_output = false;      ///< stdout = stderr = PIPE
