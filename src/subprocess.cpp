@@ -373,8 +373,8 @@ Popen::Popen(CommandLine cmd, PopenOptions opts) : impl_(std::make_unique<Impl>(
   }
 
   internal::SpawnRequest req;
-  // With a replacement environment the lookup must use *its* PATH (Python's rule), which
-  // posix_spawnp cannot do: resolve in the parent.
+  // With a replacement environment the lookup must use *its* PATH (Python's rule), not
+  // ours (which spawn()'s search uses, like posix_spawnp): resolve in the parent.
   std::string resolved;
   if (opts.env && program.find('/') == std::string::npos) {
     resolved.resize(program.size() + 4096);

@@ -447,6 +447,52 @@ TEST(Hygiene, ChildDoesNotInheritAnIgnoredSigpipe) {
   EXPECT_EQ(mask & (1ULL << (SIGPIPE - 1)), 0u) << r.stdout;
 }
 
+namespace {
+/// The hex mask after `field` ("SigBlk:") in a /proc/<pid>/status text.
+unsigned long long status_mask(const std::string& status, const std::string& field) {
+  auto pos = status.find(field);
+  if (pos == std::string::npos) return ~0ULL;
+  return std::stoull(status.substr(pos + field.size()), nullptr, 16);
+}
+void count_signal(int) {}
+}  // namespace
+
+TEST(Hygiene, ChildInheritsTheSignalMaskAndIgnoredSignalsButNotHandlers) {
+  // posix_spawn's contract, kept by mp's own clone+exec: the child starts with the
+  // spawning thread's mask and ignored set; handled signals are default there; the
+  // spawning thread gets its own mask back untouched.
+  struct sigaction ign{}, handled{}, old_hup{}, old_usr1{};
+  ign.sa_handler = SIG_IGN;
+  handled.sa_handler = count_signal;
+  sigaction(SIGHUP, &ign, &old_hup);
+  sigaction(SIGUSR1, &handled, &old_usr1);
+  sigset_t usr2, before, after;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &usr2, &before);
+  auto r = sp::run({"grep", "-E", "^Sig(Blk|Ign|Cgt)", "/proc/self/status"}, {.capture_output = true});
+  pthread_sigmask(SIG_SETMASK, nullptr, &after);
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  sigaction(SIGUSR1, &old_usr1, nullptr);
+  sigaction(SIGHUP, &old_hup, nullptr);
+  ASSERT_EQ(r.returncode, 0) << r.stdout;
+  EXPECT_NE(status_mask(r.stdout, "SigBlk:") & (1ULL << (SIGUSR2 - 1)), 0u) << r.stdout;
+  EXPECT_NE(status_mask(r.stdout, "SigIgn:") & (1ULL << (SIGHUP - 1)), 0u) << r.stdout;
+  EXPECT_EQ(status_mask(r.stdout, "SigCgt:") & (1ULL << (SIGUSR1 - 1)), 0u) << r.stdout;
+  EXPECT_EQ(sigismember(&after, SIGUSR2), 1);
+  EXPECT_EQ(sigismember(&after, SIGUSR1), sigismember(&before, SIGUSR1));
+}
+
+TEST(Run, StartNewSessionMakesTheChildASessionLeader) {
+  // Field 6 of /proc/<pid>/stat is the session id: the shell's own pid once setsid() ran.
+  auto r = sp::run({"sh", "-c", "set -- $(cat /proc/$$/stat); [ \"$6\" = \"$$\" ] && echo leader || echo member"},
+                   {.capture_output = true, .start_new_session = true});
+  EXPECT_EQ(r.stdout, "leader\n");
+  r = sp::run({"sh", "-c", "set -- $(cat /proc/$$/stat); [ \"$6\" = \"$$\" ] && echo leader || echo member"},
+              {.capture_output = true});
+  EXPECT_EQ(r.stdout, "member\n");
+}
+
 // ------------------------------------------------------------------------------ examples
 
 TEST(Examples, SubprocessCallShowsOutputExitCodesAndAMissingProgram) {

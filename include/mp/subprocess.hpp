@@ -10,9 +10,11 @@
 //   auto [out, err] = p.communicate("6*7\n");                // out == "42\n"
 //
 // Guarantees:
-// - Spawning uses posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK) + exec): no copy of the
-//   parent's address space, no code of ours runs in the child. Argument and environment
-//   arrays are built in the parent before spawning.
+// - Spawning is clone(CLONE_VM|CLONE_VFORK) + execve, as glibc's posix_spawn does it but
+//   with half its system calls in the child: no copy of the parent's address space, no
+//   allocation and only raw system calls in the child (which resets the handlers of
+//   signals it will unblock, restores the spawning thread's mask, sets up fds and cwd,
+//   then execs). Argument and environment arrays are built in the parent before spawning.
 // - A program that cannot be started raises in the parent: FileNotFoundError naming the
 //   program (or the cwd) when it does not exist, PermissionError when it is not
 //   executable, mp::OSError for anything else — never a child that silently exits 127.
