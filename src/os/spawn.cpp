@@ -34,15 +34,15 @@ namespace mp::internal {
 namespace {
 
 // spawn() is clone(CLONE_VM | CLONE_VFORK) + execve, written out rather than glibc's
-// posix_spawn for one reason: cost. glibc's child sets the disposition of *every* signal
-// (rt_sigaction to read it, and again to write it: ~128 system calls, on this kind of VM
-// about 1 µs each, 10% of starting `true`). Here the child reads only the signals that
-// will be unblocked at exec and writes only those that have a handler — the handlers
-// are the only danger, since the child shares our memory until it execs — like
-// CPython's _posixsubprocess. The rest is posix_spawn's contract: the parent is
-// suspended until the exec (CLONE_VFORK), exec errors come back as a value (the child
-// stores its errno in our memory before exiting), no allocation and no libc state in
-// the child: only raw system calls, on a stack of its own.
+// posix_spawn for one reason: cost. glibc's child (2.36) sets the disposition of *every*
+// signal (rt_sigaction to read it, and again to write it: ~122 system calls per spawn),
+// and each call maps and unmaps a fresh child stack. Here the child reads only the
+// signals that will be unblocked at exec and writes only those that have a handler — the
+// handlers are the only danger, since the child shares our memory until it execs — like
+// CPython's _posixsubprocess. The rest is posix_spawn's contract: the parent is suspended
+// until the exec (CLONE_VFORK), exec errors come back as a value (the child stores its
+// errno in our memory before exiting), no allocation and no libc state in the child:
+// only raw system calls, on a stack of its own, mapped once per spawning thread.
 
 /// The kernel's struct sigaction (rt_sigaction is called directly, not through glibc).
 struct KernelSigaction {
@@ -62,10 +62,9 @@ struct ChildArgs {
   std::atomic<int> err{0};      // written by a failing child before it exits
 };
 
-#define MP_CHILD_SYS(...) ::syscall(__VA_ARGS__)
-
 /// The child, between clone and exec. No sanitizer instrumentation (it runs on a foreign
-/// stack with the parent's thread state), no libc call but syscall().
+/// stack with the parent's thread state), no libc call but syscall() (whose errno lands
+/// in the suspended parent thread's errno, which nobody reads).
 __attribute__((no_sanitize("address", "thread", "undefined"))) int child_main(void* arg) noexcept {
   auto* a = static_cast<ChildArgs*>(arg);
   const SpawnRequest& req = *a->req;
@@ -81,14 +80,14 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) int child_main(vo
     if (!restore) {
       if (!(a->unblocked >> (sig - 1) & 1)) continue;
       KernelSigaction cur{};
-      if (MP_CHILD_SYS(SYS_rt_sigaction, sig, nullptr, &cur, sizeof cur.mask) != 0) continue;
+      if (::syscall(SYS_rt_sigaction, sig, nullptr, &cur, sizeof cur.mask) != 0) continue;
       if (cur.handler == SIG_DFL || cur.handler == SIG_IGN) continue;
     }
     KernelSigaction dfl{};
     dfl.handler = SIG_DFL;
-    MP_CHILD_SYS(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
+    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
   }
-  if (req.new_session && MP_CHILD_SYS(SYS_setsid) < 0) goto fail;
+  if (req.new_session && ::syscall(SYS_setsid) < 0) goto fail;
   // 0, 1, 2 in order: the sources are >= 3 (make_pipe/dup_high), so no target clobbers a
   // source; stderr = STDOUT comes after stdout is in place.
   for (int target = 0; target < 3; ++target) {
@@ -96,48 +95,48 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) int child_main(vo
     switch (c.kind) {
       case ChildFd::Kind::inherit: break;
       case ChildFd::Kind::fd:
-        if (MP_CHILD_SYS(SYS_dup3, c.fd, target, 0) < 0) goto fail;
+        if (::syscall(SYS_dup3, c.fd, target, 0) < 0) goto fail;
         break;
       case ChildFd::Kind::same_as_stdout:
-        if (MP_CHILD_SYS(SYS_dup3, 1, target, 0) < 0) goto fail;
+        if (::syscall(SYS_dup3, 1, target, 0) < 0) goto fail;
         break;
       case ChildFd::Kind::devnull:
-        r = MP_CHILD_SYS(SYS_openat, AT_FDCWD, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0);
+        r = ::syscall(SYS_openat, AT_FDCWD, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0);
         if (r < 0) goto fail;
         if (r != target) {
-          if (MP_CHILD_SYS(SYS_dup3, static_cast<int>(r), target, 0) < 0) goto fail;
-          MP_CHILD_SYS(SYS_close, static_cast<int>(r));
+          if (::syscall(SYS_dup3, static_cast<int>(r), target, 0) < 0) goto fail;
+          ::syscall(SYS_close, static_cast<int>(r));
         }
         break;
     }
   }
   for (std::size_t i = 0; i < req.n_pass_fds; ++i)  // kept open across exec
-    if (MP_CHILD_SYS(SYS_fcntl, req.pass_fds[i], F_SETFD, 0) < 0) goto fail;
+    if (::syscall(SYS_fcntl, req.pass_fds[i], F_SETFD, 0) < 0) goto fail;
   if (req.close_fds) {
     // Descriptors opened without O_CLOEXEC elsewhere in the program must not leak into
     // the child: close everything >= 3 except pass_fds.
     unsigned low = 3;
     for (std::size_t i = 0; i <= req.n_pass_fds; ++i) {
       unsigned high = i < req.n_pass_fds ? static_cast<unsigned>(req.pass_fds[i]) - 1 : ~0U;
-      if (low <= high && MP_CHILD_SYS(SYS_close_range, low, high, 0) < 0) {
+      if (low <= high && ::syscall(SYS_close_range, low, high, 0) < 0) {
         if (errno != ENOSYS) goto fail;
         // Kernel < 5.9: one close() per possible descriptor up to the limit.
         struct rlimit64_ { std::uint64_t cur, max; } lim{};
-        MP_CHILD_SYS(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &lim);
+        ::syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &lim);
         std::uint64_t top = std::min<std::uint64_t>(high, lim.cur ? lim.cur - 1 : 1023);
-        for (std::uint64_t fd = low; fd <= top; ++fd) MP_CHILD_SYS(SYS_close, static_cast<int>(fd));
+        for (std::uint64_t fd = low; fd <= top; ++fd) ::syscall(SYS_close, static_cast<int>(fd));
       }
       if (i < req.n_pass_fds) low = static_cast<unsigned>(req.pass_fds[i]) + 1;
     }
   }
-  if (req.cwd && MP_CHILD_SYS(SYS_chdir, req.cwd) < 0) goto fail;
-  MP_CHILD_SYS(SYS_rt_sigprocmask, SIG_SETMASK, &a->parent_mask, nullptr, sizeof a->parent_mask);
+  if (req.cwd && ::syscall(SYS_chdir, req.cwd) < 0) goto fail;
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &a->parent_mask, nullptr, sizeof a->parent_mask);
   {
     // execvp's search: go on past missing entries (and remember a program found but not
     // executable); any other failure is the answer.
     bool eacces = false;
     for (const char* const* c = a->candidates; *c; ++c) {
-      MP_CHILD_SYS(SYS_execve, *c, req.argv, a->envp);
+      ::syscall(SYS_execve, *c, req.argv, a->envp);
       err = errno;
       if (err == EACCES) eacces = true;
       else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV && err != ETIMEDOUT) break;
@@ -145,15 +144,13 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) int child_main(vo
     if (eacces && err != EACCES && (err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT))
       err = EACCES;
     a->err.store(err ? err : ENOEXEC, std::memory_order_relaxed);
-    MP_CHILD_SYS(SYS_exit_group, 127);
+    ::syscall(SYS_exit_group, 127);
   }
 fail:
   a->err.store(errno ? errno : EINVAL, std::memory_order_relaxed);
-  MP_CHILD_SYS(SYS_exit_group, 127);
+  ::syscall(SYS_exit_group, 127);
   return 127;
 }
-
-#undef MP_CHILD_SYS
 
 /// The child's stack: one per spawning thread, reused (the child only runs until exec,
 /// and the spawning thread is suspended meanwhile, so one at a time per thread).
