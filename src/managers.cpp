@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "mp/internal/manager_client.hpp"
+#include "mp/internal/os.hpp"
 #include "mp/managers.hpp"
 
 namespace mp {
@@ -77,7 +78,7 @@ std::string roundtrip(Link& link, const Request& req) {
 /// The shared state behind copies of one proxy in one process.
 struct ProxyState {
   Token token;
-  pid_t pid = ::getpid();
+  pid_t pid = internal::self_pid();
   std::mutex mu;
   /// One connection per client thread. The first one made holds this process's reference
   /// to the object (the server drops it when that connection closes).
@@ -85,7 +86,7 @@ struct ProxyState {
 
   Link& link() {
     std::lock_guard g(mu);
-    if (pid != ::getpid()) rebind_after_fork();
+    if (pid != internal::self_pid()) rebind_after_fork();  // cached pid: no syscall per call
     auto& l = links[std::this_thread::get_id()];
     if (!l) l = connect(token.address);
     return *l;
@@ -99,7 +100,7 @@ struct ProxyState {
     roundtrip(*mine, Request{{}, "incref", codec::encode(token.id)});
     links.clear();
     links[std::this_thread::get_id()] = std::move(mine);
-    pid = ::getpid();
+    pid = internal::self_pid();
   }
 };
 

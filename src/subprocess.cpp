@@ -373,8 +373,8 @@ Popen::Popen(CommandLine cmd, PopenOptions opts) : impl_(std::make_unique<Impl>(
   }
 
   internal::SpawnRequest req;
-  // With a replacement environment the lookup must use *its* PATH (Python's rule), which
-  // posix_spawnp cannot do: resolve in the parent.
+  // With a replacement environment the lookup must use *its* PATH (Python's rule), not
+  // ours (which spawn()'s search uses, like posix_spawnp): resolve in the parent.
   std::string resolved;
   if (opts.env && program.find('/') == std::string::npos) {
     resolved.resize(program.size() + 4096);
@@ -618,7 +618,7 @@ CompletedProcess run(CommandLine args, RunOptions o) {
     r.returncode = p.wait();  // the fast path: spawn + waitpid, nothing else
   } else {
     try {
-      auto [out, err] = p.communicate(o.input ? std::string_view(*o.input) : std::string_view{}, o.timeout);
+      auto [out, err] = p.communicate(o.input ? o.input->view() : std::string_view{}, o.timeout);
       r.stdout = std::move(out);
       r.stderr = std::move(err);
     } catch (const TimeoutExpired& e) {

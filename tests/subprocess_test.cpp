@@ -11,6 +11,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <thread>
 
@@ -52,6 +54,26 @@ TEST(Run, InputAndCaptureOutput) {
   EXPECT_EQ(r.returncode, 0);
   EXPECT_EQ(r.stdout, "through the child\n");
   EXPECT_EQ(r.stderr, "");
+}
+
+TEST(Run, InputViewsAStringWithoutCopyingIt) {
+  const std::string data(300 * 1024, 'y');  // larger than a pipe: the write/read loop runs
+  auto r = sp::run({helper, "echo"}, {.input = data, .capture_output = true});
+  EXPECT_EQ(r.stdout, data);
+  std::string_view view(data);
+  EXPECT_EQ(sp::run({helper, "echo"}, {.input = view.substr(0, 5), .capture_output = true}).stdout, "yyyyy");
+}
+
+TEST(Run, InputOwnsAMovedInStringAcrossCopiesOfTheOptions) {
+  // A temporary string is moved into the options, so options kept in a variable (and
+  // copied, as call() and check_call() do) never point at a destroyed buffer. The text is
+  // longer than the small-string buffer, so a stale view would read freed memory (ASan).
+  std::optional<sp::RunOptions> kept;
+  kept.emplace(sp::RunOptions{.input = std::string("moved in, owned by the options\n"), .capture_output = true});
+  sp::RunOptions copy = *kept;
+  kept.reset();
+  EXPECT_EQ(sp::run({helper, "echo"}, copy).stdout, "moved in, owned by the options\n");
+  EXPECT_EQ(sp::call({helper, "echo"}, std::move(copy)), 0);
 }
 
 TEST(Run, CheckRaisesCalledProcessErrorCarryingTheOutput) {
@@ -423,6 +445,52 @@ TEST(Hygiene, ChildDoesNotInheritAnIgnoredSigpipe) {
   ASSERT_NE(pos, std::string::npos) << r.stdout;
   unsigned long long mask = std::stoull(r.stdout.substr(pos + 7), nullptr, 16);
   EXPECT_EQ(mask & (1ULL << (SIGPIPE - 1)), 0u) << r.stdout;
+}
+
+namespace {
+/// The hex mask after `field` ("SigBlk:") in a /proc/<pid>/status text.
+unsigned long long status_mask(const std::string& status, const std::string& field) {
+  auto pos = status.find(field);
+  if (pos == std::string::npos) return ~0ULL;
+  return std::stoull(status.substr(pos + field.size()), nullptr, 16);
+}
+void count_signal(int) {}
+}  // namespace
+
+TEST(Hygiene, ChildInheritsTheSignalMaskAndIgnoredSignalsButNotHandlers) {
+  // posix_spawn's contract, kept by mp's own clone+exec: the child starts with the
+  // spawning thread's mask and ignored set; handled signals are default there; the
+  // spawning thread gets its own mask back untouched.
+  struct sigaction ign{}, handled{}, old_hup{}, old_usr1{};
+  ign.sa_handler = SIG_IGN;
+  handled.sa_handler = count_signal;
+  sigaction(SIGHUP, &ign, &old_hup);
+  sigaction(SIGUSR1, &handled, &old_usr1);
+  sigset_t usr2, before, after;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &usr2, &before);
+  auto r = sp::run({"grep", "-E", "^Sig(Blk|Ign|Cgt)", "/proc/self/status"}, {.capture_output = true});
+  pthread_sigmask(SIG_SETMASK, nullptr, &after);
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  sigaction(SIGUSR1, &old_usr1, nullptr);
+  sigaction(SIGHUP, &old_hup, nullptr);
+  ASSERT_EQ(r.returncode, 0) << r.stdout;
+  EXPECT_NE(status_mask(r.stdout, "SigBlk:") & (1ULL << (SIGUSR2 - 1)), 0u) << r.stdout;
+  EXPECT_NE(status_mask(r.stdout, "SigIgn:") & (1ULL << (SIGHUP - 1)), 0u) << r.stdout;
+  EXPECT_EQ(status_mask(r.stdout, "SigCgt:") & (1ULL << (SIGUSR1 - 1)), 0u) << r.stdout;
+  EXPECT_EQ(sigismember(&after, SIGUSR2), 1);
+  EXPECT_EQ(sigismember(&after, SIGUSR1), sigismember(&before, SIGUSR1));
+}
+
+TEST(Run, StartNewSessionMakesTheChildASessionLeader) {
+  // Field 6 of /proc/<pid>/stat is the session id: the shell's own pid once setsid() ran.
+  auto r = sp::run({"sh", "-c", "set -- $(cat /proc/$$/stat); [ \"$6\" = \"$$\" ] && echo leader || echo member"},
+                   {.capture_output = true, .start_new_session = true});
+  EXPECT_EQ(r.stdout, "leader\n");
+  r = sp::run({"sh", "-c", "set -- $(cat /proc/$$/stat); [ \"$6\" = \"$$\" ] && echo leader || echo member"},
+              {.capture_output = true});
+  EXPECT_EQ(r.stdout, "member\n");
 }
 
 // ------------------------------------------------------------------------------ examples

@@ -10,9 +10,11 @@
 //   auto [out, err] = p.communicate("6*7\n");                // out == "42\n"
 //
 // Guarantees:
-// - Spawning uses posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK) + exec): no copy of the
-//   parent's address space, no code of ours runs in the child. Argument and environment
-//   arrays are built in the parent before spawning.
+// - Spawning is clone(CLONE_VM|CLONE_VFORK) + execve, as glibc's posix_spawn does it but
+//   with half its system calls in the child: no copy of the parent's address space, no
+//   allocation and only raw system calls in the child (which resets the handlers of
+//   signals it will unblock, restores the spawning thread's mask, sets up fds and cwd,
+//   then execs). Argument and environment arrays are built in the parent before spawning.
 // - A program that cannot be started raises in the parent: FileNotFoundError naming the
 //   program (or the cwd) when it does not exist, PermissionError when it is not
 //   executable, mp::OSError for anything else — never a child that silently exits 127.
@@ -187,10 +189,34 @@ struct PopenOptions {
   bool text = false;               ///< translate "\r\n"/"\r" to "\n" in what communicate() returns
 };
 
+/// The bytes run() writes to the child's stdin (Python's `input=`), without copying them.
+/// An lvalue std::string, a std::string_view or a string literal is *viewed*: like a
+/// std::string_view, the caller's buffer must stay alive and unchanged until run()
+/// returns (always true for `run(args, {.input = data})`). A std::string rvalue is moved
+/// in and owned, so `{.input = make_text()}` is safe however the options are kept.
+class Input {
+ public:
+  Input(const char* s) : view_(s) {}
+  Input(std::string_view s) noexcept : view_(s) {}
+  Input(const std::string& s) noexcept : view_(s) {}
+  Input(std::string&& s) noexcept : owned_(std::move(s)), owns_(true) {}
+  /// The bytes (valid while this Input, or the viewed buffer, lives).
+  [[nodiscard]] std::string_view view() const noexcept { return owns_ ? std::string_view(owned_) : view_; }
+  operator std::string_view() const noexcept { return view(); }
+  [[nodiscard]] std::size_t size() const noexcept { return view().size(); }
+  [[nodiscard]] bool empty() const noexcept { return view().empty(); }
+
+ private:
+  // Copies and moves stay correct because view() re-derives the owned case each time.
+  std::string_view view_;
+  std::string owned_;
+  bool owns_ = false;
+};
+
 /// run()'s keyword arguments, in Python's order, followed by the other Popen ones.
 struct RunOptions {
   Redirect stdin;                   ///< default: inherit (PIPE is implied by `input`)
-  std::optional<std::string> input;  ///< written to the child's stdin, which is then closed
+  std::optional<Input> input;       ///< written to the child's stdin, which is then closed (not copied: see Input)
   Redirect stdout;                  ///< default: inherit
   Redirect stderr;                  ///< default: inherit
   bool capture_output = false;      ///< stdout = stderr = PIPE

@@ -1,6 +1,7 @@
-// mp/internal/spawn.hpp — the system-call layer under mp::subprocess: posix_spawn with
-// file actions, pipes, waiting with a deadline, SIGPIPE suppression. Functions are
-// noexcept and return 0 or an errno value; mp/subprocess.hpp turns those into exceptions.
+// mp/internal/spawn.hpp — the system-call layer under mp::subprocess: clone+exec with fd
+// redirections (posix_spawn's job, with fewer system calls), pipes, waiting with a
+// deadline, SIGPIPE suppression. Functions are noexcept and return 0 or an errno value;
+// mp/subprocess.hpp turns those into exceptions.
 #pragma once
 
 #include <csignal>
@@ -22,7 +23,7 @@ struct ChildFd {
 };
 
 /// Everything spawn() needs, prepared by the caller before the call (no allocation in the
-/// child: glibc's posix_spawn runs the file actions between clone(CLONE_VFORK) and exec).
+/// child, which runs between clone(CLONE_VM | CLONE_VFORK) and exec on our memory).
 struct SpawnRequest {
   const char* path = nullptr;  ///< program: absolute/relative path, or a name searched on PATH
   bool search_path = true;     ///< posix_spawnp semantics (ignored when path contains '/')
@@ -37,7 +38,7 @@ struct SpawnRequest {
 };
 
 /// Starts the child; on success stores its pid and returns 0. Otherwise returns the errno
-/// of the failing step (exec errors included: glibc reports them back through the vfork).
+/// of the failing step (exec errors included: the child stores its errno in our memory).
 [[nodiscard]] int spawn(const SpawnRequest& req, pid_t* pid) noexcept;
 
 [[nodiscard]] int set_nonblocking(int fd, bool on) noexcept;
