@@ -33,8 +33,10 @@
 //   proxy passed by fork can never be freed under the child. A proxy sent through a
 //   Connection is only safe while the sender still holds its copy (as in Python).
 // - Security: every connection authenticates (CPython's HMAC challenge/response, sha256,
-//   constant-time comparison) before a single request byte is parsed. The request parser
-//   is bounded and fuzzed; a malformed frame closes that connection only.
+//   constant-time comparison) before a single request byte is parsed, within
+//   ManagerOptions::handshake_timeout (30 s) or is dropped. The request parser is bounded
+//   and fuzzed; a malformed frame closes that connection only. TCP binds 127.0.0.1 unless
+//   told otherwise; an empty authkey is refused off loopback; the key is never shown.
 // - The server dies with its owner: mp::Manager's server is a daemon child (terminated
 //   at exit, SIGKILLed by the kernel if the owner dies — PR_SET_PDEATHSIG) and also exits
 //   when its owner's control connection reaches end of file.
