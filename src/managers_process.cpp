@@ -80,7 +80,7 @@ extern "C" void on_server_signal(int sig) {
 /// Without this, a server killed with its owner (PR_SET_PDEATHSIG is SIGKILL for daemon
 /// children) or terminated at the owner's exit left its socket file and /tmp/mp-XXXXXX
 /// directory behind: the parent-death signal becomes a handled SIGTERM.
-void remove_socket_on_death(const std::string& listening_at, bool private_dir) {
+void remove_socket_on_death(const std::string& listening_at, bool private_dir, pid_t owner) {
   if (listening_at.empty() || listening_at[0] == '\0' || listening_at.find('/') == std::string::npos ||
       listening_at.size() >= sizeof g_socket_path)
     return;  // TCP, abstract, or a path too long to keep: nothing (or nothing safe) to remove
@@ -89,7 +89,7 @@ void remove_socket_on_death(const std::string& listening_at, bool private_dir) {
     std::string dir = listening_at.substr(0, listening_at.rfind('/'));
     std::memcpy(g_socket_dir, dir.c_str(), dir.size() + 1);
   }
-  g_owner = ::getppid();
+  g_owner = owner;
   struct sigaction sa {};
   sa.sa_handler = on_server_signal;
   sa.sa_flags = SA_NODEFER;
@@ -109,12 +109,12 @@ void remove_socket_on_death(const std::string& listening_at, bool private_dir) {
 /// The body of the forked server process. Never returns.
 [[noreturn]] void run_server(Connection& control, const std::map<std::string, Factory>& callables,
                              const std::string& address, const std::string& authkey,
-                             std::chrono::milliseconds handshake_timeout) {
+                             std::chrono::milliseconds handshake_timeout, pid_t owner) {
   int code = 0;
   try {
     auto core = std::make_shared<ServerCore>(callables);
     SocketServer srv(core, address, authkey, handshake_timeout);
-    remove_socket_on_death(srv.address(), address.empty());
+    remove_socket_on_death(srv.address(), address.empty(), owner);
     control.send_bytes("ok:" + srv.address());
     srv.watch(control.fileno());
     srv.serve_forever();
@@ -175,9 +175,10 @@ void BaseManager::start() {
   Connection& mine = pipe.first;
   Connection& theirs = pipe.second;
   auto r = std::make_unique<internal::manager::Running>();
+  const pid_t owner = r->owner;
   r->proc = Process(ProcessOptions{.name = "SyncManager-server", .daemon = true}, [&] {
     mine.close();
-    internal::manager::run_server(theirs, callables_, address_, authkey_, options_.handshake_timeout);
+    internal::manager::run_server(theirs, callables_, address_, authkey_, options_.handshake_timeout, owner);
   });
   r->proc.start();
   theirs.close();
