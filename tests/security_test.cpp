@@ -284,7 +284,11 @@ TEST(Authentication, NoRequestIsDecodedBeforeTheHandshakeSucceeds) {
       auto c = unauthenticated(s.m.address());
       if (read_challenge_first) (void)c.recv_bytes();
       c.send_bytes(req);
-      c.send_bytes(req);
+      try {
+        c.send_bytes(req);  // a second one, pipelined behind the refused "answer"
+      } catch (const mp::OSError&) {
+        // The server already refused the first and closed: nothing more can reach it.
+      }
       if (!read_challenge_first) (void)c.recv_bytes();  // the challenge
       try {
         std::string verdict = c.recv_bytes();
