@@ -1,9 +1,12 @@
 // BaseManager / Manager: forking, serving and stopping a manager server.
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "mp/connection.hpp"
 #include "mp/internal/manager_client.hpp"
@@ -36,13 +39,82 @@ std::string random_authkey() {
   return key;
 }
 
+/// True for addresses only this host can reach: Unix sockets and loopback TCP hosts.
+bool is_local_only(const std::string& address) {
+  if (address.empty()) return true;
+  connection::Address a(address);
+  if (a.family() == connection::Address::Family::unix_socket) return true;
+  const std::string& h = a.host();
+  return h == "localhost" || h == "::1" || h.starts_with("127.");
+}
+
+/// A server without an authkey runs any request from anyone who can connect: only allowed
+/// where nobody but this host's users can.
+void check_exposure(const std::string& address, const std::string& authkey) {
+  if (authkey.empty() && !is_local_only(address))
+    throw ValueError("BaseManager: refusing to serve on '" + address +
+                     "' without an authkey: anyone who can reach that address could call methods on the "
+                     "managed objects. Give an authkey (or leave it out for a random one), or bind "
+                     "127.0.0.1 / a Unix socket");
+}
+
+// The socket file (and private directory) of the server running in this process, for the
+// signal handler below: fixed buffers, filled before the handler is installed.
+char g_socket_path[256];
+char g_socket_dir[256];
+pid_t g_owner = 0;
+
+/// SIGTERM (the owner's exit, Process::terminate) and the parent-death signal: remove the
+/// socket file and its private directory, then die of the signal. Async-signal-safe.
+extern "C" void on_server_signal(int sig) {
+  // A real-time parent-death signal also comes when only the owner's forking *thread*
+  // ended (see process.cpp): the owner process still lives, so keep serving.
+  if (sig != SIGTERM && ::getppid() == g_owner) return;
+  if (g_socket_path[0]) ::unlink(g_socket_path);
+  if (g_socket_dir[0]) ::rmdir(g_socket_dir);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+  ::_exit(128 + sig);
+}
+
+/// Without this, a server killed with its owner (PR_SET_PDEATHSIG is SIGKILL for daemon
+/// children) or terminated at the owner's exit left its socket file and /tmp/mp-XXXXXX
+/// directory behind: the parent-death signal becomes a handled SIGTERM.
+void remove_socket_on_death(const std::string& listening_at, bool private_dir, pid_t owner) {
+  if (listening_at.empty() || listening_at[0] == '\0' || listening_at.find('/') == std::string::npos ||
+      listening_at.size() >= sizeof g_socket_path)
+    return;  // TCP, abstract, or a path too long to keep: nothing (or nothing safe) to remove
+  std::memcpy(g_socket_path, listening_at.c_str(), listening_at.size() + 1);
+  if (private_dir) {
+    std::string dir = listening_at.substr(0, listening_at.rfind('/'));
+    std::memcpy(g_socket_dir, dir.c_str(), dir.size() + 1);
+  }
+  g_owner = owner;
+  struct sigaction sa {};
+  sa.sa_handler = on_server_signal;
+  sa.sa_flags = SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  int pdeath = 0;
+  ::prctl(PR_GET_PDEATHSIG, &pdeath);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  if (pdeath == SIGKILL) {
+    // prctl replaces the armed signal atomically; if the owner died before, SIGKILL came.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != g_owner) on_server_signal(SIGTERM);
+  } else if (pdeath != 0 && pdeath != SIGTERM) {
+    ::sigaction(pdeath, &sa, nullptr);
+  }
+}
+
 /// The body of the forked server process. Never returns.
 [[noreturn]] void run_server(Connection& control, const std::map<std::string, Factory>& callables,
-                             const std::string& address, const std::string& authkey) {
+                             const std::string& address, const std::string& authkey,
+                             std::chrono::milliseconds handshake_timeout, pid_t owner) {
   int code = 0;
   try {
     auto core = std::make_shared<ServerCore>(callables);
-    SocketServer srv(core, address, authkey);
+    SocketServer srv(core, address, authkey, handshake_timeout);
+    remove_socket_on_death(srv.address(), address.empty(), owner);
     control.send_bytes("ok:" + srv.address());
     srv.watch(control.fileno());
     srv.serve_forever();
@@ -81,9 +153,10 @@ void Server::stop() noexcept { impl_->stop(); }
 
 // ------------------------------------------------------------------------- BaseManager
 
-BaseManager::BaseManager(std::string address, std::optional<std::string> authkey)
+BaseManager::BaseManager(std::string address, std::optional<std::string> authkey, ManagerOptions options)
     : address_(std::move(address)),
-      authkey_(authkey ? std::move(*authkey) : internal::manager::random_authkey()) {
+      authkey_(authkey ? std::move(*authkey) : internal::manager::random_authkey()),
+      options_(options) {
   if (!address_.empty()) set_authkey(address_, authkey_);
 }
 
@@ -96,14 +169,16 @@ BaseManager::~BaseManager() {
 
 void BaseManager::start() {
   if (running_) throw ProcessError("BaseManager.start: the manager has already been started");
+  internal::manager::check_exposure(address_, authkey_);
   // Named pair members, not a structured binding: clang 14 cannot capture bindings in lambdas.
   auto pipe = Pipe();
   Connection& mine = pipe.first;
   Connection& theirs = pipe.second;
   auto r = std::make_unique<internal::manager::Running>();
+  const pid_t owner = r->owner;
   r->proc = Process(ProcessOptions{.name = "SyncManager-server", .daemon = true}, [&] {
     mine.close();
-    internal::manager::run_server(theirs, callables_, address_, authkey_);
+    internal::manager::run_server(theirs, callables_, address_, authkey_, options_.handshake_timeout, owner);
   });
   r->proc.start();
   theirs.close();
@@ -134,8 +209,9 @@ void BaseManager::connect() {
 }
 
 Server BaseManager::get_server() {
+  internal::manager::check_exposure(address_, authkey_);
   auto core = std::make_shared<internal::manager::ServerCore>(callables_);
-  auto s = std::make_unique<internal::manager::SocketServer>(core, address_, authkey_);
+  auto s = std::make_unique<internal::manager::SocketServer>(core, address_, authkey_, options_.handshake_timeout);
   address_ = s->address();
   set_authkey(address_, authkey_);
   return Server(std::move(core), std::move(s));

@@ -141,10 +141,12 @@ struct SocketServer::Shared {
     }
     Session session;
     try {
+      auto deadline = deadline_after(self->handshake_timeout);
       if (!self->authkey.empty()) {
-        auto deadline = deadline_after(self->handshake_timeout);
         connection::deliver_challenge(c, self->authkey, deadline);
         connection::answer_challenge(c, self->authkey, deadline);
+      } else if (!c.poll_until(deadline)) {
+        throw TimeoutError("manager server: no request within the handshake timeout");
       }
       std::string frame;
       ReadWaiter reader;

@@ -33,8 +33,10 @@
 //   proxy passed by fork can never be freed under the child. A proxy sent through a
 //   Connection is only safe while the sender still holds its copy (as in Python).
 // - Security: every connection authenticates (CPython's HMAC challenge/response, sha256,
-//   constant-time comparison) before a single request byte is parsed. The request parser
-//   is bounded and fuzzed; a malformed frame closes that connection only.
+//   constant-time comparison) before a single request byte is parsed, within
+//   ManagerOptions::handshake_timeout (30 s) or is dropped. The request parser is bounded
+//   and fuzzed; a malformed frame closes that connection only. TCP binds 127.0.0.1 unless
+//   told otherwise; an empty authkey is refused off loopback; the key is never shown.
 // - The server dies with its owner: mp::Manager's server is a daemon child (terminated
 //   at exit, SIGKILLed by the kernel if the owner dies — PR_SET_PDEATHSIG) and also exits
 //   when its owner's control connection reaches end of file.
@@ -944,6 +946,16 @@ class Server {
   std::unique_ptr<internal::manager::SocketServer> impl_;
 };
 
+/// Server-side limits of a manager (BaseManager's third argument), as keyword arguments:
+/// `mp::BaseManager m("127.0.0.1:5000", key, {.handshake_timeout = 5s})`.
+struct ManagerOptions {
+  /// A client must complete the authentication handshake — on a server without an authkey,
+  /// send its first request — within this time; otherwise the server closes its connection.
+  /// A client that connects and says nothing thus holds a server thread for this long at
+  /// most, and never delays other clients. Default 30 s.
+  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(30);
+};
+
 /// A manager at an address (Python's multiprocessing.managers.BaseManager).
 ///
 ///   // server side (the master):
@@ -960,7 +972,9 @@ class Server {
 /// "0.0.0.0:port"; port 0 = the system picks one, see address() after start()), a Unix
 /// socket path, or "" (a fresh Unix socket in a private 0700 directory). Authkey: the
 /// shared secret of the HMAC handshake; nullopt = 32 random bytes, inherited by forked
-/// children (Python: current_process().authkey).
+/// children (Python: current_process().authkey); "" = no authentication, which start() and
+/// get_server() refuse (mp::ValueError) on an address other than loopback or a Unix socket.
+/// The authkey never appears in an exception message or in a proxy's encoding.
 ///
 /// Lifetime: the server started by start() is a daemon child of the owner (the process
 /// that called start()): it exits on shutdown(), when the owner's BaseManager is destroyed,
@@ -969,7 +983,8 @@ class Server {
 /// start() have all closed it). Copies of the object in forked children never stop it.
 class BaseManager {
  public:
-  explicit BaseManager(std::string address = {}, std::optional<std::string> authkey = std::nullopt);
+  explicit BaseManager(std::string address = {}, std::optional<std::string> authkey = std::nullopt,
+                       ManagerOptions options = {});
   BaseManager(const BaseManager&) = delete;
   BaseManager& operator=(const BaseManager&) = delete;
   /// shutdown() in the owner process.
@@ -998,7 +1013,8 @@ class BaseManager {
   }
 
   /// Forks the server process and waits until it listens. Throws mp::ProcessError if
-  /// already started, mp::OSError if the address cannot be bound.
+  /// already started, mp::OSError if the address cannot be bound, mp::ValueError for a
+  /// non-loopback TCP address with an empty authkey.
   void start();
   /// Checks that a server listens at address() and accepts our authkey (Python's
   /// connect()). Throws mp::AuthenticationError for a wrong key, mp::OSError when nobody
@@ -1024,6 +1040,7 @@ class BaseManager {
   std::map<std::string, internal::manager::Factory> callables_;
   std::unique_ptr<internal::manager::Running> running_;
   bool connected_ = false;
+  ManagerOptions options_;
 };
 
 /// Python's SyncManager: a BaseManager whose server can make every standard type.

@@ -71,3 +71,32 @@ codec = {
 }
 for name, data in codec.items():
     write('codec', name, data)
+
+
+# connection/: an options byte (see connection_fuzz.cpp: bit 0 read-ahead, bits 1-2 size
+# limit, bits 3-4 receive call, bit 5 socketpair) then a stream of CPython-framed messages.
+def frame(payload): return struct.pack('>i', len(payload)) + payload
+def frame64(payload): return b'\xff\xff\xff\xff' + struct.pack('>Q', len(payload)) + payload
+
+
+connection = {
+    'empty': b'\x01',
+    'one': b'\x01' + frame(b'hello'),
+    'many-small': b'\x01' + b''.join(frame(bytes([i]) * i) for i in range(40)),
+    'zero-length': b'\x00' + frame(b'') + frame(b'x') + frame(b''),
+    'long-header': b'\x21' + frame64(b'eight-byte length') + frame(b'after'),
+    'big': b'\x01' + frame(b'B' * 70000) + frame(b'tail'),
+    'big-unbuffered-socket': b'\x20' + frame(b'b' * 5000) + frame(b'c' * 3),
+    'into-too-short': b'\x11' + frame(b's' * 100) + frame(b'L' * 600) + frame(b'after'),
+    'recv-string': b'\x19' + frame(b'codec') + frame(b''),
+    'reused': b'\x09' + frame(b'a' * 3000) + frame(b'b'),
+    'truncated-header': b'\x01' + frame(b'ok') + b'\x00\x00',
+    'truncated-payload': b'\x01' + frame(b'ok') + struct.pack('>i', 10) + b'abc',
+    'truncated-long-header': b'\x01' + b'\xff\xff\xff\xff\x00\x00',
+    'negative-length': b'\x01' + frame(b'ok') + struct.pack('>i', -2),
+    'over-limit': b'\x03' + frame(b'0123456789abcdef') + frame(b'0123456789abcdefg'),
+    'huge-length': b'\x01' + b'\xff\xff\xff\xff' + struct.pack('>Q', 2**63 + 5),
+    'garbage-after-frame': b'\x01' + frame(b'valid') + b'garbage!',
+}
+for name, data in connection.items():
+    write('connection', name, data)

@@ -3,7 +3,8 @@
 // SocketServer listens at an address (mp::connection::Listener, no authentication in
 // accept()) and serves each accepted connection on its own thread: that thread first runs
 // CPython's mutual HMAC handshake with a deadline (so a silent or hostile client stalls
-// only its own thread, never accept), then the frame loop (recv frame -> ServerCore ->
+// only its own thread, never accept, and only until the deadline; without an authkey the
+// first request must come by then), then the frame loop (recv frame -> ServerCore ->
 // send reply). When the connection ends — end of file, a broken socket, a malformed frame
 // — the session's references are released.
 //
