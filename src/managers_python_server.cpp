@@ -316,6 +316,9 @@ void PyServer::serve_forever() {
     c.max_message_size(kMaxFrame);
     std::thread(&Shared::serve, shared_, std::move(c)).detach();
   }
+  // Refuse new clients at once: a queued one would otherwise wait for a handshake that
+  // never comes (say, a proxy's decref after the shutdown).
+  listener_.close();
 }
 
 void run_server(Connection& control, const std::map<std::string, Factory>& callables, const std::string& address,

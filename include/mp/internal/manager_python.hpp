@@ -64,7 +64,7 @@ class PyServer {
   ~PyServer();
 
   [[nodiscard]] std::string address() const;
-  /// Accepts and serves until stop() or a client's shutdown call.
+  /// Accepts and serves until stop() or a client's shutdown call, then stops listening.
   void serve_forever();
   /// Also stop when `fd` becomes readable (the owner's control connection).
   void watch(int fd) noexcept { watch_fd_ = fd; }
