@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -504,6 +505,78 @@ TEST(CppServer, CppClientAndCppServerSpeakThePythonProtocolToo) {
   EXPECT_THROW((void)q.callmethod("not_exposed"), mp::RemoteError);
   EXPECT_THROW((void)m.get<py::Proxy>("get_nothing"), mp::RemoteError);
   EXPECT_EQ(m.number_of_objects(), 2u);
+}
+
+namespace {
+// The user-referent example of docs/interop.md.
+class Counter final : public py::Referent {
+ public:
+  std::vector<std::string> exposed() const override { return {"add", "value"}; }
+  pk::Value call(const py::Call& c) override {
+    std::lock_guard g(mu_);
+    if (c.method == "add") {
+      n_ += c.bind({{"n", pk::Value(1)}})[0].as_int();
+      return {};
+    }
+    if (c.method == "value") {
+      (void)c.bind({});
+      return n_;
+    }
+    throw mp::AttributeError(std::string(c.method));
+  }
+
+ private:
+  std::mutex mu_;
+  std::int64_t n_ = 0;
+};
+
+constexpr const char* kPyCounterClient = R"PY(
+import sys
+from multiprocessing.managers import BaseManager
+class M(BaseManager):
+    pass
+M.register('get_counter')
+h, p = sys.argv[1].rsplit(':', 1)
+m = M(address=(h, int(p)), authkey=b'secret')
+m.connect()
+c = m.get_counter()
+c.add(n=5); c.add(); c.add(2)
+print('value', c.value())
+for args, kwds in (((1, 2), {}), ((), {'m': 1}), ((1,), {'n': 1}), (('x',), {})):
+    try:
+        c.add(*args, **kwds)
+    except TypeError as e:
+        print('TypeError:', e)
+    except Exception as e:
+        print('other:', type(e).__name__, e)
+try:
+    c._callmethod('secret_method')
+except Exception as e:
+    print('not exposed:', type(e).__name__)
+print('value', c.value(), flush=True)
+)PY";
+}  // namespace
+
+TEST(CppServer, UserReferentBindsPythonArgumentsAndRaisesTypeError) {
+  REQUIRE_PYTHON();
+  mp::BaseManager m("127.0.0.1:0", "secret", {.protocol = Protocol::python});
+  auto counter = std::make_shared<Counter>();
+  m.register_<Counter>("get_counter", [counter] { return counter; });
+  mp::Server server = m.get_server();
+  std::thread serving([&] { server.serve_forever(); });
+  PythonPeer py({"-c", kPyCounterClient, server.address()});
+  EXPECT_EQ(py.finish(), 0) << py.all();
+  const std::string& out = py.all();
+  for (const char* expected : {"value 8\n", "TypeError: add() takes at most 1 arguments (2 given)\n",
+                               "TypeError: add() got an unexpected keyword argument 'm'\n",
+                               "TypeError: add() got multiple values for argument 'n'\n",
+                               "not exposed: RemoteError\n"})
+    EXPECT_NE(out.find(expected), std::string::npos) << "missing: " << expected << "\n" << out;
+  // add('x'): the C++ conversion failed; Python sees TypeError too.
+  EXPECT_NE(out.find("TypeError: mp::pickle"), std::string::npos) << out;
+  EXPECT_EQ(mp_test::count(out, "value 8\n"), 2) << out;
+  server.stop();
+  serving.join();
 }
 
 // --- protocol mismatches are caught early -------------------------------------------------
