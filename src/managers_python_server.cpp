@@ -59,35 +59,19 @@ connection::Listener make_listener(const std::string& address) {
 }
 }  // namespace
 
-struct PyServer::Shared {
+struct Registry::Impl {
   std::map<std::string, Factory> callables;
-  std::string authkey;
-  std::chrono::milliseconds handshake_timeout{};
-  UniqueFd wake;  // eventfd: readable once stop() was called
-  std::atomic<bool> stopping{false};
-  std::mutex mu;
-  std::set<int> conn_fds;
-  int active = 0;
-  std::condition_variable idle;
 
   struct Entry {
     std::shared_ptr<managers::python::Referent> obj;
     std::shared_ptr<const std::vector<std::string>> exposed;
     std::int64_t refs = 0;
   };
-  std::mutex reg_mu;
+  mutable std::mutex mu;
   std::map<std::string, Entry> objects;
 
-  void stop() noexcept {
+  Entry lookup(const std::string& ident) const {
     std::lock_guard g(mu);
-    if (stopping.exchange(true)) return;
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake.get(), &one, sizeof one);
-    for (int fd : conn_fds) ::shutdown(fd, SHUT_RD);
-  }
-
-  Entry lookup(const std::string& ident) {
-    std::lock_guard g(reg_mu);
     auto it = objects.find(ident);
     if (it == objects.end()) throw KeyError("'" + ident + "' (no object with this id: released, or never made)");
     return it->second;
@@ -106,7 +90,7 @@ struct PyServer::Shared {
     auto exposed = std::make_shared<const std::vector<std::string>>(obj->exposed());
     std::string ident = hex_ident(obj.get());
     {
-      std::lock_guard g(reg_mu);
+      std::lock_guard g(mu);
       Entry& e = objects[ident];
       e.obj = std::move(obj);
       e.exposed = exposed;
@@ -122,15 +106,15 @@ struct PyServer::Shared {
   }
 
   void incref(const std::string& ident) {
-    std::lock_guard g(reg_mu);
+    std::lock_guard g(mu);
     auto it = objects.find(ident);
     if (it == objects.end()) throw KeyError("'" + ident + "'");
     ++it->second.refs;
   }
 
   void decref(const std::string& ident) {
-    std::shared_ptr<managers::python::Referent> dying;  // released outside the lock
-    std::lock_guard g(reg_mu);
+    std::shared_ptr<managers::python::Referent> dying;  // released after the lock
+    std::lock_guard g(mu);
     auto it = objects.find(ident);
     if (it == objects.end()) throw KeyError("'" + ident + "'");
     if (--it->second.refs <= 0) {
@@ -163,11 +147,11 @@ struct PyServer::Shared {
       return Value::tuple(std::vector<Value>(e.exposed->begin(), e.exposed->end()));
     }
     if (m == "number_of_objects") {
-      std::lock_guard g(reg_mu);
+      std::lock_guard g(mu);
       return Value(objects.size());
     }
     if (m == "debug_info") {
-      std::lock_guard g(reg_mu);
+      std::lock_guard g(mu);
       std::string out;
       for (const auto& [ident, e] : objects) {
         if (!out.empty()) out += "\n";
@@ -178,47 +162,112 @@ struct PyServer::Shared {
     throw RuntimeError("'" + m + "' unrecognized (not one of the server's public functions)");
   }
 
-  /// CPython's Server.serve_client: method calls until end of file or stop().
-  void serve_client(Connection& c) {
-    std::string frame;
-    for (;;) {
-      c.recv_bytes(frame, kMaxFrame);  // EOFError / OSError end the loop (caught by serve)
-      Value msg;
-      try {
-        Request r = parse_request(frame);
-        if (!r.ident.is_str()) throw KeyError(r.ident.repr(200));
-        Entry e = lookup(r.ident.as_str());
-        bool is_exposed = false;
-        for (const auto& name : *e.exposed) is_exposed = is_exposed || name == r.method;
-        if (!is_exposed) {
-          if (r.method == "__str__" || r.method == "__repr__") {
-            msg = reply("#RETURN", Value(e.obj->repr()));
-          } else if (r.method == "#GETVALUE") {
-            msg = reply("#RETURN", e.obj->getvalue());
-          } else {
-            throw AttributeError("method '" + r.method + "' of the C++ referent is not exposed");
-          }
-        } else {
-          try {
-            msg = reply("#RETURN", e.obj->call(managers::python::Call{r.method, r.args, r.kwds}));
-          } catch (const std::exception& ex) {
-            msg = reply("#ERROR", to_python_exception(ex));
-          }
-        }
-      } catch (const std::exception& ex) {
-        msg = traceback(ex);
-      }
-      std::string out;
-      try {
-        out = pickle::dumps(msg);
-      } catch (const std::exception& ex) {
-        out = pickle::dumps(reply("#UNSERIALIZABLE", Value(std::string(ex.what()))));
-      }
-      c.send_bytes(out);
+  /// One request of CPython's Server.serve_client loop.
+  Value method_call(std::string_view frame) const {
+    Request r = parse_request(frame);
+    if (!r.ident.is_str()) throw KeyError(r.ident.repr(200));
+    Entry e = lookup(r.ident.as_str());
+    bool is_exposed = false;
+    for (const auto& name : *e.exposed) is_exposed = is_exposed || name == r.method;
+    if (!is_exposed) {
+      if (r.method == "__str__" || r.method == "__repr__") return reply("#RETURN", Value(e.obj->repr()));
+      if (r.method == "#GETVALUE") return reply("#RETURN", e.obj->getvalue());
+      throw AttributeError("method '" + r.method + "' of the C++ referent is not exposed");
+    }
+    try {
+      return reply("#RETURN", e.obj->call(managers::python::Call{r.method, r.args, r.kwds}));
+    } catch (const std::exception& ex) {
+      return reply("#ERROR", to_python_exception(ex));
     }
   }
+};
 
-  /// One connection: handshake, one server call, and for accept_connection the method loop.
+namespace {
+/// Pickles a reply; one that cannot be pickled becomes '#UNSERIALIZABLE', and "" (close the
+/// connection) when even that fails.
+std::string pickled(const Value& msg) noexcept {
+  try {
+    try {
+      return pickle::dumps(msg);
+    } catch (const std::exception& ex) {
+      return pickle::dumps(reply("#UNSERIALIZABLE", Value(std::string(ex.what()))));
+    }
+  } catch (...) {
+    return {};
+  }
+}
+}  // namespace
+
+Registry::Registry(std::map<std::string, Factory> callables) : impl_(std::make_unique<Impl>()) {
+  impl_->callables = std::move(callables);
+}
+Registry::~Registry() = default;
+
+std::string Registry::handle_server_request(std::string_view frame, Next& next) noexcept {
+  next = Next::close;
+  Value msg;
+  try {
+    try {
+      Request r = parse_request(frame);
+      if (r.method == "accept_connection") {
+        next = Next::serve_client;
+        msg = reply("#RETURN", Value());
+      } else if (r.method == "shutdown") {
+        next = Next::shutdown;
+        msg = reply("#RETURN", Value());
+      } else {
+        msg = reply("#RETURN", impl_->server_function(r));
+      }
+    } catch (const std::exception& e) {
+      msg = traceback(e);
+    }
+  } catch (...) {  // building the traceback ran out of memory
+    return {};
+  }
+  return pickled(msg);
+}
+
+std::string Registry::handle_method_call(std::string_view frame) noexcept {
+  Value msg;
+  try {
+    try {
+      msg = impl_->method_call(frame);
+    } catch (const std::exception& e) {
+      msg = traceback(e);
+    }
+  } catch (...) {
+    return {};
+  }
+  return pickled(msg);
+}
+
+std::size_t Registry::number_of_objects() const {
+  std::lock_guard g(impl_->mu);
+  return impl_->objects.size();
+}
+
+struct PyServer::Shared {
+  explicit Shared(std::map<std::string, Factory> callables) : registry(std::move(callables)) {}
+  Registry registry;
+  std::string authkey;
+  std::chrono::milliseconds handshake_timeout{};
+  UniqueFd wake;  // eventfd: readable once stop() was called
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::set<int> conn_fds;
+  int active = 0;
+  std::condition_variable idle;
+
+  void stop() noexcept {
+    std::lock_guard g(mu);
+    if (stopping.exchange(true)) return;
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake.get(), &one, sizeof one);
+    for (int fd : conn_fds) ::shutdown(fd, SHUT_RD);
+  }
+
+  /// One connection: handshake, one server call, and after accept_connection the method
+  /// calls until end of file or stop() (CPython's handle_request + serve_client).
   static void serve(std::shared_ptr<Shared> self, Connection c) noexcept {
     int fd = c.fileno();
     {
@@ -235,26 +284,15 @@ struct PyServer::Shared {
       }
       std::string frame;
       c.recv_bytes(frame, kMaxFrame);
-      Value msg;
-      bool accept = false;
-      bool shutdown = false;
-      try {
-        Request r = parse_request(frame);
-        if (r.method == "accept_connection") {
-          accept = true;
-          msg = reply("#RETURN", Value());
-        } else if (r.method == "shutdown") {
-          shutdown = true;
-          msg = reply("#RETURN", Value());
-        } else {
-          msg = reply("#RETURN", self->server_function(r));
-        }
-      } catch (const std::exception& e) {
-        msg = traceback(e);
+      Registry::Next next;
+      std::string out = self->registry.handle_server_request(frame, next);
+      if (!out.empty()) c.send_bytes(out);
+      if (next == Registry::Next::shutdown) self->stop();
+      while (next == Registry::Next::serve_client && !out.empty()) {
+        c.recv_bytes(frame, kMaxFrame);  // EOFError / OSError end the loop
+        out = self->registry.handle_method_call(frame);
+        if (!out.empty()) c.send_bytes(out);
       }
-      c.send_bytes(pickle::dumps(msg));
-      if (shutdown) self->stop();
-      if (accept) self->serve_client(c);
     } catch (...) {  // NOLINT(bugprone-empty-catch): EOF, broken socket, failed handshake: this connection only
     }
     std::lock_guard g(self->mu);
@@ -266,8 +304,7 @@ struct PyServer::Shared {
 
 PyServer::PyServer(std::map<std::string, Factory> callables, const std::string& address, std::string authkey,
                    std::chrono::milliseconds handshake_timeout)
-    : shared_(std::make_shared<Shared>()), listener_(make_listener(address)) {
-  shared_->callables = std::move(callables);
+    : shared_(std::make_shared<Shared>(std::move(callables))), listener_(make_listener(address)) {
   shared_->authkey = std::move(authkey);
   shared_->handshake_timeout = handshake_timeout;
   shared_->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC));

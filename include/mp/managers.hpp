@@ -984,6 +984,10 @@ class Server {
 /// shared secret of the HMAC handshake; nullopt = 32 random bytes, inherited by forked
 /// children (Python: current_process().authkey).
 ///
+/// Protocol: `{.protocol = mp::managers::Protocol::python}` makes start()/get_server()
+/// serve, and connect()/get() speak, CPython's multiprocessing.managers protocol, so either
+/// side may be a Python program (see <mp/managers_python.hpp> and docs/interop.md).
+///
 /// Lifetime: the server started by start() is a daemon child of the owner (the process
 /// that called start()): it exits on shutdown(), when the owner's BaseManager is destroyed,
 /// when the owner exits, and — even on SIGKILL — when the owner dies (PR_SET_PDEATHSIG, and

@@ -16,10 +16,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mp/connection.hpp"
@@ -52,6 +54,31 @@ pickle::Value server_call(const std::string& address, const std::string& authkey
 [[nodiscard]] pickle::Value to_python_exception(const std::exception& e);
 /// Throws the mp exception a pickled Python exception stands for (see managers_python.hpp).
 [[noreturn]] void raise_python_exception(const pickle::Value& exc, std::string_view method);
+
+/// The objects of a CPython-protocol server and the handling of one request frame
+/// (separate from the sockets, so the fuzzer can drive it). Thread-safe.
+class Registry {
+ public:
+  explicit Registry(std::map<std::string, Factory> callables);
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+  ~Registry();
+
+  /// What a connection does after answering its first request.
+  enum class Next : std::uint8_t { close, serve_client, shutdown };
+  /// The first request of a connection (a server call: create, incref, decref, dummy,
+  /// get_methods, number_of_objects, debug_info, shutdown, accept_connection). Returns the
+  /// pickled reply — failures are '#TRACEBACK' replies — or "" when not even that could be
+  /// built (close the connection).
+  [[nodiscard]] std::string handle_server_request(std::string_view frame, Next& next) noexcept;
+  /// One (ident, methodname, args, kwds) call on an accept_connection channel; as above.
+  [[nodiscard]] std::string handle_method_call(std::string_view frame) noexcept;
+  [[nodiscard]] std::size_t number_of_objects() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 class PyServer {
  public:
