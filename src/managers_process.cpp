@@ -203,8 +203,10 @@ void BaseManager::shutdown() {
 }
 
 std::size_t BaseManager::number_of_objects() const {
-  if (protocol_ == managers::Protocol::python)
-    return static_cast<std::size_t>(internal::python_manager::server_call(address_, authkey_, "number_of_objects").as_int());
+  if (protocol_ == managers::Protocol::python) {
+    auto n = internal::python_manager::server_call(address_, authkey_, "number_of_objects");
+    return static_cast<std::size_t>(n.as_int());
+  }
   auto link = internal::manager::connect(address_);
   return codec::decode<std::uint64_t>(internal::manager::roundtrip(*link, {{}, "number_of_objects", {}}));
 }
