@@ -343,6 +343,32 @@ TEST(PythonServer, EachThreadCallsOnItsOwnConnection) {
   EXPECT_EQ(got, 7);
 }
 
+TEST(PythonServer, SyncManagerTypesAreUsableThroughGenericProxies) {
+  REQUIRE_PYTHON();
+  constexpr const char* kSync = R"PY(
+import sys
+from multiprocessing.managers import SyncManager
+m = SyncManager(address=('127.0.0.1', 0), authkey=b'secret')
+s = m.get_server()
+print('ready %s:%d' % s.address, flush=True)
+s.serve_forever()
+)PY";
+  PythonPeer py({"-c", kSync});
+  std::string address = start_python_server(py);
+  ASSERT_FALSE(address.empty()) << py.all();
+  auto m = python_manager(address);
+  auto q = m.get<py::QueueProxy<std::string>>("Queue");  // SyncManager.Queue(): a queue.Queue
+  q.put("through SyncManager");
+  EXPECT_EQ(q.get(60s), "through SyncManager");
+  auto d = m.get<py::Proxy>("dict");  // SyncManager.dict(): DictProxy's exposed methods
+  d.callmethod("__setitem__", {"a", 1});
+  d.callmethod("update", {pk::Value::dict({{"b", 2}})});
+  EXPECT_EQ(d.callmethod("__getitem__", {"a"}), pk::Value(1));
+  EXPECT_EQ(d.callmethod("__len__"), pk::Value(2));
+  EXPECT_THROW(d.callmethod("__getitem__", {"zzz"}), mp::KeyError);
+  EXPECT_EQ(d.getvalue(), pk::Value::dict({{"a", 1}, {"b", 2}}));
+}
+
 // --- Python clients of a C++ manager -----------------------------------------------------
 
 namespace {
