@@ -10,6 +10,7 @@
 
 #include "mp/connection.hpp"
 #include "mp/internal/manager_client.hpp"
+#include "mp/internal/manager_python.hpp"
 #include "mp/internal/manager_socket.hpp"
 #include "mp/managers.hpp"
 #include "mp/process.hpp"
@@ -141,19 +142,28 @@ void remove_socket_on_death(const std::string& listening_at, bool private_dir, p
 Server::Server(std::shared_ptr<internal::manager::ServerCore> core,
                std::unique_ptr<internal::manager::SocketServer> s)
     : core_(std::move(core)), impl_(std::move(s)) {}
+Server::Server(std::unique_ptr<internal::python_manager::PyServer> py) : py_(std::move(py)) {}
 Server::Server(Server&&) noexcept = default;
 Server& Server::operator=(Server&&) noexcept = default;
 Server::~Server() = default;
-std::string Server::address() const { return impl_->address(); }
+std::string Server::address() const { return py_ ? py_->address() : impl_->address(); }
 void Server::serve_forever() {
+  if (py_) {
+    py_->serve_forever();
+    py_->wait_idle(internal::deadline_after(std::chrono::seconds(2)));
+    return;
+  }
   impl_->serve_forever();
   impl_->wait_idle(internal::deadline_after(std::chrono::seconds(2)));
 }
-void Server::stop() noexcept { impl_->stop(); }
+void Server::stop() noexcept {
+  if (py_) py_->stop();
+  else impl_->stop();
+}
 
 // ------------------------------------------------------------------------- BaseManager
 
-BaseManager::BaseManager(std::string address, std::optional<std::string> authkey, ManagerOptions options)
+BaseManager::BaseManager(std::string address, std::optional<std::string> authkey, BaseManagerOptions options)
     : address_(std::move(address)),
       authkey_(authkey ? std::move(*authkey) : internal::manager::random_authkey()),
       options_(options) {
@@ -178,6 +188,8 @@ void BaseManager::start() {
   const pid_t owner = r->owner;
   r->proc = Process(ProcessOptions{.name = "SyncManager-server", .daemon = true}, [&] {
     mine.close();
+    if (options_.protocol == managers::Protocol::python)
+      internal::python_manager::run_server(theirs, python_callables_, address_, authkey_);
     internal::manager::run_server(theirs, callables_, address_, authkey_, options_.handshake_timeout, owner);
   });
   r->proc.start();
@@ -202,6 +214,11 @@ void BaseManager::start() {
 }
 
 void BaseManager::connect() {
+  if (options_.protocol == managers::Protocol::python) {
+    (void)internal::python_manager::server_call(address_, authkey_, "dummy");
+    connected_ = true;
+    return;
+  }
   set_authkey(address_, authkey_);
   auto link = internal::manager::connect(address_);
   internal::manager::roundtrip(*link, {{}, "dummy", {}});
@@ -210,6 +227,11 @@ void BaseManager::connect() {
 
 Server BaseManager::get_server() {
   internal::manager::check_exposure(address_, authkey_);
+  if (options_.protocol == managers::Protocol::python) {
+    auto s = std::make_unique<internal::python_manager::PyServer>(python_callables_, address_, authkey_);
+    address_ = s->address();
+    return Server(std::move(s));
+  }
   auto core = std::make_shared<internal::manager::ServerCore>(callables_);
   auto s = std::make_unique<internal::manager::SocketServer>(core, address_, authkey_, options_.handshake_timeout);
   address_ = s->address();
@@ -221,8 +243,12 @@ void BaseManager::shutdown() {
   if (running_) {
     if (running_->owner != ::getpid()) return;  // a forked child's copy
     try {
-      auto link = internal::manager::connect(address_);
-      internal::manager::roundtrip(*link, {{}, "shutdown", {}});
+      if (options_.protocol == managers::Protocol::python) {
+        (void)internal::python_manager::server_call(address_, authkey_, "shutdown");
+      } else {
+        auto link = internal::manager::connect(address_);
+        internal::manager::roundtrip(*link, {{}, "shutdown", {}});
+      }
     } catch (...) {
       // Already gone, or it closed the connection while stopping: the join decides.
     }
@@ -234,6 +260,14 @@ void BaseManager::shutdown() {
     running_.reset();
   } else if (connected_) {
     connected_ = false;
+    if (options_.protocol == managers::Protocol::python) {
+      try {
+        (void)internal::python_manager::server_call(address_, authkey_, "shutdown");
+      } catch (const EOFError&) {
+      } catch (const OSError&) {
+      }
+      return;
+    }
     auto link = internal::manager::connect(address_);
     try {
       internal::manager::roundtrip(*link, {{}, "shutdown", {}});
@@ -244,6 +278,10 @@ void BaseManager::shutdown() {
 }
 
 std::size_t BaseManager::number_of_objects() const {
+  if (options_.protocol == managers::Protocol::python) {
+    auto n = internal::python_manager::server_call(address_, authkey_, "number_of_objects");
+    return static_cast<std::size_t>(n.as_int());
+  }
   auto link = internal::manager::connect(address_);
   return codec::decode<std::uint64_t>(internal::manager::roundtrip(*link, {{}, "number_of_objects", {}}));
 }

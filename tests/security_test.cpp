@@ -33,7 +33,7 @@ const std::string kKey = "Sekr1t-authkey-of-the-security-test";
 
 /// A manager serving a ValueBox<int> holding 7 as "value", on a fresh Unix socket.
 struct Served {
-  explicit Served(std::optional<std::string> key = kKey, mp::ManagerOptions o = {}, std::string address = "")
+  explicit Served(std::optional<std::string> key = kKey, mp::BaseManagerOptions o = {}, std::string address = "")
       : m(std::move(address), std::move(key), o) {
     m.register_<mp::managed::ValueBox<int>>("value", [] {
       static auto v = std::make_shared<mp::managed::ValueBox<int>>(7);

@@ -34,7 +34,7 @@
 //   Connection is only safe while the sender still holds its copy (as in Python).
 // - Security: every connection authenticates (CPython's HMAC challenge/response, sha256,
 //   constant-time comparison) before a single request byte is parsed, within
-//   ManagerOptions::handshake_timeout (30 s) or is dropped. The request parser is bounded
+//   BaseManagerOptions::handshake_timeout (30 s) or is dropped. The request parser is bounded
 //   and fuzzed; a malformed frame closes that connection only. TCP binds 127.0.0.1 unless
 //   told otherwise; an empty authkey is refused off loopback; the key is never shown.
 // - The server dies with its owner: mp::Manager's server is a daemon child (terminated
@@ -922,6 +922,34 @@ namespace internal::manager {
 class SocketServer;
 struct Running;
 }  // namespace internal::manager
+namespace internal::python_manager {
+class PyServer;
+}  // namespace internal::python_manager
+
+namespace managers {
+/// The wire protocol a BaseManager speaks. native: mp's own (typed referents and proxies,
+/// mp::codec). python: CPython's multiprocessing.managers protocol (pickled tuples), so the
+/// server or the clients may be Python programs; referents and proxies then come from
+/// <mp/managers_python.hpp> (python::Queue, python::QueueProxy<T>, python::Proxy).
+enum class Protocol : std::uint8_t { native, python };
+namespace python {
+class Referent;
+}  // namespace python
+}  // namespace managers
+
+/// Options of a BaseManager, each with its default.
+/// BaseManager's third argument, as keyword arguments:
+/// `mp::BaseManager m("127.0.0.1:5000", key, {.protocol = ..., .handshake_timeout = 5s})`.
+struct BaseManagerOptions {
+  /// What start()/get_server() serve and connect()/get() speak. Default: native.
+  managers::Protocol protocol = managers::Protocol::native;
+  /// A client must complete the authentication handshake — on a server without an authkey,
+  /// send its first request — within this time; otherwise the server closes its connection.
+  /// A client that connects and says nothing thus holds a server thread for this long at
+  /// most, and never delays other clients. Default 30 s. (Native protocol; the Python-protocol
+  /// server follows CPython, which has no such limit.)
+  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(30);
+};
 
 /// The server half of a manager (Python's managers.Server), from BaseManager::get_server():
 /// serve in this process instead of a forked one.
@@ -942,18 +970,10 @@ class Server {
  private:
   friend class BaseManager;
   Server(std::shared_ptr<internal::manager::ServerCore> core, std::unique_ptr<internal::manager::SocketServer> s);
+  explicit Server(std::unique_ptr<internal::python_manager::PyServer> py);
   std::shared_ptr<internal::manager::ServerCore> core_;
   std::unique_ptr<internal::manager::SocketServer> impl_;
-};
-
-/// Server-side limits of a manager (BaseManager's third argument), as keyword arguments:
-/// `mp::BaseManager m("127.0.0.1:5000", key, {.handshake_timeout = 5s})`.
-struct ManagerOptions {
-  /// A client must complete the authentication handshake — on a server without an authkey,
-  /// send its first request — within this time; otherwise the server closes its connection.
-  /// A client that connects and says nothing thus holds a server thread for this long at
-  /// most, and never delays other clients. Default 30 s.
-  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(30);
+  std::unique_ptr<internal::python_manager::PyServer> py_;  // Protocol::python
 };
 
 /// A manager at an address (Python's multiprocessing.managers.BaseManager).
@@ -976,6 +996,10 @@ struct ManagerOptions {
 /// get_server() refuse (mp::ValueError) on an address other than loopback or a Unix socket.
 /// The authkey never appears in an exception message or in a proxy's encoding.
 ///
+/// Protocol: `{.protocol = mp::managers::Protocol::python}` makes start()/get_server()
+/// serve, and connect()/get() speak, CPython's multiprocessing.managers protocol, so either
+/// side may be a Python program (see <mp/managers_python.hpp> and docs/interop.md).
+///
 /// Lifetime: the server started by start() is a daemon child of the owner (the process
 /// that called start()): it exits on shutdown(), when the owner's BaseManager is destroyed,
 /// when the owner exits, and — even on SIGKILL — when the owner dies (PR_SET_PDEATHSIG, and
@@ -984,7 +1008,7 @@ struct ManagerOptions {
 class BaseManager {
  public:
   explicit BaseManager(std::string address = {}, std::optional<std::string> authkey = std::nullopt,
-                       ManagerOptions options = {});
+                       BaseManagerOptions options = {});
   BaseManager(const BaseManager&) = delete;
   BaseManager& operator=(const BaseManager&) = delete;
   /// shutdown() in the owner process.
@@ -994,22 +1018,38 @@ class BaseManager {
   /// `callable` in the server process and serves the object it returns (return the same
   /// shared_ptr every time to share one object, as the seeds' task queue does). Register
   /// before start() / get_server().
+  /// With Protocol::python, R derives from managers::python::Referent (python::Queue...).
+  /// Throws mp::ValueError when R does not fit the manager's protocol.
   template <class R>
   BaseManager& register_(std::string name, std::function<std::shared_ptr<R>()> callable) {
-    callables_[std::move(name)] = [callable](std::string_view args) -> std::shared_ptr<internal::manager::Object> {
-      MethodTable<R>::template decode_args<>(args);
-      std::shared_ptr<R> r = callable();
-      if (!r) return nullptr;
-      return std::make_shared<internal::manager::Served<R>>(std::move(r));
-    };
+    if constexpr (std::is_base_of_v<managers::python::Referent, R>) {
+      require_protocol(managers::Protocol::python, "register_", name);
+      python_callables_[std::move(name)] = [callable]() -> std::shared_ptr<managers::python::Referent> {
+        return callable();
+      };
+    } else {
+      require_protocol(managers::Protocol::native, "register_", name);
+      callables_[std::move(name)] = [callable](std::string_view args) -> std::shared_ptr<internal::manager::Object> {
+        MethodTable<R>::template decode_args<>(args);
+        std::shared_ptr<R> r = callable();
+        if (!r) return nullptr;
+        return std::make_shared<internal::manager::Served<R>>(std::move(r));
+      };
+    }
     return *this;
   }
   /// Client side (Python's register(typeid) + the generated method): asks the server for
   /// the object registered as `name` and returns a proxy P to it. Throws mp::ValueError if
   /// the server has no such name or serves another type under it.
+  /// With Protocol::python, P is a managers::python proxy (python::QueueProxy<T>...).
   template <class P>
   P get(const std::string& name) const {
-    return P(BaseProxy::create(address(), name, {}));
+    if constexpr (std::is_constructible_v<P, const BaseManager&, const std::string&>) {
+      return P(*this, name);
+    } else {
+      require_protocol(managers::Protocol::native, "get", name);
+      return P(BaseProxy::create(address(), name, {}));
+    }
   }
 
   /// Forks the server process and waits until it listens. Throws mp::ProcessError if
@@ -1029,6 +1069,7 @@ class BaseManager {
 
   [[nodiscard]] const std::string& address() const noexcept { return address_; }
   [[nodiscard]] const std::string& authkey() const noexcept { return authkey_; }
+  [[nodiscard]] managers::Protocol protocol() const noexcept { return options_.protocol; }
   /// How many objects the server holds (Python's _number_of_objects(); for tests).
   [[nodiscard]] std::size_t number_of_objects() const;
   /// The server process started by start() (pid), or 0.
@@ -1040,7 +1081,12 @@ class BaseManager {
   std::map<std::string, internal::manager::Factory> callables_;
   std::unique_ptr<internal::manager::Running> running_;
   bool connected_ = false;
-  ManagerOptions options_;
+  BaseManagerOptions options_;
+  std::map<std::string, std::function<std::shared_ptr<managers::python::Referent>()>> python_callables_;
+
+ private:
+  /// Throws mp::ValueError unless the manager speaks `p` (`what` and `name` for the message).
+  void require_protocol(managers::Protocol p, std::string_view what, const std::string& name) const;
 };
 
 /// Python's SyncManager: a BaseManager whose server can make every standard type.

@@ -17,3 +17,4 @@
 #include "mp/futures.hpp"
 #include "mp/progress.hpp"
 #include "mp/managers.hpp"
+#include "mp/managers_python.hpp"

@@ -1,0 +1,116 @@
+// mp/internal/manager_python.hpp — CPython's manager protocol: the client's dispatch and
+// the server (PyServer) behind BaseManager's Protocol::python.
+//
+// Client: every server call opens an authenticated mp::Connection, sends one pickled
+// (None, methodname, args, kwds) and reads one (kind, result) — CPython's dispatch(). A
+// proxy's per-thread channel is a connection that sent ('accept_connection', (name,)).
+//
+// Server: PyServer listens (mp::connection::Listener, no authentication in accept) and
+// serves each connection on its own detached thread, which first runs the mutual HMAC
+// handshake with a deadline, then handles one server call — or, after accept_connection,
+// method calls until end of file. Objects live in a registry keyed by ident (the referent's
+// address in hex, as CPython's '%x' % id(obj)) with a server-wide reference count; an
+// object whose count reaches zero leaves the registry (the registered callable may still
+// own it). stop() shuts down the reading side of every connection: replies in flight are
+// sent, waiting connections end.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mp/connection.hpp"
+#include "mp/internal/futex.hpp"
+#include "mp/managers_python.hpp"
+#include "mp/pickle.hpp"
+
+namespace mp::internal::python_manager {
+
+using Factory = std::function<std::shared_ptr<managers::python::Referent>()>;
+
+/// The longest message either side accepts (a defence against hostile length prefixes).
+inline constexpr std::size_t kMaxFrame = std::size_t{256} << 20;
+
+/// An authenticated connection to a CPython-protocol manager at `address`.
+[[nodiscard]] Connection open(const std::string& address, const std::string& authkey);
+
+/// Sends (id, method, args, kwds) and returns the '#RETURN' value; raises the mapped
+/// exception for '#ERROR', mp::RemoteError for '#TRACEBACK'/'#UNSERIALIZABLE', and
+/// mp::ValueError for '#PROXY' and unknown kinds. `what` prefixes error messages.
+pickle::Value dispatch(Connection& c, const pickle::Value& id, std::string_view method,
+                       std::vector<pickle::Value> args = {}, pickle::Dict kwds = {});
+
+/// One server call on a fresh connection (CPython's dispatch(Client(...), None, ...)).
+pickle::Value server_call(const std::string& address, const std::string& authkey, std::string_view method,
+                          std::vector<pickle::Value> args = {});
+
+/// The pickled exception an mp (or std) exception stands for in Python
+/// (mp::Empty -> _queue.Empty(msg), mp::ValueError -> ValueError(msg), ...).
+[[nodiscard]] pickle::Value to_python_exception(const std::exception& e);
+/// Throws the mp exception a pickled Python exception stands for (see managers_python.hpp).
+[[noreturn]] void raise_python_exception(const pickle::Value& exc, std::string_view method);
+
+/// The objects of a CPython-protocol server and the handling of one request frame
+/// (separate from the sockets, so the fuzzer can drive it). Thread-safe.
+class Registry {
+ public:
+  explicit Registry(std::map<std::string, Factory> callables);
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+  ~Registry();
+
+  /// What a connection does after answering its first request.
+  enum class Next : std::uint8_t { close, serve_client, shutdown };
+  /// The first request of a connection (a server call: create, incref, decref, dummy,
+  /// get_methods, number_of_objects, debug_info, shutdown, accept_connection). Returns the
+  /// pickled reply — failures are '#TRACEBACK' replies — or "" when not even that could be
+  /// built (close the connection).
+  [[nodiscard]] std::string handle_server_request(std::string_view frame, Next& next) noexcept;
+  /// One (ident, methodname, args, kwds) call on an accept_connection channel; as above.
+  [[nodiscard]] std::string handle_method_call(std::string_view frame) noexcept;
+  [[nodiscard]] std::size_t number_of_objects() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class PyServer {
+ public:
+  /// Binds `address` ("" = a fresh Unix socket in a private directory). Throws mp::OSError
+  /// when it cannot be bound.
+  PyServer(std::map<std::string, Factory> callables, const std::string& address, std::string authkey,
+           std::chrono::milliseconds handshake_timeout = std::chrono::seconds(30));
+  PyServer(const PyServer&) = delete;
+  PyServer& operator=(const PyServer&) = delete;
+  ~PyServer();
+
+  [[nodiscard]] std::string address() const;
+  /// Accepts and serves until stop() or a client's shutdown call, then stops listening.
+  void serve_forever();
+  /// Also stop when `fd` becomes readable (the owner's control connection).
+  void watch(int fd) noexcept { watch_fd_ = fd; }
+  /// Thread-safe, idempotent.
+  void stop() noexcept;
+  /// After stop(): waits until every connection thread ended or `deadline` passes.
+  bool wait_idle(Deadline deadline);
+
+  struct Shared;
+
+ private:
+  std::shared_ptr<Shared> shared_;
+  connection::Listener listener_;
+  int watch_fd_ = -1;
+};
+
+/// The body of the server process BaseManager::start() forks for Protocol::python: reports
+/// "ok:<address>" (or "err:<what>") on `control`, serves until shutdown, then _exit()s.
+[[noreturn]] void run_server(Connection& control, const std::map<std::string, Factory>& callables,
+                             const std::string& address, const std::string& authkey);
+
+}  // namespace mp::internal::python_manager

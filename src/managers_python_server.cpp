@@ -1,0 +1,381 @@
+// CPython's manager protocol, server side: PyServer and the forked server process.
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <set>
+#include <thread>
+
+#include "mp/internal/manager_python.hpp"
+#include "mp/internal/manager_wire.hpp"
+
+namespace mp::internal::python_manager {
+namespace {
+using pickle::Value;
+
+Value reply(const char* kind, Value result) { return Value::tuple({Value(kind), std::move(result)}); }
+
+/// What CPython sends as format_exc(): a traceback-like text ending in "Type: message".
+Value traceback(const std::exception& e) {
+  std::string type = dynamic_cast<const pickle::TypeError*>(&e) ? "TypeError" : manager::error_type_name(e);
+  return reply("#TRACEBACK", Value("Traceback (mp C++ manager server):\n" + type + ": " + e.what() + "\n"));
+}
+
+std::string hex_ident(const void* p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lx", static_cast<unsigned long>(reinterpret_cast<std::uintptr_t>(p)));
+  return buf;
+}
+
+/// A request tuple (ident, methodname, args, kwds), checked.
+struct Request {
+  Value ident;
+  std::string method;
+  std::vector<Value> args;
+  pickle::Dict kwds;
+};
+
+Request parse_request(std::string_view frame) {
+  Value v = pickle::loads(frame);
+  if (!v.is_tuple() || v.as_tuple().size() != 4)
+    throw ValueError("the request is not an (ident, methodname, args, kwds) tuple: " + v.repr(200));
+  const auto& t = v.as_tuple();
+  if (!t[1].is_str()) throw ValueError("the request's methodname is not a str: " + t[1].repr(200));
+  if (!t[2].is_tuple() && !t[2].is_list()) throw ValueError("the request's args are not a tuple: " + t[2].repr(200));
+  if (!t[3].is_dict()) throw ValueError("the request's kwds are not a dict: " + t[3].repr(200));
+  return Request{t[0], t[1].as_str(), t[2].as_sequence(), t[3].as_dict()};
+}
+
+connection::Listener make_listener(const std::string& address) {
+  if (address.empty()) return connection::Listener();
+  connection::ListenerOptions o;
+  o.max_message_size = kMaxFrame;
+  return connection::Listener(connection::Address(address), o);
+}
+}  // namespace
+
+struct Registry::Impl {
+  std::map<std::string, Factory> callables;
+
+  struct Entry {
+    std::shared_ptr<managers::python::Referent> obj;
+    std::shared_ptr<const std::vector<std::string>> exposed;
+    std::int64_t refs = 0;
+  };
+  mutable std::mutex mu;
+  std::map<std::string, Entry> objects;
+
+  Entry lookup(const std::string& ident) const {
+    std::lock_guard g(mu);
+    auto it = objects.find(ident);
+    if (it == objects.end()) throw KeyError("'" + ident + "' (no object with this id: released, or never made)");
+    return it->second;
+  }
+
+  Value create(const Request& r) {
+    if (r.args.empty() || !r.args[0].is_str()) throw pickle::TypeError("create() needs the typeid (a str) first");
+    const std::string& typeid_name = r.args[0].as_str();
+    auto it = callables.find(typeid_name);
+    if (it == callables.end())
+      throw KeyError("'" + typeid_name + "': no callable is registered under this typeid on the C++ server");
+    if (r.args.size() > 1 || !r.kwds.empty())
+      throw pickle::TypeError("the C++ callable registered as '" + typeid_name + "' takes no arguments");
+    std::shared_ptr<managers::python::Referent> obj = it->second();
+    if (!obj) throw ValueError("the callable registered as '" + typeid_name + "' returned no object");
+    auto exposed = std::make_shared<const std::vector<std::string>>(obj->exposed());
+    std::string ident = hex_ident(obj.get());
+    {
+      std::lock_guard g(mu);
+      Entry& e = objects[ident];
+      e.obj = std::move(obj);
+      e.exposed = exposed;
+      ++e.refs;
+    }
+    std::vector<Value> names(exposed->begin(), exposed->end());
+    return Value::tuple({Value(ident), Value::tuple(std::move(names))});
+  }
+
+  static std::string ident_arg(const Request& r) {
+    if (r.args.size() != 1 || !r.args[0].is_str()) throw pickle::TypeError(r.method + "() takes one ident (a str)");
+    return r.args[0].as_str();
+  }
+
+  void incref(const std::string& ident) {
+    std::lock_guard g(mu);
+    auto it = objects.find(ident);
+    if (it == objects.end()) throw KeyError("'" + ident + "'");
+    ++it->second.refs;
+  }
+
+  void decref(const std::string& ident) {
+    std::shared_ptr<managers::python::Referent> dying;  // released after the lock
+    std::lock_guard g(mu);
+    auto it = objects.find(ident);
+    if (it == objects.end()) throw KeyError("'" + ident + "'");
+    if (--it->second.refs <= 0) {
+      dying = std::move(it->second.obj);
+      objects.erase(it);
+    }
+  }
+
+  /// The server's public functions except accept_connection and shutdown.
+  Value server_function(const Request& r) {
+    const std::string& m = r.method;
+    if (m == "dummy") return {};
+    if (m == "create") return create(r);
+    if (m == "incref") {
+      incref(ident_arg(r));
+      return {};
+    }
+    if (m == "decref") {
+      decref(ident_arg(r));
+      return {};
+    }
+    if (m == "get_methods") {
+      // get_methods(token): a Token pickles as an object whose state is (typeid, address, id).
+      if (r.args.size() != 1) throw pickle::TypeError("get_methods() takes one token");
+      const Value& t = r.args[0];
+      const Value& state = t.is_object() ? t.as_object().state : t;
+      if ((!state.is_tuple() && !state.is_list()) || state.as_sequence().size() != 3 || !state.as_sequence()[2].is_str())
+        throw pickle::TypeError("get_methods() needs a Token, got " + t.repr(200));
+      auto e = lookup(state.as_sequence()[2].as_str());
+      return Value::tuple(std::vector<Value>(e.exposed->begin(), e.exposed->end()));
+    }
+    if (m == "number_of_objects") {
+      std::lock_guard g(mu);
+      return Value(objects.size());
+    }
+    if (m == "debug_info") {
+      std::lock_guard g(mu);
+      std::string out;
+      for (const auto& [ident, e] : objects) {
+        if (!out.empty()) out += "\n";
+        out += "  " + ident + ":       refcount=" + std::to_string(e.refs) + "\n    " + e.obj->repr().substr(0, 75);
+      }
+      return Value(out);
+    }
+    throw RuntimeError("'" + m + "' unrecognized (not one of the server's public functions)");
+  }
+
+  /// One request of CPython's Server.serve_client loop.
+  Value method_call(std::string_view frame) const {
+    Request r = parse_request(frame);
+    if (!r.ident.is_str()) throw KeyError(r.ident.repr(200));
+    Entry e = lookup(r.ident.as_str());
+    bool is_exposed = false;
+    for (const auto& name : *e.exposed) is_exposed = is_exposed || name == r.method;
+    if (!is_exposed) {
+      if (r.method == "__str__" || r.method == "__repr__") return reply("#RETURN", Value(e.obj->repr()));
+      if (r.method == "#GETVALUE") return reply("#RETURN", e.obj->getvalue());
+      throw AttributeError("method '" + r.method + "' of the C++ referent is not exposed");
+    }
+    try {
+      return reply("#RETURN", e.obj->call(managers::python::Call{r.method, r.args, r.kwds}));
+    } catch (const std::exception& ex) {
+      return reply("#ERROR", to_python_exception(ex));
+    }
+  }
+};
+
+namespace {
+/// Pickles a reply; one that cannot be pickled becomes '#UNSERIALIZABLE', and "" (close the
+/// connection) when even that fails.
+std::string pickled(const Value& msg) noexcept {
+  try {
+    try {
+      return pickle::dumps(msg);
+    } catch (const std::exception& ex) {
+      return pickle::dumps(reply("#UNSERIALIZABLE", Value(std::string(ex.what()))));
+    }
+  } catch (...) {
+    return {};
+  }
+}
+}  // namespace
+
+Registry::Registry(std::map<std::string, Factory> callables) : impl_(std::make_unique<Impl>()) {
+  impl_->callables = std::move(callables);
+}
+Registry::~Registry() = default;
+
+std::string Registry::handle_server_request(std::string_view frame, Next& next) noexcept {
+  next = Next::close;
+  Value msg;
+  try {
+    try {
+      Request r = parse_request(frame);
+      if (r.method == "accept_connection") {
+        next = Next::serve_client;
+        msg = reply("#RETURN", Value());
+      } else if (r.method == "shutdown") {
+        next = Next::shutdown;
+        msg = reply("#RETURN", Value());
+      } else {
+        msg = reply("#RETURN", impl_->server_function(r));
+      }
+    } catch (const std::exception& e) {
+      msg = traceback(e);
+    }
+  } catch (...) {  // building the traceback ran out of memory
+    return {};
+  }
+  return pickled(msg);
+}
+
+std::string Registry::handle_method_call(std::string_view frame) noexcept {
+  Value msg;
+  try {
+    try {
+      msg = impl_->method_call(frame);
+    } catch (const std::exception& e) {
+      msg = traceback(e);
+    }
+  } catch (...) {
+    return {};
+  }
+  return pickled(msg);
+}
+
+std::size_t Registry::number_of_objects() const {
+  std::lock_guard g(impl_->mu);
+  return impl_->objects.size();
+}
+
+struct PyServer::Shared {
+  explicit Shared(std::map<std::string, Factory> callables) : registry(std::move(callables)) {}
+  Registry registry;
+  std::string authkey;
+  std::chrono::milliseconds handshake_timeout{};
+  UniqueFd wake;  // eventfd: readable once stop() was called
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::set<int> conn_fds;
+  int active = 0;
+  std::condition_variable idle;
+
+  void stop() noexcept {
+    std::lock_guard g(mu);
+    if (stopping.exchange(true)) return;
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake.get(), &one, sizeof one);
+    for (int fd : conn_fds) ::shutdown(fd, SHUT_RD);
+  }
+
+  /// One connection: handshake, one server call, and after accept_connection the method
+  /// calls until end of file or stop() (CPython's handle_request + serve_client).
+  static void serve(std::shared_ptr<Shared> self, Connection c) noexcept {
+    int fd = c.fileno();
+    {
+      std::lock_guard g(self->mu);
+      if (self->stopping) return;
+      self->conn_fds.insert(fd);
+      ++self->active;
+    }
+    try {
+      if (!self->authkey.empty()) {
+        auto deadline = deadline_after(self->handshake_timeout);
+        connection::deliver_challenge(c, self->authkey, deadline);
+        connection::answer_challenge(c, self->authkey, deadline);
+      }
+      std::string frame;
+      c.recv_bytes(frame, kMaxFrame);
+      Registry::Next next;
+      std::string out = self->registry.handle_server_request(frame, next);
+      if (!out.empty()) c.send_bytes(out);
+      if (next == Registry::Next::shutdown) self->stop();
+      while (next == Registry::Next::serve_client && !out.empty()) {
+        c.recv_bytes(frame, kMaxFrame);  // EOFError / OSError end the loop
+        out = self->registry.handle_method_call(frame);
+        if (!out.empty()) c.send_bytes(out);
+      }
+    } catch (...) {  // NOLINT(bugprone-empty-catch): EOF, broken socket, failed handshake: this connection only
+    }
+    std::lock_guard g(self->mu);
+    self->conn_fds.erase(fd);
+    c.close();  // after fd left conn_fds: stop() never shuts down a reused descriptor number
+    if (--self->active == 0) self->idle.notify_all();
+  }
+};
+
+PyServer::PyServer(std::map<std::string, Factory> callables, const std::string& address, std::string authkey,
+                   std::chrono::milliseconds handshake_timeout)
+    : shared_(std::make_shared<Shared>(std::move(callables))), listener_(make_listener(address)) {
+  shared_->authkey = std::move(authkey);
+  shared_->handshake_timeout = handshake_timeout;
+  shared_->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC));
+  if (!shared_->wake) throw OSError(errno, "manager server (python protocol): eventfd");
+}
+
+PyServer::~PyServer() {
+  stop();
+  listener_.close();
+}
+
+std::string PyServer::address() const { return listener_.address().str(); }
+
+void PyServer::stop() noexcept { shared_->stop(); }
+
+bool PyServer::wait_idle(Deadline deadline) {
+  std::unique_lock g(shared_->mu);
+  auto done = [&] { return shared_->active == 0; };
+  if (!deadline) {
+    shared_->idle.wait(g, done);
+    return true;
+  }
+  return shared_->idle.wait_until(g, *deadline, done);
+}
+
+void PyServer::serve_forever() {
+  while (!shared_->stopping) {
+    ::pollfd fds[3] = {{listener_.fileno(), POLLIN, 0}, {shared_->wake.get(), POLLIN, 0}, {watch_fd_, POLLIN, 0}};
+    if (::poll(fds, watch_fd_ >= 0 ? 3 : 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      throw OSError(errno, "manager server (python protocol): poll");
+    }
+    if (watch_fd_ >= 0 && fds[2].revents != 0) stop();  // the owner is gone
+    if (shared_->stopping) break;
+    if (!(fds[0].revents & POLLIN)) continue;
+    Connection c;
+    try {
+      c = listener_.accept_until(deadline_after(std::chrono::seconds(1)));
+    } catch (const TimeoutError&) {
+      continue;
+    } catch (const OSError& e) {
+      int err = e.code().value();
+      if (err == EMFILE || err == ENFILE || err == ECONNABORTED || err == EINTR || err == EAGAIN) continue;
+      throw;
+    }
+    c.max_message_size(kMaxFrame);
+    std::thread(&Shared::serve, shared_, std::move(c)).detach();
+  }
+  // Refuse new clients at once: a queued one would otherwise wait for a handshake that
+  // never comes (say, a proxy's decref after the shutdown).
+  listener_.close();
+}
+
+void run_server(Connection& control, const std::map<std::string, Factory>& callables, const std::string& address,
+                const std::string& authkey) {
+  int code = 0;
+  try {
+    PyServer srv(callables, address, authkey);
+    control.send_bytes("ok:" + srv.address());
+    srv.watch(control.fileno());
+    srv.serve_forever();
+    srv.wait_idle(deadline_after(std::chrono::seconds(2)));
+  } catch (const std::exception& e) {
+    try {
+      control.send_bytes(std::string("err:") + e.what());
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the owner is gone; exit code 1 says enough
+    }
+    code = 1;
+  }
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
+}  // namespace mp::internal::python_manager
