@@ -139,7 +139,7 @@ Connection::Connection(Connection&& o) noexcept
       write_socket_(o.write_socket_),
       read_unix_(o.read_unix_),
       fd_passing_(std::exchange(o.fd_passing_, false)),
-      sent_since_recv_(o.sent_since_recv_),
+      sent_since_recv_(o.sent_since_recv_.load(std::memory_order_relaxed)),
       opts_(o.opts_),
       send_buf_(std::move(o.send_buf_)),
       rs_(std::move(o.rs_)) {}
@@ -154,7 +154,7 @@ Connection& Connection::operator=(Connection&& o) noexcept {
     write_socket_ = o.write_socket_;
     read_unix_ = o.read_unix_;
     fd_passing_ = std::exchange(o.fd_passing_, false);
-    sent_since_recv_ = o.sent_since_recv_;
+    sent_since_recv_.store(o.sent_since_recv_.load(std::memory_order_relaxed), std::memory_order_relaxed);
     opts_ = o.opts_;
     send_buf_ = std::move(o.send_buf_);
     rs_ = std::move(o.rs_);
@@ -212,7 +212,7 @@ int Connection::write_fileno() const {
 [[gnu::always_inline]] inline void Connection::write_iov(::iovec* iov, int n, internal::Deadline deadline,
                                                          const char* what) {
   int fd = wfd_ ? wfd_.get() : fd_.get();
-  sent_since_recv_ = true;
+  sent_since_recv_.store(true, std::memory_order_relaxed);
   int r = internal::write_all(fd, iov, n, write_socket_, deadline);
   if (r != 0) [[unlikely]]
     io_failed(-r, what);
@@ -395,9 +395,9 @@ std::size_t Connection::raw_readv(const ::iovec* iov, int iovcnt, internal::Dead
       s.begin = 0;
     }
     std::size_t want = opts_.read_ahead ? kReadBuffer - s.end : need - (s.end - s.begin);
-    std::size_t got = opts_.read_ahead && !deadline && !read_unix_ && !sent_since_recv_ && s.spin_ns >= 0
-                          ? read_or_spin(s.buf + s.end, want, what)
-                          : raw_read(s.buf + s.end, want, deadline, what);
+    const bool poll_first = opts_.read_ahead && !deadline && !read_unix_ && s.spin_ns >= 0 &&
+                            !sent_since_recv_.load(std::memory_order_relaxed);
+    std::size_t got = poll_first ? read_or_spin(s.buf + s.end, want, what) : raw_read(s.buf + s.end, want, deadline, what);
     if (got == 0) return false;
     s.end += got;
   }
@@ -437,7 +437,7 @@ void Connection::bad_length(std::uint64_t n, std::size_t limit, const char* what
     n = static_cast<std::uint64_t>(n32);
   }
   if (n > maxlength) bad_length(n, maxlength, what);
-  sent_since_recv_ = false;
+  sent_since_recv_.store(false, std::memory_order_relaxed);
   return static_cast<std::size_t>(n);
 }
 

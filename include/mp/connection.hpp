@@ -51,6 +51,7 @@
 // and Client time out a stalled authentication handshake (30 s by default).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -278,7 +279,9 @@ class Connection {
   bool write_socket_ = false;  // write with sendmsg(MSG_NOSIGNAL)
   bool read_unix_ = false;     // read with recvmsg, collecting passed descriptors
   bool fd_passing_ = false;    // one Unix socket both ways: send_fd/recv_fd allowed
-  bool sent_since_recv_ = false;  // a receive now awaits a reply: block, do not poll
+  // A receive now awaits a reply: block, do not poll. Atomic (relaxed, a hint only): one
+  // thread may send while another receives.
+  std::atomic<bool> sent_since_recv_{false};
   ConnectionOptions opts_;
   std::string send_buf_;            // reused encoding buffer for send(value)
   std::unique_ptr<RecvState> rs_;   // read-ahead buffer and received descriptors (lazy)
