@@ -3,6 +3,7 @@
 #include "mp/connection.hpp"
 
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -38,6 +39,19 @@ constexpr std::size_t kMaxHeader = 12;
 constexpr std::size_t kMaxStashedFds = 1024;
 // Reused buffers larger than this are released after use.
 constexpr std::size_t kKeepBuffer = 16u << 20;
+// A reader that finds nothing to read polls (non-blocking reads) for an adaptive time
+// before it blocks, as mp::Queue does. Why: a reader asleep in read() must be woken by the
+// writer's next write(), and that wake-up costs the writer more than the write itself;
+// worse, the kernel treats a pipe wake-up as a hand-off (WF_SYNC) and moves the reader
+// onto the writer's CPU, where the two then take turns. A reader that keeps draining the
+// pipe and sleeping cut a 64-byte stream to about half a plain reader's rate (measured).
+// Not after this end has sent something since its last receive: then the reader waits
+// for a reply, and the peer it has just woken may be queued on this very CPU, where
+// polling would only delay it. Same bounds as the queue: 1 to 50 us, starting at 20 us.
+constexpr std::int64_t kSpinInitialNs = 20'000;
+constexpr std::int64_t kSpinMinNs = 1'000;
+constexpr std::int64_t kSpinMaxNs = 50'000;
+constexpr int kSpinMaxPauses = 32;  // between two polls, each of which is a system call
 
 std::size_t put_header(std::uint64_t n, char* out) noexcept {
   if (n > 0x7fffffffu) {
@@ -85,6 +99,7 @@ struct Connection::RecvState {
   std::size_t end = 0;
   std::size_t pending = 0;  // bytes of the frame handed out by recv_frame_view
   bool fds_lost = false;
+  std::int64_t spin_ns = kSpinInitialNs;  // poll budget of a read that finds nothing (-1: cannot poll)
   std::deque<UniqueFd> fds;  // descriptors that arrived with the bytes in `buf`
   std::string big;           // frames larger than the read buffer, for recv<T>
   alignas(64) char buf[kReadBuffer];
@@ -124,6 +139,7 @@ Connection::Connection(Connection&& o) noexcept
       write_socket_(o.write_socket_),
       read_unix_(o.read_unix_),
       fd_passing_(std::exchange(o.fd_passing_, false)),
+      sent_since_recv_(o.sent_since_recv_.load(std::memory_order_relaxed)),
       opts_(o.opts_),
       send_buf_(std::move(o.send_buf_)),
       rs_(std::move(o.rs_)) {}
@@ -138,6 +154,7 @@ Connection& Connection::operator=(Connection&& o) noexcept {
     write_socket_ = o.write_socket_;
     read_unix_ = o.read_unix_;
     fd_passing_ = std::exchange(o.fd_passing_, false);
+    sent_since_recv_.store(o.sent_since_recv_.load(std::memory_order_relaxed), std::memory_order_relaxed);
     opts_ = o.opts_;
     send_buf_ = std::move(o.send_buf_);
     rs_ = std::move(o.rs_);
@@ -195,6 +212,7 @@ int Connection::write_fileno() const {
 [[gnu::always_inline]] inline void Connection::write_iov(::iovec* iov, int n, internal::Deadline deadline,
                                                          const char* what) {
   int fd = wfd_ ? wfd_.get() : fd_.get();
+  sent_since_recv_.store(true, std::memory_order_relaxed);
   int r = internal::write_all(fd, iov, n, write_socket_, deadline);
   if (r != 0) [[unlikely]]
     io_failed(-r, what);
@@ -289,6 +307,51 @@ std::size_t Connection::buffered() const noexcept { return rs_ ? rs_->end - rs_-
   return recv_with_fds(&iov, 1, deadline, what);
 }
 
+// The blocking read of fill(), polled first for a while when nothing is there yet.
+[[gnu::always_inline]] inline std::size_t Connection::read_or_spin(char* dest, std::size_t n, const char* what) {
+  ssize_t r = internal::read_nowait(fd_.get(), dest, n);
+  if (r >= 0) [[likely]]
+    return static_cast<std::size_t>(r);
+  return spin_then_read(dest, n, what, static_cast<int>(-r));
+}
+
+// The budget adapts as the queue's does (Ring::await_change in src/queue.cpp): a wait that
+// ended within kSpinMaxNs, even after blocking, would have been caught by polling that
+// long, so the budget grows to twice that wait; a longer wait (an idle peer) halves it;
+// and a reader woken on the CPU where it polled in vain learns that its writer runs there
+// (polling only delayed it), so its next wait blocks at once.
+[[gnu::noinline]] std::size_t Connection::spin_then_read(char* dest, std::size_t n, const char* what, int err) {
+  auto& s = *rs_;
+  if (err != EAGAIN) {
+    if (err != EOPNOTSUPP && err != EINVAL) io_failed(err, what);
+    s.spin_ns = -1;  // this kernel or descriptor cannot read without waiting: plain reads
+    return raw_read(dest, n, std::nullopt, what);
+  }
+  const auto start = internal::Clock::now();
+  const std::int64_t spin = s.spin_ns;
+  const auto spin_end = start + std::chrono::nanoseconds(spin);
+  auto adapt = [&](bool blocked, int cpu) {
+    auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(internal::Clock::now() - start).count();
+    s.spin_ns = waited <= kSpinMaxNs ? std::clamp<std::int64_t>(2 * waited, spin, kSpinMaxNs)
+                                     : std::clamp<std::int64_t>(spin / 2, kSpinMinNs, kSpinMaxNs);
+    if (blocked && spin > 0 && cpu >= 0 && ::sched_getcpu() == cpu) s.spin_ns = 0;
+  };
+  for (int pauses = 1; internal::Clock::now() < spin_end;) {
+    for (int i = 0; i < pauses; ++i) internal::cpu_relax();
+    pauses = std::min(pauses * 2, kSpinMaxPauses);
+    ssize_t r = internal::read_nowait(fd_.get(), dest, n);
+    if (r >= 0) {
+      adapt(false, -1);
+      return static_cast<std::size_t>(r);
+    }
+    if (r != -EAGAIN) io_failed(-r, what);
+  }
+  const int cpu = ::sched_getcpu();
+  std::size_t got = raw_read(dest, n, std::nullopt, what);
+  adapt(true, cpu);
+  return got;
+}
+
 std::size_t Connection::raw_readv(const ::iovec* iov, int iovcnt, internal::Deadline deadline, const char* what) {
   if (!read_unix_) {
     ssize_t r = internal::readv_some(fd_.get(), iov, iovcnt, deadline);
@@ -332,7 +395,9 @@ std::size_t Connection::raw_readv(const ::iovec* iov, int iovcnt, internal::Dead
       s.begin = 0;
     }
     std::size_t want = opts_.read_ahead ? kReadBuffer - s.end : need - (s.end - s.begin);
-    std::size_t got = raw_read(s.buf + s.end, want, deadline, what);
+    const bool poll_first = opts_.read_ahead && !deadline && !read_unix_ && s.spin_ns >= 0 &&
+                            !sent_since_recv_.load(std::memory_order_relaxed);
+    std::size_t got = poll_first ? read_or_spin(s.buf + s.end, want, what) : raw_read(s.buf + s.end, want, deadline, what);
     if (got == 0) return false;
     s.end += got;
   }
@@ -372,6 +437,7 @@ void Connection::bad_length(std::uint64_t n, std::size_t limit, const char* what
     n = static_cast<std::uint64_t>(n32);
   }
   if (n > maxlength) bad_length(n, maxlength, what);
+  sent_since_recv_.store(false, std::memory_order_relaxed);
   return static_cast<std::size_t>(n);
 }
 

@@ -7,8 +7,8 @@
 #include <sched.h>
 #include <string>
 
+#include "mp/internal/membarrier.hpp"
 #include "mp/internal/os.hpp"
-#include "mp/synchronize.hpp"
 
 namespace mp::internal {
 
@@ -49,6 +49,11 @@ constexpr std::int64_t kSpinMaxNs = 50'000;
 // waiting for data (latency), longer when a producer waits for room (a busy consumer).
 constexpr int kDataPauses = 8;
 constexpr int kSpacePauses = 64;
+// A side's lock: spins before sleeping (critical sections are a memcpy), and when a waiter
+// first checks that the holder is alive, then at doubling intervals up to kLastProbe.
+constexpr int kLockSpins = 100;
+constexpr auto kFirstProbe = std::chrono::milliseconds(50);
+constexpr auto kLastProbe = std::chrono::milliseconds(1000);
 constexpr std::size_t kMinCapacity = 4096;
 constexpr std::size_t kMaxCapacity = std::size_t{1} << 30;
 constexpr std::size_t kMaxMaxsize = 0x7fffffff;
@@ -64,21 +69,29 @@ constexpr std::uint32_t record_size(std::size_t payload) noexcept {
 
 // Publishing is a release store; a sleeper is only woken if the publisher then sees its
 // bit, so the store must be globally visible before the WaitWord is read (the Dekker
-// pattern; the sleeper side sets its bit with a locked RMW, then re-reads the index).
-// After an unlock, MutexWord's locked compare-exchange already is a full barrier on x86:
-// only the compiler must be kept from hoisting the load above it. That saves one locked
-// instruction per put and per get. Anywhere else, or on other CPUs, a real fence is used.
+// pattern). A locked instruction there would cost ~20 ns per put and per get, so the fence
+// is asymmetric (mp/internal/membarrier.hpp): a process registered for membarrier uses a
+// compiler-only fence, and a sleeper, after setting its bit and before re-checking the
+// index, runs heavy_fence(): then either the publisher's store is visible to the re-check
+// or the publisher's load comes after the barrier and sees the bit. A process that could
+// not register uses a real fence (SideLock::unlock issues it before these run).
 void notify_after_unlock(WaitWord& w) noexcept {
-#if defined(__x86_64__) || defined(__i386__)
   std::atomic_signal_fence(std::memory_order_seq_cst);
-#else
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
   w.notify();
 }
 void notify_now(WaitWord& w) noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   w.notify();
+}
+
+// The sleeper's half of the asymmetric fence: call after WaitWord::prepare() and before
+// re-checking the condition. Returns the deadline to sleep until: `deadline` itself, or,
+// where membarrier is unavailable (a registered peer might then never see the bit), at
+// most 1 ms, after which the caller re-checks.
+Deadline sleep_deadline_after_fence(Deadline deadline) noexcept {
+  if (heavy_fence()) return deadline;
+  auto cap = Clock::now() + std::chrono::milliseconds(1);
+  return deadline && *deadline < cap ? deadline : Deadline(cap);
 }
 
 void fault_point(RingPoint p) noexcept {
@@ -91,6 +104,70 @@ std::atomic<RingFaultHook> ring_fault_hook{nullptr};
 
 std::int32_t current_cpu() noexcept { return ::sched_getcpu(); }
 
+// The robust lock of one side (producers or consumers): the holder's pid, 0 when free.
+// Taking it is one compare-exchange; releasing it is a plain release store (no locked
+// instruction) followed by a look at `sleepers`, made safe by the asymmetric fence above:
+// a waiter announces itself in `sleepers`, runs heavy_fence(), and only then re-reads the
+// word and sleeps. A waiter that finds the holder dead (a SIGKILLed process) takes the
+// lock over: no repair is needed (see ring.hpp). Probing starts ~50 ms into a wait.
+struct SideLock {
+  std::atomic<std::uint32_t> word{0};
+  WaitWord sleepers;
+
+  bool lock(std::uint32_t me, Deadline deadline) noexcept {
+    std::uint32_t free = 0;
+    return word.compare_exchange_strong(free, me, std::memory_order_acquire, std::memory_order_relaxed) ||
+           lock_slow(me, deadline);
+  }
+  // `light`: this process is registered for the asymmetric fence.
+  void unlock(bool light) noexcept {
+    word.store(0, std::memory_order_release);
+    if (light) std::atomic_signal_fence(std::memory_order_seq_cst);
+    else std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleepers.word.load(std::memory_order_relaxed) & 1u) [[unlikely]]
+      sleepers.notify();
+  }
+
+ private:
+  bool try_lock(std::uint32_t me) noexcept {
+    std::uint32_t free = 0;
+    return word.compare_exchange_strong(free, me, std::memory_order_acquire, std::memory_order_relaxed);
+  }
+  // The holder recorded in the word has exited: take the lock from it. The compare-exchange
+  // fails if anything changed since (a release, another waiter's takeover).
+  bool take_over_if_holder_dead(std::uint32_t me) noexcept {
+    std::uint32_t cur = word.load(std::memory_order_relaxed);
+    if (cur == 0 || cur == me || !process_has_exited(static_cast<pid_t>(cur))) return false;
+    return word.compare_exchange_strong(cur, me, std::memory_order_acquire, std::memory_order_relaxed);
+  }
+  [[gnu::noinline]] bool lock_slow(std::uint32_t me, Deadline deadline) noexcept {
+    for (int i = 0; i < kLockSpins; ++i) {
+      if (word.load(std::memory_order_relaxed) == 0 && try_lock(me)) return true;
+      cpu_relax();
+    }
+    if (deadline && *deadline <= Clock::now()) return try_lock(me) || take_over_if_holder_dead(me);
+    auto probe_every = std::chrono::duration_cast<Clock::duration>(kFirstProbe);
+    auto next_probe = Clock::now() + probe_every;
+    for (;;) {
+      std::uint32_t v = sleepers.prepare();
+      Deadline until = deadline && *deadline <= next_probe ? deadline : Deadline(next_probe);
+      until = sleep_deadline_after_fence(until);
+      if (word.load(std::memory_order_acquire) == 0) {
+        if (try_lock(me)) return true;
+        continue;
+      }
+      if (futex_wait(sleepers.word, v, until) == WaitResult::woken) continue;
+      const auto now = Clock::now();
+      if (deadline && *deadline <= now) return try_lock(me) || take_over_if_holder_dead(me);
+      if (now >= next_probe) {
+        if (take_over_if_holder_dead(me)) return true;
+        probe_every = std::min(probe_every * 2, std::chrono::duration_cast<Clock::duration>(kLastProbe));
+        next_probe = now + probe_every;
+      }
+    }
+  }
+};
+
 // Fields written by producers, by consumers, and by sleepers sit on separate cache lines.
 // Each lock line is touched by one side only (while it runs alone), and `head` / `tail`
 // each bounce between just the two sides, as in a bare SPSC ring.
@@ -98,11 +175,11 @@ struct RingHeader {
   std::uint32_t capacity = 0;  // bytes in the ring, a power of two; immutable
   std::uint32_t maxsize = 0;   // messages; 0 = bounded by bytes only; immutable
 
-  alignas(64) MutexWord put_lock;
+  alignas(64) SideLock put_lock;
   std::atomic<std::uint64_t> tail_cache{0};  // producers' last view of `tail`: a lower bound
   alignas(64) std::atomic<std::uint64_t> head{0};  // (position | published count << 32)
 
-  alignas(64) MutexWord get_lock;
+  alignas(64) SideLock get_lock;
   std::atomic<std::uint64_t> head_cache{0};  // consumers' last view of `head`: a lower bound
   alignas(64) std::atomic<std::uint64_t> tail{0};  // (position | taken count << 32)
 
@@ -144,13 +221,13 @@ std::size_t Ring::qsize() const noexcept {
   return static_cast<std::uint32_t>(cnt_of(head) - cnt_of(tail));
 }
 
-// MutexWord::lock takes over from a dead holder even when `deadline` is immediate, so
+// SideLock::lock takes over from a dead holder even when `deadline` is immediate, so
 // get_nowait()/put_nowait() recover a side abandoned by a killed process too.
 bool Ring::lock_put(Deadline deadline) noexcept { return h_->put_lock.lock(static_cast<std::uint32_t>(self_pid()), deadline); }
 bool Ring::lock_get(Deadline deadline) noexcept { return h_->get_lock.lock(static_cast<std::uint32_t>(self_pid()), deadline); }
-// A takeover from a dead holder needs no repair (see ring.hpp); unlock clears the flag.
-void Ring::unlock_put() noexcept { h_->put_lock.unlock(); }
-void Ring::unlock_get() noexcept { h_->get_lock.unlock(); }
+// A takeover from a dead holder needs no repair (see ring.hpp).
+void Ring::unlock_put() noexcept { h_->put_lock.unlock(light_fences_registered()); }
+void Ring::unlock_get() noexcept { h_->get_lock.unlock(light_fences_registered()); }
 
 void Ring::copy_in(std::uint32_t pos, const void* src, std::size_t n) noexcept {
   if (n == 0) return;  // src may be null (an empty vector's data())
@@ -441,11 +518,13 @@ bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen,
   };
   for (;;) {
     std::uint32_t v = sig.prepare();
+    const Deadline until = sleep_deadline_after_fence(deadline);
     if (w.load(std::memory_order_seq_cst) != seen) {
       adapt(false);
       return true;
     }
-    if (futex_wait(sig.word, v, deadline) == WaitResult::timed_out) {
+    if (futex_wait(sig.word, v, until) == WaitResult::timed_out) {
+      if (until != deadline && (!deadline || Clock::now() < *deadline)) continue;  // only the 1 ms cap passed
       adapt(false);
       return w.load(std::memory_order_acquire) != seen;
     }

@@ -41,6 +41,9 @@
 // has read ahead belong to that object, so two processes must not receive from the same
 // end in turn (one would swallow the other's frames) unless both use
 // `.read_ahead = false`, which reads exactly one frame at a time, as CPython does.
+// A receive that finds nothing polls for up to 50 us (adaptive) before it blocks, unless
+// this end has sent something since its last receive (it then awaits a reply): see
+// docs/connection.md for why a sleeping reader slows its writer down.
 //
 // Differences from Python: duplex Pipe() is two pipes rather than a socketpair (its round
 // trip is 1.7x faster); ask for `.unix_socket = true` to get a socketpair that can also
@@ -48,6 +51,7 @@
 // and Client time out a stalled authentication handshake (30 s by default).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -241,6 +245,8 @@ class Connection {
   [[noreturn]] void io_failed(long err, const char* what);
   void make_recv_state();
   std::size_t recv_with_fds(const ::iovec* iov, int iovcnt, internal::Deadline deadline, const char* what);
+  std::size_t read_or_spin(char* dest, std::size_t n, const char* what);
+  std::size_t spin_then_read(char* dest, std::size_t n, const char* what, int err);
   std::size_t raw_readv(const ::iovec* iov, int iovcnt, internal::Deadline deadline, const char* what);
   void check_writable(const char* what) const;
   void check_readable(const char* what) const;
@@ -273,6 +279,9 @@ class Connection {
   bool write_socket_ = false;  // write with sendmsg(MSG_NOSIGNAL)
   bool read_unix_ = false;     // read with recvmsg, collecting passed descriptors
   bool fd_passing_ = false;    // one Unix socket both ways: send_fd/recv_fd allowed
+  // A receive now awaits a reply: block, do not poll. Atomic (relaxed, a hint only): one
+  // thread may send while another receives.
+  std::atomic<bool> sent_since_recv_{false};
   ConnectionOptions opts_;
   std::string send_buf_;            // reused encoding buffer for send(value)
   std::unique_ptr<RecvState> rs_;   // read-ahead buffer and received descriptors (lazy)

@@ -106,6 +106,15 @@ ssize_t read_some_slow(int fd, void* buf, std::size_t n, Deadline deadline) noex
   }
 }
 
+ssize_t read_nowait(int fd, void* buf, std::size_t n) noexcept {
+  iovec iov{buf, n};
+  for (;;) {
+    ssize_t r = ::preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+    if (r >= 0) return r;
+    if (errno != EINTR) return -errno;
+  }
+}
+
 ssize_t readv_some(int fd, const iovec* iov, int iovcnt, Deadline deadline) noexcept {
   if (deadline) {
     int w = wait_for(fd, POLLIN, deadline);

@@ -9,7 +9,10 @@
 //
 // Protocol (why a dead process can never corrupt the queue):
 // - Producers serialize on `put_lock`, consumers on `get_lock` (robust pid-in-word
-//   mutexes: a waiter that finds the holder dead takes the lock over).
+//   locks: a waiter that finds the holder dead takes the lock over). Taking one is a
+//   compare-exchange; releasing it is a plain store, ordered before the look at the
+//   sleepers' word by an asymmetric fence (mp/internal/membarrier.hpp): sleepers pay
+//   for it with a membarrier call before they sleep, so the hot path pays nothing.
 // - The producer state is ONE 64-bit word `head` = (byte position | items published << 32),
 //   the consumer state is ONE 64-bit word `tail` = (byte position | items taken << 32).
 //   A producer copies its whole record into free space and only then publishes it with a

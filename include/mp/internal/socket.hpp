@@ -61,6 +61,11 @@ void ignore_sigpipe_if_default() noexcept;
   return read_some_slow(fd, buf, n, deadline);
 }
 
+/// One read of up to `n` bytes that never waits (preadv2 with RWF_NOWAIT, so it works on
+/// a blocking descriptor): > 0 bytes read, 0 at end of file, -EAGAIN when nothing is
+/// there yet, -EOPNOTSUPP when the kernel cannot do it for this descriptor, or -errno.
+[[nodiscard]] ssize_t read_nowait(int fd, void* buf, std::size_t n) noexcept;
+
 /// readv(2) flavour of read_some: fills `iov` in order (so a read can end one message in
 /// its destination and carry on into a read-ahead buffer).
 [[nodiscard]] ssize_t readv_some(int fd, const iovec* iov, int iovcnt, Deadline deadline) noexcept;
