@@ -107,59 +107,47 @@ void remove_socket_on_death(const std::string& listening_at, bool private_dir, p
   }
 }
 
-/// The body of the forked server process. Never returns.
-[[noreturn]] void run_server(Connection& control, const std::map<std::string, Factory>& callables,
-                             const std::string& address, const std::string& authkey,
-                             std::chrono::milliseconds handshake_timeout, pid_t owner) {
+}  // namespace
+
+void run_server(Connection& control, const std::function<std::unique_ptr<SocketServer>()>& make_server,
+                bool private_dir, pid_t owner) {
   int code = 0;
   try {
-    auto core = std::make_shared<ServerCore>(callables);
-    SocketServer srv(core, address, authkey, handshake_timeout);
-    remove_socket_on_death(srv.address(), address.empty(), owner);
-    control.send_bytes("ok:" + srv.address());
-    srv.watch(control.fileno());
-    srv.serve_forever();
+    std::unique_ptr<SocketServer> srv = make_server();
+    remove_socket_on_death(srv->address(), private_dir, owner);
+    control.send_bytes("ok:" + srv->address());
+    srv->watch(control.fileno());
+    srv->serve_forever();
     // Let replies in flight (the shutdown request's own, a last put) reach their clients;
     // a thread blocked in a referent call is not waited for beyond this grace period.
-    srv.wait_idle(deadline_after(std::chrono::seconds(2)));
+    srv->wait_idle(deadline_after(std::chrono::seconds(2)));
   } catch (const std::exception& e) {
     try {
       control.send_bytes(std::string("err:") + e.what());
-    } catch (...) {
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the owner is gone; exit code 1 says enough
     }
     code = 1;
   }
-  // Connection threads are detached (they own the core); leave without running the
-  // owner's exit handlers.
+  // Connection threads are detached (they own what their handler captured); leave without
+  // running the owner's exit handlers.
   std::fflush(nullptr);
   ::_exit(code);
 }
-}  // namespace
+
 }  // namespace internal::manager
 
 // ------------------------------------------------------------------------------ Server
 
-Server::Server(std::shared_ptr<internal::manager::ServerCore> core,
-               std::unique_ptr<internal::manager::SocketServer> s)
-    : core_(std::move(core)), impl_(std::move(s)) {}
-Server::Server(std::unique_ptr<internal::python_manager::PyServer> py) : py_(std::move(py)) {}
+Server::Server(std::unique_ptr<internal::manager::SocketServer> s) : impl_(std::move(s)) {}
 Server::Server(Server&&) noexcept = default;
 Server& Server::operator=(Server&&) noexcept = default;
 Server::~Server() = default;
-std::string Server::address() const { return py_ ? py_->address() : impl_->address(); }
+std::string Server::address() const { return impl_->address(); }
 void Server::serve_forever() {
-  if (py_) {
-    py_->serve_forever();
-    py_->wait_idle(internal::deadline_after(std::chrono::seconds(2)));
-    return;
-  }
   impl_->serve_forever();
   impl_->wait_idle(internal::deadline_after(std::chrono::seconds(2)));
 }
-void Server::stop() noexcept {
-  if (py_) py_->stop();
-  else impl_->stop();
-}
+void Server::stop() noexcept { impl_->stop(); }
 
 // ------------------------------------------------------------------------- BaseManager
 
@@ -188,9 +176,7 @@ void BaseManager::start() {
   const pid_t owner = r->owner;
   r->proc = Process(ProcessOptions{.name = "SyncManager-server", .daemon = true}, [&] {
     mine.close();
-    if (options_.protocol == managers::Protocol::python)
-      internal::python_manager::run_server(theirs, python_callables_, address_, authkey_);
-    internal::manager::run_server(theirs, callables_, address_, authkey_, options_.handshake_timeout, owner);
+    internal::manager::run_server(theirs, [&] { return make_server(); }, address_.empty(), owner);
   });
   r->proc.start();
   theirs.close();
@@ -227,16 +213,18 @@ void BaseManager::connect() {
 
 Server BaseManager::get_server() {
   internal::manager::check_exposure(address_, authkey_);
-  if (options_.protocol == managers::Protocol::python) {
-    auto s = std::make_unique<internal::python_manager::PyServer>(python_callables_, address_, authkey_);
-    address_ = s->address();
-    return Server(std::move(s));
-  }
-  auto core = std::make_shared<internal::manager::ServerCore>(callables_);
-  auto s = std::make_unique<internal::manager::SocketServer>(core, address_, authkey_, options_.handshake_timeout);
+  auto s = make_server();
   address_ = s->address();
   set_authkey(address_, authkey_);
-  return Server(std::move(core), std::move(s));
+  return Server(std::move(s));
+}
+
+std::unique_ptr<internal::manager::SocketServer> BaseManager::make_server() const {
+  if (options_.protocol == managers::Protocol::python)
+    return internal::python_manager::make_python_server(python_callables_, address_, authkey_,
+                                                        options_.handshake_timeout);
+  return internal::manager::make_native_server(std::make_shared<internal::manager::ServerCore>(callables_), address_,
+                                               authkey_, options_.handshake_timeout);
 }
 
 void BaseManager::shutdown() {

@@ -1,4 +1,4 @@
-// CPython's manager protocol, server side: PyServer and the forked server process.
+// CPython's manager protocol, server side: the object registry and the connection handler.
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "mp/internal/manager_python.hpp"
+#include "mp/internal/manager_socket.hpp"
 #include "mp/internal/manager_wire.hpp"
 
 namespace mp::internal::python_manager {
@@ -51,12 +52,6 @@ Request parse_request(std::string_view frame) {
   return Request{t[0], t[1].as_str(), t[2].as_sequence(), t[3].as_dict()};
 }
 
-connection::Listener make_listener(const std::string& address) {
-  if (address.empty()) return connection::Listener();
-  connection::ListenerOptions o;
-  o.max_message_size = kMaxFrame;
-  return connection::Listener(connection::Address(address), o);
-}
 }  // namespace
 
 struct Registry::Impl {
@@ -246,136 +241,29 @@ std::size_t Registry::number_of_objects() const {
   return impl_->objects.size();
 }
 
-struct PyServer::Shared {
-  explicit Shared(std::map<std::string, Factory> callables) : registry(std::move(callables)) {}
-  Registry registry;
-  std::string authkey;
-  std::chrono::milliseconds handshake_timeout{};
-  UniqueFd wake;  // eventfd: readable once stop() was called
-  std::atomic<bool> stopping{false};
-  std::mutex mu;
-  std::set<int> conn_fds;
-  int active = 0;
-  std::condition_variable idle;
-
-  void stop() noexcept {
-    std::lock_guard g(mu);
-    if (stopping.exchange(true)) return;
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake.get(), &one, sizeof one);
-    for (int fd : conn_fds) ::shutdown(fd, SHUT_RD);
-  }
-
-  /// One connection: handshake, one server call, and after accept_connection the method
-  /// calls until end of file or stop() (CPython's handle_request + serve_client).
-  static void serve(std::shared_ptr<Shared> self, Connection c) noexcept {
-    int fd = c.fileno();
-    {
-      std::lock_guard g(self->mu);
-      if (self->stopping) return;
-      self->conn_fds.insert(fd);
-      ++self->active;
-    }
-    try {
-      if (!self->authkey.empty()) {
-        auto deadline = deadline_after(self->handshake_timeout);
-        connection::deliver_challenge(c, self->authkey, deadline);
-        connection::answer_challenge(c, self->authkey, deadline);
-      }
-      std::string frame;
-      c.recv_bytes(frame, kMaxFrame);
-      Registry::Next next;
-      std::string out = self->registry.handle_server_request(frame, next);
+std::unique_ptr<manager::SocketServer> make_python_server(std::map<std::string, Factory> callables,
+                                                          const std::string& address, std::string authkey,
+                                                          std::chrono::milliseconds handshake_timeout) {
+  auto registry = std::make_shared<Registry>(std::move(callables));
+  auto stop = std::make_shared<std::function<void()>>();
+  // One server call — or, after accept_connection, method calls until end of file or
+  // stop(): CPython's handle_request + serve_client.
+  auto handler = [registry, stop](Connection& c) {
+    std::string frame;
+    c.recv_bytes(frame, kMaxFrame);
+    Registry::Next next;
+    std::string out = registry->handle_server_request(frame, next);
+    if (!out.empty()) c.send_bytes(out);
+    if (next == Registry::Next::shutdown) (*stop)();
+    while (next == Registry::Next::serve_client && !out.empty()) {
+      c.recv_bytes(frame, kMaxFrame);  // EOFError / OSError end the loop
+      out = registry->handle_method_call(frame);
       if (!out.empty()) c.send_bytes(out);
-      if (next == Registry::Next::shutdown) self->stop();
-      while (next == Registry::Next::serve_client && !out.empty()) {
-        c.recv_bytes(frame, kMaxFrame);  // EOFError / OSError end the loop
-        out = self->registry.handle_method_call(frame);
-        if (!out.empty()) c.send_bytes(out);
-      }
-    } catch (...) {  // NOLINT(bugprone-empty-catch): EOF, broken socket, failed handshake: this connection only
     }
-    std::lock_guard g(self->mu);
-    self->conn_fds.erase(fd);
-    c.close();  // after fd left conn_fds: stop() never shuts down a reused descriptor number
-    if (--self->active == 0) self->idle.notify_all();
-  }
-};
-
-PyServer::PyServer(std::map<std::string, Factory> callables, const std::string& address, std::string authkey,
-                   std::chrono::milliseconds handshake_timeout)
-    : shared_(std::make_shared<Shared>(std::move(callables))), listener_(make_listener(address)) {
-  shared_->authkey = std::move(authkey);
-  shared_->handshake_timeout = handshake_timeout;
-  shared_->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC));
-  if (!shared_->wake) throw OSError(errno, "manager server (python protocol): eventfd");
-}
-
-PyServer::~PyServer() {
-  stop();
-  listener_.close();
-}
-
-std::string PyServer::address() const { return listener_.address().str(); }
-
-void PyServer::stop() noexcept { shared_->stop(); }
-
-bool PyServer::wait_idle(Deadline deadline) {
-  std::unique_lock g(shared_->mu);
-  auto done = [&] { return shared_->active == 0; };
-  if (!deadline) {
-    shared_->idle.wait(g, done);
-    return true;
-  }
-  return shared_->idle.wait_until(g, *deadline, done);
-}
-
-void PyServer::serve_forever() {
-  while (!shared_->stopping) {
-    ::pollfd fds[3] = {{listener_.fileno(), POLLIN, 0}, {shared_->wake.get(), POLLIN, 0}, {watch_fd_, POLLIN, 0}};
-    if (::poll(fds, watch_fd_ >= 0 ? 3 : 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      throw OSError(errno, "manager server (python protocol): poll");
-    }
-    if (watch_fd_ >= 0 && fds[2].revents != 0) stop();  // the owner is gone
-    if (shared_->stopping) break;
-    if (!(fds[0].revents & POLLIN)) continue;
-    Connection c;
-    try {
-      c = listener_.accept_until(deadline_after(std::chrono::seconds(1)));
-    } catch (const TimeoutError&) {
-      continue;
-    } catch (const OSError& e) {
-      int err = e.code().value();
-      if (err == EMFILE || err == ENFILE || err == ECONNABORTED || err == EINTR || err == EAGAIN) continue;
-      throw;
-    }
-    c.max_message_size(kMaxFrame);
-    std::thread(&Shared::serve, shared_, std::move(c)).detach();
-  }
-  // Refuse new clients at once: a queued one would otherwise wait for a handshake that
-  // never comes (say, a proxy's decref after the shutdown).
-  listener_.close();
-}
-
-void run_server(Connection& control, const std::map<std::string, Factory>& callables, const std::string& address,
-                const std::string& authkey) {
-  int code = 0;
-  try {
-    PyServer srv(callables, address, authkey);
-    control.send_bytes("ok:" + srv.address());
-    srv.watch(control.fileno());
-    srv.serve_forever();
-    srv.wait_idle(deadline_after(std::chrono::seconds(2)));
-  } catch (const std::exception& e) {
-    try {
-      control.send_bytes(std::string("err:") + e.what());
-    } catch (...) {  // NOLINT(bugprone-empty-catch): the owner is gone; exit code 1 says enough
-    }
-    code = 1;
-  }
-  std::fflush(nullptr);
-  ::_exit(code);
+  };
+  auto srv = std::make_unique<manager::SocketServer>(address, std::move(authkey), handshake_timeout, std::move(handler));
+  *stop = srv->stopper();  // before serve_forever: no connection thread runs yet
+  return srv;
 }
 
 }  // namespace mp::internal::python_manager

@@ -109,9 +109,9 @@ class ReadWaiter {
 }  // namespace
 
 struct SocketServer::Shared {
-  std::shared_ptr<ServerCore> core;
   std::string authkey;
   std::chrono::milliseconds handshake_timeout;
+  Handler handler;
   UniqueFd wake;  // eventfd: readable once stop() was called
   std::atomic<bool> stopping{false};
   std::mutex mu;
@@ -130,7 +130,7 @@ struct SocketServer::Shared {
     for (int fd : conn_fds) ::shutdown(fd, SHUT_RD);
   }
 
-  /// One connection: handshake with a deadline, then the frame loop.
+  /// One connection: handshake with a deadline, then the protocol's handler.
   static void serve(std::shared_ptr<Shared> self, Connection c) noexcept {
     int fd = c.fileno();
     {
@@ -139,7 +139,6 @@ struct SocketServer::Shared {
       self->conn_fds.insert(fd);
       ++self->active;
     }
-    Session session;
     try {
       auto deadline = deadline_after(self->handshake_timeout);
       if (!self->authkey.empty()) {
@@ -148,19 +147,10 @@ struct SocketServer::Shared {
       } else if (!c.poll_until(deadline)) {
         throw TimeoutError("manager server: no request within the handshake timeout");
       }
-      std::string frame;
-      ReadWaiter reader;
-      for (;;) {
-        reader.wait(c);  // an active client's next request usually follows within µs
-        c.recv_bytes(frame, kMaxFrame);
-        std::string reply = self->core->handle_frame(session, frame, native_wire());
-        if (reply.empty()) break;  // malformed: this stream can no longer be trusted
-        c.send_bytes(reply);
-      }
-    } catch (...) {
+      self->handler(c);
+    } catch (...) {  // NOLINT(bugprone-empty-catch)
       // EOF, broken socket, failed handshake, oversized frame: this connection only.
     }
-    self->core->release(session);
     std::lock_guard g(self->mu);
     self->conn_fds.erase(fd);
     // `c` closes here, after fd left conn_fds (stop() never shuts down a reused number).
@@ -178,29 +168,28 @@ connection::Listener make_listener(const std::string& address) {
 }
 }  // namespace
 
-SocketServer::SocketServer(std::shared_ptr<ServerCore> core, const std::string& address, std::string authkey,
-                           std::chrono::milliseconds handshake_timeout)
-    : shared_(std::make_shared<Shared>()), listener_(make_listener(address)) {
-  shared_->core = std::move(core);
+SocketServer::SocketServer(const std::string& address, std::string authkey,
+                           std::chrono::milliseconds handshake_timeout, Handler handler)
+    : shared_(std::make_shared<Shared>()), listener_(make_listener(address)), address_(listener_.address().str()) {
   shared_->authkey = std::move(authkey);
   shared_->handshake_timeout = handshake_timeout;
+  shared_->handler = std::move(handler);
   shared_->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC));
   if (!shared_->wake) throw OSError(errno, "manager server: eventfd");
-  std::weak_ptr<Shared> weak = shared_;
-  shared_->core->on_shutdown = [weak] {
-    if (auto s = weak.lock()) s->stop();
-  };
 }
 
 SocketServer::~SocketServer() {
   stop();
-  shared_->core->on_shutdown = nullptr;
   listener_.close();
 }
 
-std::string SocketServer::address() const { return listener_.address().str(); }
-
 void SocketServer::stop() noexcept { shared_->stop(); }
+
+std::function<void()> SocketServer::stopper() const {
+  return [weak = std::weak_ptr<Shared>(shared_)] {
+    if (auto s = weak.lock()) s->stop();
+  };
+}
 
 bool SocketServer::wait_idle(Deadline deadline) {
   std::unique_lock g(shared_->mu);
@@ -238,6 +227,32 @@ void SocketServer::serve_forever() {
     c.max_message_size(kMaxFrame);
     std::thread(&Shared::serve, shared_, std::move(c)).detach();
   }
+  listener_.close();
+}
+
+std::unique_ptr<SocketServer> make_native_server(std::shared_ptr<ServerCore> core, const std::string& address,
+                                                 std::string authkey, std::chrono::milliseconds handshake_timeout) {
+  auto frame_loop = [core](Connection& c) {
+    Session session;
+    try {
+      std::string frame;
+      ReadWaiter reader;
+      for (;;) {
+        reader.wait(c);  // an active client's next request usually follows within µs
+        c.recv_bytes(frame, kMaxFrame);
+        std::string reply = core->handle_frame(session, frame, native_wire());
+        if (reply.empty()) break;  // malformed: this stream can no longer be trusted
+        c.send_bytes(reply);
+      }
+    } catch (...) {
+      core->release(session);
+      throw;
+    }
+    core->release(session);
+  };
+  auto srv = std::make_unique<SocketServer>(address, std::move(authkey), handshake_timeout, std::move(frame_loop));
+  core->on_shutdown = srv->stopper();
+  return srv;
 }
 
 // ------------------------------------------------------------------------ client side

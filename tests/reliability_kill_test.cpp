@@ -346,6 +346,9 @@ TEST(KillManagerClient, MidCallLeavesTheServerServing) {
     done.reset();
     const long before = counter[0].get();
     mp::Process client([&] {
+      // Released only when the server has read this connection to its end, i.e. after it
+      // finished whatever request was in flight: lets the parent wait for exactly that.
+      auto mine = m.list<int>({-1});
       for (int j = 0;; ++j) {
         counter.add(0, 1);
         done[0].fetch_add(1, std::memory_order_release);
@@ -354,11 +357,14 @@ TEST(KillManagerClient, MidCallLeavesTheServerServing) {
       }
     });
     client.start();
-    const long point = static_cast<long>(rng() % 40);
+    const long point = 1 + static_cast<long>(rng() % 40);  // >= 1: `mine` exists
     ASSERT_TRUE(mp_rel::spin_until([&] { return done[0].load(std::memory_order_acquire) >= point; }));
     pause_for(rng() % 20000);
     client.kill();
     ASSERT_TRUE(client.join(mp_rel::kSafety));
+    // The server may still be handling the dead client's last request: wait until it has
+    // read that connection to its end (and so released `mine`) before judging it.
+    ASSERT_TRUE(mp_rel::spin_until([&] { return m.number_of_objects() == 2u; })) << m.number_of_objects();
     // The server is still serving, and the killed client's add was applied whole or not at all.
     const long after = counter[0].get();
     const long completed = done[0].load();

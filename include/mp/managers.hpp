@@ -922,10 +922,6 @@ namespace internal::manager {
 class SocketServer;
 struct Running;
 }  // namespace internal::manager
-namespace internal::python_manager {
-class PyServer;
-}  // namespace internal::python_manager
-
 namespace managers {
 /// The wire protocol a BaseManager speaks. native: mp's own (typed referents and proxies,
 /// mp::codec). python: CPython's multiprocessing.managers protocol (pickled tuples), so the
@@ -937,7 +933,6 @@ class Referent;
 }  // namespace python
 }  // namespace managers
 
-/// Options of a BaseManager, each with its default.
 /// BaseManager's third argument, as keyword arguments:
 /// `mp::BaseManager m("127.0.0.1:5000", key, {.protocol = ..., .handshake_timeout = 5s})`.
 struct BaseManagerOptions {
@@ -946,8 +941,7 @@ struct BaseManagerOptions {
   /// A client must complete the authentication handshake — on a server without an authkey,
   /// send its first request — within this time; otherwise the server closes its connection.
   /// A client that connects and says nothing thus holds a server thread for this long at
-  /// most, and never delays other clients. Default 30 s. (Native protocol; the Python-protocol
-  /// server follows CPython, which has no such limit.)
+  /// most, and never delays other clients. Default 30 s. Both protocols.
   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(30);
 };
 
@@ -969,11 +963,8 @@ class Server {
 
  private:
   friend class BaseManager;
-  Server(std::shared_ptr<internal::manager::ServerCore> core, std::unique_ptr<internal::manager::SocketServer> s);
-  explicit Server(std::unique_ptr<internal::python_manager::PyServer> py);
-  std::shared_ptr<internal::manager::ServerCore> core_;
-  std::unique_ptr<internal::manager::SocketServer> impl_;
-  std::unique_ptr<internal::python_manager::PyServer> py_;  // Protocol::python
+  explicit Server(std::unique_ptr<internal::manager::SocketServer> s);
+  std::unique_ptr<internal::manager::SocketServer> impl_;  // either protocol
 };
 
 /// A manager at an address (Python's multiprocessing.managers.BaseManager).
@@ -1087,6 +1078,8 @@ class BaseManager {
  private:
   /// Throws mp::ValueError unless the manager speaks `p` (`what` and `name` for the message).
   void require_protocol(managers::Protocol p, std::string_view what, const std::string& name) const;
+  /// Binds a server for this manager's protocol, address and callables (start, get_server).
+  std::unique_ptr<internal::manager::SocketServer> make_server() const;
 };
 
 /// Python's SyncManager: a BaseManager whose server can make every standard type.

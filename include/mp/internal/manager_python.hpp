@@ -1,13 +1,13 @@
 // mp/internal/manager_python.hpp — CPython's manager protocol: the client's dispatch and
-// the server (PyServer) behind BaseManager's Protocol::python.
+// the server (make_python_server) behind BaseManager's Protocol::python.
 //
 // Client: every server call opens an authenticated mp::Connection, sends one pickled
 // (None, methodname, args, kwds) and reads one (kind, result) — CPython's dispatch(). A
 // proxy's per-thread channel is a connection that sent ('accept_connection', (name,)).
 //
-// Server: PyServer listens (mp::connection::Listener, no authentication in accept) and
-// serves each connection on its own detached thread, which first runs the mutual HMAC
-// handshake with a deadline, then handles one server call — or, after accept_connection,
+// Server: make_python_server() — the transport shared with the native protocol
+// (manager_socket.hpp: one detached thread per connection, the mutual HMAC handshake with
+// a deadline first) — handles one server call — or, after accept_connection,
 // method calls until end of file. Objects live in a registry keyed by ident (the referent's
 // address in hex, as CPython's '%x' % id(obj)) with a server-wide reference count; an
 // object whose count reaches zero leaves the registry (the registered callable may still
@@ -28,6 +28,10 @@
 #include "mp/internal/futex.hpp"
 #include "mp/managers_python.hpp"
 #include "mp/pickle.hpp"
+
+namespace mp::internal::manager {
+class SocketServer;
+}  // namespace mp::internal::manager
 
 namespace mp::internal::python_manager {
 
@@ -80,37 +84,11 @@ class Registry {
   std::unique_ptr<Impl> impl_;
 };
 
-class PyServer {
- public:
-  /// Binds `address` ("" = a fresh Unix socket in a private directory). Throws mp::OSError
-  /// when it cannot be bound.
-  PyServer(std::map<std::string, Factory> callables, const std::string& address, std::string authkey,
-           std::chrono::milliseconds handshake_timeout = std::chrono::seconds(30));
-  PyServer(const PyServer&) = delete;
-  PyServer& operator=(const PyServer&) = delete;
-  ~PyServer();
-
-  [[nodiscard]] std::string address() const;
-  /// Accepts and serves until stop() or a client's shutdown call, then stops listening.
-  void serve_forever();
-  /// Also stop when `fd` becomes readable (the owner's control connection).
-  void watch(int fd) noexcept { watch_fd_ = fd; }
-  /// Thread-safe, idempotent.
-  void stop() noexcept;
-  /// After stop(): waits until every connection thread ended or `deadline` passes.
-  bool wait_idle(Deadline deadline);
-
-  struct Shared;
-
- private:
-  std::shared_ptr<Shared> shared_;
-  connection::Listener listener_;
-  int watch_fd_ = -1;
-};
-
-/// The body of the server process BaseManager::start() forks for Protocol::python: reports
-/// "ok:<address>" (or "err:<what>") on `control`, serves until shutdown, then _exit()s.
-[[noreturn]] void run_server(Connection& control, const std::map<std::string, Factory>& callables,
-                             const std::string& address, const std::string& authkey);
+/// The CPython protocol's server: the shared transport (manager_socket.hpp) whose
+/// connections run one server call each — or, after accept_connection, method calls on the
+/// registry until end of file; a client's shutdown call stops the server.
+std::unique_ptr<manager::SocketServer> make_python_server(std::map<std::string, Factory> callables,
+                                                          const std::string& address, std::string authkey,
+                                                          std::chrono::milliseconds handshake_timeout);
 
 }  // namespace mp::internal::python_manager
