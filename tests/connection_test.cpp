@@ -17,6 +17,7 @@
 #include <random>
 #include <thread>
 
+#include "helpers/python_peer.hpp"
 #include "helpers/support.hpp"
 #include "mp/connection.hpp"
 #include "mp/process.hpp"
@@ -71,59 +72,7 @@ std::string tmp_path(const std::string& name) {
   return "/tmp/mp-test-" + std::to_string(::getpid()) + "-" + name;
 }
 
-// A python3 process with its stdout+stderr on a pipe we read line by line.
-class PythonPeer {
- public:
-  PythonPeer(const char* script, const std::vector<std::string>& args) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
-    out_ = fds[0];
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-    std::vector<std::string> argv_s{"python3", "-c", script};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int rc = posix_spawnp(&pid_, "python3", &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(fds[1]);
-    if (rc != 0) throw std::runtime_error("cannot start python3");
-  }
-  ~PythonPeer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (out_ >= 0) ::close(out_);
-  }
-  // The next line the script printed (without '\n'); empty at end of output.
-  std::string line() {
-    std::string s;
-    char c;
-    while (::read(out_, &c, 1) == 1 && c != '\n') s += c;
-    all_ += s + "\n";
-    return s;
-  }
-  // Waits for the script to end: its exit code; `all()` then holds everything it printed.
-  int finish() {
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(out_, buf, sizeof buf)) > 0) all_.append(buf, static_cast<std::size_t>(n));
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
-  }
-  const std::string& all() const { return all_; }
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  std::string all_;
-};
+using mp_test::PythonPeer;
 
 bool have_python() { return mp_test::run("python3 -c 'import multiprocessing.connection'").exit_code == 0; }
 
@@ -890,7 +839,7 @@ TEST(Python, PythonClientAuthenticatesAndExchangesFramesWithMpListener) {
     SCOPED_TRACE(where);
     Listener l(std::string(where) == "unix" ? Address(tmp_path("py.sock")) : Address("127.0.0.1", 0),
                {.authkey = "py-secret"});
-    PythonPeer py(kPyClient, {l.address().str(), "py-secret"});
+    PythonPeer py({"-c", kPyClient, l.address().str(), "py-secret"});
     mp::Connection c = l.accept();  // Python 3.11 answers our {sha256} challenge with raw HMAC-MD5
     c.send_bytes("hello from C++");
     EXPECT_EQ(c.recv_bytes(), "++C morf olleh");
@@ -910,12 +859,12 @@ TEST(Python, PythonClientWithWrongKeyIsRejectedAndTheListenerSurvives) {
   if (!have_python()) GTEST_SKIP() << "python3 with multiprocessing is not available";
   Listener l(tmp_path("pywrong.sock"), {.authkey = "right"});
   {
-    PythonPeer py(kPyClient, {l.address().str(), "wrong"});
+    PythonPeer py({"-c", kPyClient, l.address().str(), "wrong"});
     EXPECT_THROW((void)l.accept(), mp::AuthenticationError);
     EXPECT_EQ(py.finish(), 0) << py.all();
     EXPECT_NE(py.all().find("AuthenticationError"), std::string::npos) << py.all();
   }
-  PythonPeer py(kPyClient, {l.address().str(), "right"});
+  PythonPeer py({"-c", kPyClient, l.address().str(), "right"});
   mp::Connection c = l.accept();
   c.send_bytes("ab");
   EXPECT_EQ(c.recv_bytes(), "ba");
@@ -928,7 +877,7 @@ TEST(Python, MpClientAuthenticatesWithPythonListener) {
   for (const char* where : {"unix", "tcp"}) {
     SCOPED_TRACE(where);
     std::string path = tmp_path("pylistener.sock");
-    PythonPeer py(kPyListener, {std::string(where) == "unix" ? path : "tcp", "shared"});
+    PythonPeer py({"-c", kPyListener, std::string(where) == "unix" ? path : "tcp", "shared"});
     std::string addr = py.line();  // Python 3.11 sends a legacy 20-byte challenge
     auto c = Client(addr, {.authkey = "shared"});
     EXPECT_EQ(c.recv_bytes(), "hello from python");
@@ -941,7 +890,7 @@ TEST(Python, MpClientAuthenticatesWithPythonListener) {
 
 TEST(Python, MpClientWithWrongKeyGetsAuthenticationErrorFromPythonListener) {
   if (!have_python()) GTEST_SKIP() << "python3 with multiprocessing is not available";
-  PythonPeer py(kPyListener, {"tcp", "shared"});
+  PythonPeer py({"-c", kPyListener, "tcp", "shared"});
   std::string addr = py.line();
   EXPECT_THROW((void)Client(addr, {.authkey = "not shared"}), mp::AuthenticationError);
   EXPECT_EQ(py.finish(), 0) << py.all();
@@ -954,14 +903,14 @@ TEST(Python, ModernDigestPrefixedHandshakeBothWays) {
     SCOPED_TRACE(digest);
     {  // Python (3.12 rules) connects to our Listener
       Listener l(tmp_path(std::string("modern-") + digest + ".sock"), {.authkey = "k3"});
-      PythonPeer py(kPy312, {"client", l.address().str(), "k3", digest});
+      PythonPeer py({"-c", kPy312, "client", l.address().str(), "k3", digest});
       mp::Connection c = l.accept();
       EXPECT_EQ(c.recv_bytes(), std::string("modern ") + digest);
       EXPECT_EQ(py.finish(), 0) << py.all();
     }
     {  // we connect to a Python listener speaking 3.12 rules
       std::string path = tmp_path(std::string("modern-py-") + digest + ".sock");
-      PythonPeer py(kPy312, {"server", path, "k3", digest});
+      PythonPeer py({"-c", kPy312, "server", path, "k3", digest});
       EXPECT_EQ(py.line(), "listening");
       auto c = Client(path, {.authkey = "k3"});
       EXPECT_EQ(c.recv_bytes(), std::string("modern ") + digest);
@@ -970,7 +919,7 @@ TEST(Python, ModernDigestPrefixedHandshakeBothWays) {
     }
   }
   Listener l(tmp_path("modern-wrong.sock"), {.authkey = "k3"});
-  PythonPeer py(kPy312, {"client", l.address().str(), "other", "sha256"});
+  PythonPeer py({"-c", kPy312, "client", l.address().str(), "other", "sha256"});
   EXPECT_THROW((void)l.accept(), mp::AuthenticationError);
   EXPECT_EQ(py.finish(), 0) << py.all();
   EXPECT_NE(py.all().find("answered=False"), std::string::npos) << py.all();
@@ -979,7 +928,7 @@ TEST(Python, ModernDigestPrefixedHandshakeBothWays) {
 TEST(Python, DescriptorsCrossBetweenPythonAndMp) {
   if (!have_python()) GTEST_SKIP() << "python3 with multiprocessing is not available";
   Listener l(tmp_path("pyfds.sock"));
-  PythonPeer py(kPyFds, {l.address().str()});
+  PythonPeer py({"-c", kPyFds, l.address().str()});
   mp::Connection c = l.accept();
   {
     mp::UniqueFd from_python = c.recv_fd();  // Python's reduction.send_handle

@@ -6,7 +6,6 @@
 // backoff (spin, then sleeps growing to 1 ms) instead of a blocking MPI_Recv, because Open
 // MPI's blocking receive busy-polls a core: on an oversubscribed host the idle ranks would
 // steal the CPU from the ones computing.
-#include <cxxabi.h>
 #include <mpi.h>
 #include <poll.h>
 #include <sched.h>
@@ -27,15 +26,6 @@
 #include "mpi/runtime.hpp"
 
 namespace mp::mpi::internal {
-
-std::string demangle(const char* mangled) {
-  int status = 0;
-  char* s = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string out = status == 0 && s ? s : mangled;
-  std::free(s);
-  for (auto p = out.find("__cxx11::"); p != std::string::npos; p = out.find("__cxx11::")) out.erase(p, 9);
-  return out;
-}
 
 std::string identity() {
   char host[256] = {};
