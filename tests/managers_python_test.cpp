@@ -71,12 +71,26 @@ print('ready %s:%d' % s.address, flush=True)
 s.serve_forever()
 )PY";
 
-/// Starts kPyServer with `authkey`; returns its address (empty if it failed).
+/// Waits until a server script prints "ready <address>": the address ("" if it ended first).
 std::string start_python_server(PythonPeer& py) { return py.wait_for("ready "); }
 
 mp::BaseManager python_manager(const std::string& address, std::string key = "secret") {
   return mp::BaseManager(address, std::move(key), {.protocol = Protocol::python});
 }
+
+/// Each test gets its own python3 BaseManager server (kPyServer, authkey "secret") at
+/// `address`; skipped without python3.
+class PythonServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    REQUIRE_PYTHON();
+    py.emplace(std::vector<std::string>{"-c", kPyServer, "secret"});
+    address = start_python_server(*py);
+    ASSERT_FALSE(address.empty()) << py->all();
+  }
+  std::optional<PythonPeer> py;
+  std::string address;
+};
 
 struct Order {
   std::string item;
@@ -93,11 +107,7 @@ struct Order {
 
 // --- a C++ client of a Python manager --------------------------------------------------
 
-TEST(PythonServer, CppClientPutsAndGetsOnARegisteredPythonQueue) {
-  REQUIRE_PYTHON();
-  PythonPeer py({"-c", kPyServer, "secret"});
-  std::string address = start_python_server(py);
-  ASSERT_FALSE(address.empty()) << py.all();
+TEST_F(PythonServer, CppClientPutsAndGetsOnARegisteredPythonQueue) {
   mp::BaseManager m(address, "secret", {.protocol = Protocol::python});
   m.connect();
   auto q = m.get<py::QueueProxy<int>>("get_task_queue");
@@ -116,14 +126,10 @@ TEST(PythonServer, CppClientPutsAndGetsOnARegisteredPythonQueue) {
   EXPECT_THROW((void)q.get(10ms), mp::Empty);   // Python's queue.Empty after the timeout
   EXPECT_THROW((void)q.get(-5s), mp::Empty);    // a negative timeout counts as zero
   m.shutdown();
-  EXPECT_EQ(py.finish(), 0) << py.all();        // serve_forever's sys.exit(0)
+  EXPECT_EQ(py->finish(), 0) << py->all();      // serve_forever's sys.exit(0)
 }
 
-TEST(PythonServer, EveryPickledKindRoundTripsThroughAPythonQueue) {
-  REQUIRE_PYTHON();
-  PythonPeer py({"-c", kPyServer, "secret"});
-  std::string address = start_python_server(py);
-  ASSERT_FALSE(address.empty()) << py.all();
+TEST_F(PythonServer, EveryPickledKindRoundTripsThroughAPythonQueue) {
   auto m = python_manager(address);
   auto q = m.get<py::QueueProxy<>>("get_task_queue");
   pk::Value everything = pk::Value::tuple(
@@ -149,11 +155,7 @@ TEST(PythonServer, EveryPickledKindRoundTripsThroughAPythonQueue) {
   EXPECT_THROW((void)ints.get(60s), pk::TypeError);  // the item was taken; it was not a T
 }
 
-TEST(PythonServer, FullBoundedPythonQueueRaisesFull) {
-  REQUIRE_PYTHON();
-  PythonPeer py({"-c", kPyServer, "secret"});
-  std::string address = start_python_server(py);
-  ASSERT_FALSE(address.empty()) << py.all();
+TEST_F(PythonServer, FullBoundedPythonQueueRaisesFull) {
   auto m = python_manager(address);
   auto q = m.get<py::QueueProxy<int>>("get_small_queue");
   q.put(1);
@@ -163,11 +165,7 @@ TEST(PythonServer, FullBoundedPythonQueueRaisesFull) {
   EXPECT_EQ(q.get(), 1);
 }
 
-TEST(PythonServer, PythonExceptionsArriveAsMpExceptions) {
-  REQUIRE_PYTHON();
-  PythonPeer py({"-c", kPyServer, "secret"});
-  std::string address = start_python_server(py);
-  ASSERT_FALSE(address.empty()) << py.all();
+TEST_F(PythonServer, PythonExceptionsArriveAsMpExceptions) {
   auto m = python_manager(address);
   auto boom = m.get<py::Proxy>("get_boom");
   EXPECT_EQ(boom.exposed(), (std::vector<std::string>{"echo", "fail"}));
@@ -205,11 +203,7 @@ TEST(PythonServer, PythonExceptionsArriveAsMpExceptions) {
   EXPECT_THROW((void)m.get<py::Proxy>("get_nothing"), mp::RemoteError);
 }
 
-TEST(PythonServer, WrongAuthkeyRaisesAuthenticationError) {
-  REQUIRE_PYTHON();
-  PythonPeer py({"-c", kPyServer, "secret"});
-  std::string address = start_python_server(py);
-  ASSERT_FALSE(address.empty()) << py.all();
+TEST_F(PythonServer, WrongAuthkeyRaisesAuthenticationError) {
   auto wrong = python_manager(address, "not the secret");
   EXPECT_THROW(wrong.connect(), mp::AuthenticationError);
   EXPECT_THROW((void)wrong.get<py::QueueProxy<int>>("get_task_queue"), mp::AuthenticationError);
@@ -220,11 +214,7 @@ TEST(PythonServer, WrongAuthkeyRaisesAuthenticationError) {
   EXPECT_EQ(q.get(), 5);
 }
 
-TEST(PythonServer, LastProxyCopyGivesTheReferenceBack) {
-  REQUIRE_PYTHON();
-  PythonPeer py({"-c", kPyServer, "secret"});
-  std::string address = start_python_server(py);
-  ASSERT_FALSE(address.empty()) << py.all();
+TEST_F(PythonServer, LastProxyCopyGivesTheReferenceBack) {
   auto m = python_manager(address);
   EXPECT_EQ(m.number_of_objects(), 0u);
   {
@@ -239,11 +229,7 @@ TEST(PythonServer, LastProxyCopyGivesTheReferenceBack) {
   EXPECT_EQ(m.number_of_objects(), 0u);  // decref'd when the last copy went
 }
 
-TEST(PythonServer, ForkedChildTakesItsOwnReferenceAndConnection) {
-  REQUIRE_PYTHON();
-  PythonPeer py({"-c", kPyServer, "secret"});
-  std::string address = start_python_server(py);
-  ASSERT_FALSE(address.empty()) << py.all();
+TEST_F(PythonServer, ForkedChildTakesItsOwnReferenceAndConnection) {
   auto m = python_manager(address);
   auto q = m.get<py::QueueProxy<int>>("get_task_queue");
   q.put(1);  // the parent's channel exists before the fork
@@ -257,11 +243,7 @@ TEST(PythonServer, ForkedChildTakesItsOwnReferenceAndConnection) {
   EXPECT_EQ(m.number_of_objects(), 1u);  // the child gave back only its own reference
 }
 
-TEST(PythonServer, EachThreadCallsOnItsOwnConnection) {
-  REQUIRE_PYTHON();
-  PythonPeer py({"-c", kPyServer, "secret"});
-  std::string address = start_python_server(py);
-  ASSERT_FALSE(address.empty()) << py.all();
+TEST_F(PythonServer, EachThreadCallsOnItsOwnConnection) {
   auto m = python_manager(address);
   auto q = m.get<py::QueueProxy<int>>("get_task_queue");
   int got = 0;
@@ -272,7 +254,7 @@ TEST(PythonServer, EachThreadCallsOnItsOwnConnection) {
   EXPECT_EQ(got, 7);
 }
 
-TEST(PythonServer, SyncManagerTypesAreUsableThroughGenericProxies) {
+TEST(PythonSyncManager, TypesAreUsableThroughGenericProxies) {
   REQUIRE_PYTHON();
   constexpr const char* kSync = R"PY(
 import sys
