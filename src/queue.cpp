@@ -257,6 +257,23 @@ void Ring::publish_head(std::uint64_t head, std::uint32_t pos, std::uint32_t len
   h_->head.store(make_word(pos + record_size(len), cnt_of(head) + (counts ? 1 : 0)), std::memory_order_release);
 }
 
+// How far the tail must move before a producer that found no room for an n-byte message at
+// `seen_tail` stops spinning: until an eighth of the ring (and of maxsize) is free beyond
+// its record. (Once the spin is over, any room will do.)
+RingProgress Ring::room_worth_waiting_for(std::uint64_t seen_tail, std::size_t n) const noexcept {
+  const std::uint64_t head = h_->head.load(std::memory_order_relaxed);
+  auto shortfall = [](std::uint32_t want, std::uint32_t have) { return want > have ? want - have : 0u; };
+  RingProgress p;
+  const std::uint32_t free_bytes = cap_ - static_cast<std::uint32_t>(pos_of(head) - pos_of(seen_tail));
+  p.bytes = shortfall(std::min(cap_, record_size(n) + cap_ / 8), free_bytes);
+  if (h_->maxsize != 0) {
+    const std::uint32_t used = cnt_of(head) - cnt_of(seen_tail);
+    const std::uint32_t free_items = used < h_->maxsize ? h_->maxsize - used : 0;
+    p.count = shortfall(std::max<std::uint32_t>(1, h_->maxsize / 8), free_items);
+  }
+  return p;
+}
+
 bool Ring::try_write_whole(const void* data, std::size_t n, std::uint64_t& seen_tail) noexcept {
   std::uint64_t head = h_->head.load(std::memory_order_acquire);  // only put_lock holders change it
   std::uint32_t rec = record_size(n);
@@ -289,8 +306,13 @@ bool Ring::put(const void* data, std::size_t n, Deadline deadline) {
       notify_after_unlock(h_->data);
       return true;
     }
-    // Full: wait (without the lock) until a consumer moves the tail, then try again.
-    if (!await_change(h_->tail, seen_tail, h_->space, deadline, local_->spin_put_ns, kSpacePauses)) return false;
+    // Full: wait (without the lock) until a consumer moves the tail, then try again. While
+    // spinning, wait for room for a batch of messages rather than for one: a producer that
+    // tracks a busy consumer message by message pulls the consumer's `tail` line on every
+    // message, which stalls the consumer (its next locked instruction waits for the line).
+    if (!await_change(h_->tail, seen_tail, h_->space, deadline, local_->spin_put_ns, kSpacePauses,
+                      room_worth_waiting_for(seen_tail, n)))
+      return false;
   }
 }
 
@@ -492,21 +514,27 @@ bool Ring::assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std:
 // Exception: woken by a process running on the CPU where we spun, the peer could only run
 // because we slept; spinning there just burns its time, so the next wait sleeps at once.
 bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen, WaitWord& sig, Deadline deadline,
-                        std::atomic<std::int64_t>& budget, int max_pauses) noexcept {
-  if (w.load(std::memory_order_acquire) != seen) return true;
+                        std::atomic<std::int64_t>& budget, int max_pauses, RingProgress enough) noexcept {
+  auto moved_enough = [&](std::uint64_t now) {
+    return now != seen && static_cast<std::uint32_t>(cnt_of(now) - cnt_of(seen)) >= enough.count &&
+           static_cast<std::uint32_t>(pos_of(now) - pos_of(seen)) >= enough.bytes;
+  };
+  if (moved_enough(w.load(std::memory_order_acquire))) return true;
   const auto start = Clock::now();
-  if (deadline && *deadline <= start) return false;
+  if (deadline && *deadline <= start) return w.load(std::memory_order_acquire) != seen;
   const std::int64_t spin = budget.load(std::memory_order_relaxed);
   auto spin_end = start + std::chrono::nanoseconds(spin);
   if (deadline && *deadline < spin_end) spin_end = *deadline;
   // Poll with exponential back-off: each poll pulls the line the other side is about to
-  // write, and its next locked instruction then stalls until the line comes back.
+  // write, and its next locked instruction then stalls until the line comes back. While
+  // spinning, wait for `enough` progress (any change once the spin is over).
   for (int pauses = 1, polls = 1; spin > 0; ++polls) {
-    if (w.load(std::memory_order_acquire) != seen) return true;
+    if (moved_enough(w.load(std::memory_order_acquire))) return true;
     for (int i = 0; i < pauses; ++i) cpu_relax();
     pauses = std::min(pauses * 2, max_pauses);
     if (polls % 4 == 0 && Clock::now() >= spin_end) break;
   }
+  if (w.load(std::memory_order_acquire) != seen) return true;
   // Where we spun, not where we wake: the scheduler tends to wake us on the waker's CPU.
   const std::int32_t spin_cpu = current_cpu();
   auto adapt = [&](bool slept) {

@@ -106,6 +106,12 @@ struct RingOptions {
   std::size_t capacity = std::size_t{1} << 20;
 };
 
+/// How far a watched ring word must move (items, bytes) before a spinning waiter returns.
+struct RingProgress {
+  std::uint32_t count = 0;
+  std::uint32_t bytes = 0;
+};
+
 /// The shared state of one queue plus this process's view of it. Copies share both the
 /// queue and the per-process state (spin budgets, the closed flag of mp::Queue).
 class Ring {
@@ -157,7 +163,8 @@ class Ring {
   Read try_read(RingSink& sink, std::uint64_t& seen_head, bool& released_space);
   bool assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std::uint32_t tag);
   bool await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen, WaitWord& sig, Deadline deadline,
-                    std::atomic<std::int64_t>& budget, int max_pauses) noexcept;
+                    std::atomic<std::int64_t>& budget, int max_pauses, RingProgress enough = {}) noexcept;
+  RingProgress room_worth_waiting_for(std::uint64_t seen_tail, std::size_t n) const noexcept;
   void copy_in(std::uint32_t pos, const void* src, std::size_t n) noexcept;
   void copy_out(std::uint32_t pos, void* dst, std::size_t n) const noexcept;
   void publish_head(std::uint64_t head, std::uint32_t pos, std::uint32_t len, std::uint32_t kind, const void* a,
