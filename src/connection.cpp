@@ -52,6 +52,15 @@ constexpr std::int64_t kSpinInitialNs = 20'000;
 constexpr std::int64_t kSpinMinNs = 1'000;
 constexpr std::int64_t kSpinMaxNs = 50'000;
 constexpr int kSpinMaxPauses = 32;  // between two polls, each of which is a system call
+// A reader whose last read found data waiting, but less than it asked for, is keeping up
+// with a writer that streams: each of its reads then takes the pipe's lock between two
+// writes, and writer and reader end up taking turns on that lock, one message per read.
+// Such a reader lets writes gather for a moment (in user space, no system call) before
+// reading again: the writer then runs unhindered and every read collects a batch. Measured
+// with 68-byte frames: 1.1M msg/s reading at once, 2.3-3.1M waiting 2 us first (a plain
+// reader of exact-size reads: 1.8M). Delivery is delayed by at most this much, and only
+// while data keeps arriving faster than it is read.
+constexpr std::int64_t kGatherNs = 2'000;
 
 std::size_t put_header(std::uint64_t n, char* out) noexcept {
   if (n > 0x7fffffffu) {
@@ -100,6 +109,7 @@ struct Connection::RecvState {
   std::size_t pending = 0;  // bytes of the frame handed out by recv_frame_view
   bool fds_lost = false;
   std::int64_t spin_ns = kSpinInitialNs;  // poll budget of a read that finds nothing (-1: cannot poll)
+  bool streaming = false;  // the last read found data waiting and took less than it could (kGatherNs)
   std::deque<UniqueFd> fds;  // descriptors that arrived with the bytes in `buf`
   std::string big;           // frames larger than the read buffer, for recv<T>
   alignas(64) char buf[kReadBuffer];
@@ -309,10 +319,22 @@ std::size_t Connection::buffered() const noexcept { return rs_ ? rs_->end - rs_-
 
 // The blocking read of fill(), polled first for a while when nothing is there yet.
 [[gnu::always_inline]] inline std::size_t Connection::read_or_spin(char* dest, std::size_t n, const char* what) {
+  auto& s = *rs_;
+  if (s.streaming) let_writes_gather();
   ssize_t r = internal::read_nowait(fd_.get(), dest, n);
-  if (r >= 0) [[likely]]
+  if (r >= 0) [[likely]] {
+    s.streaming = r > 0 && static_cast<std::size_t>(r) < n;
     return static_cast<std::size_t>(r);
+  }
+  s.streaming = false;
   return spin_then_read(dest, n, what, static_cast<int>(-r));
+}
+
+[[gnu::noinline]] void Connection::let_writes_gather() noexcept {
+  const auto end = internal::Clock::now() + std::chrono::nanoseconds(kGatherNs);
+  do {
+    for (int i = 0; i < 8; ++i) internal::cpu_relax();
+  } while (internal::Clock::now() < end);
 }
 
 // The budget adapts as the queue's does (Ring::await_change in src/queue.cpp): a wait that

@@ -247,6 +247,7 @@ class Connection {
   std::size_t recv_with_fds(const ::iovec* iov, int iovcnt, internal::Deadline deadline, const char* what);
   std::size_t read_or_spin(char* dest, std::size_t n, const char* what);
   std::size_t spin_then_read(char* dest, std::size_t n, const char* what, int err);
+  static void let_writes_gather() noexcept;
   std::size_t raw_readv(const ::iovec* iov, int iovcnt, internal::Deadline deadline, const char* what);
   void check_writable(const char* what) const;
   void check_readable(const char* what) const;
