@@ -208,7 +208,6 @@ Ring::Ring(RingOptions opts) {
   local_ = std::make_shared<Local>();
 }
 
-bool Ring::closed() const noexcept { return local_->closed_by.load(std::memory_order_relaxed) == self_pid(); }
 void Ring::set_closed() noexcept { local_->closed_by.store(self_pid(), std::memory_order_relaxed); }
 
 std::size_t Ring::maxsize() const noexcept { return h_->maxsize; }
@@ -223,11 +222,11 @@ std::size_t Ring::qsize() const noexcept {
 
 // SideLock::lock takes over from a dead holder even when `deadline` is immediate, so
 // get_nowait()/put_nowait() recover a side abandoned by a killed process too.
-bool Ring::lock_put(Deadline deadline) noexcept { return h_->put_lock.lock(static_cast<std::uint32_t>(self_pid()), deadline); }
-bool Ring::lock_get(Deadline deadline) noexcept { return h_->get_lock.lock(static_cast<std::uint32_t>(self_pid()), deadline); }
+inline bool Ring::lock_put(Deadline deadline) noexcept { return h_->put_lock.lock(static_cast<std::uint32_t>(self_pid()), deadline); }
+inline bool Ring::lock_get(Deadline deadline) noexcept { return h_->get_lock.lock(static_cast<std::uint32_t>(self_pid()), deadline); }
 // A takeover from a dead holder needs no repair (see ring.hpp).
-void Ring::unlock_put() noexcept { h_->put_lock.unlock(light_fences_registered()); }
-void Ring::unlock_get() noexcept { h_->get_lock.unlock(light_fences_registered()); }
+inline void Ring::unlock_put() noexcept { h_->put_lock.unlock(light_fences_registered()); }
+inline void Ring::unlock_get() noexcept { h_->get_lock.unlock(light_fences_registered()); }
 
 void Ring::copy_in(std::uint32_t pos, const void* src, std::size_t n) noexcept {
   if (n == 0) return;  // src may be null (an empty vector's data())
@@ -429,14 +428,14 @@ Ring::Read Ring::try_read(RingSink& sink, std::uint64_t& seen_head, bool& releas
       throw RuntimeError("mp::Queue: the shared ring is corrupt (a record runs past the published head); "
                          "something outside mp wrote into the queue's memory");
     if (kind == kWhole) {
-      void* dst;
+      const std::uint32_t at = (pos_of(tail) + kHeader) & mask_;
       try {
-        dst = sink.reserve(len);
+        if (at + len <= cap_) sink.accept(data_ + at, len);  // most messages: one piece
+        else copy_out(pos_of(tail) + kHeader, sink.reserve(len), len);
       } catch (...) {
         advance(rec, true);  // drop it rather than leave a message nobody can take
         throw;
       }
-      copy_out(pos_of(tail) + kHeader, dst, len);
       fault_point(RingPoint::get_before_release);
       advance(rec, true);
       return Read::got;

@@ -112,6 +112,15 @@ class ValueSink final : public RingSink {
     }
   }
 
+  void accept(const void* data, std::size_t n) override {
+    if constexpr (std::is_same_v<T, std::string>) {
+      size_ = n;
+      str_.assign(static_cast<const char*>(data), n);  // no zero-fill before the copy, as resize() would
+    } else {
+      std::memcpy(reserve(n), data, n);
+    }
+  }
+
   T take() {
     if constexpr (TriviallyTransferable<T>) {
       if (size_ != sizeof(T))

@@ -15,16 +15,15 @@ namespace {
 
 long membarrier(int cmd) noexcept { return ::syscall(__NR_membarrier, cmd, 0, 0); }
 
-// The process (pid) that registered, or that found registration impossible; a forked
-// child has a different pid and so tries again.
-std::atomic<pid_t> registered_pid{0};
+// The process (pid) that found registration impossible; a forked child has a different pid
+// and so tries again.
 std::atomic<pid_t> refused_pid{0};
 
 [[gnu::noinline, gnu::cold]] bool register_now(pid_t me) noexcept {
   long supported = membarrier(MEMBARRIER_CMD_QUERY);
   if (supported >= 0 && (supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
       membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0) {
-    registered_pid.store(me, std::memory_order_relaxed);
+    detail::light_fences_pid.store(me, std::memory_order_relaxed);
     return true;
   }
   refused_pid.store(me, std::memory_order_relaxed);
@@ -33,10 +32,10 @@ std::atomic<pid_t> refused_pid{0};
 
 }  // namespace
 
-bool light_fences_registered() noexcept {
-  pid_t me = self_pid();
-  if (registered_pid.load(std::memory_order_relaxed) == me) [[likely]]
-    return true;
+std::atomic<pid_t> detail::light_fences_pid{0};
+
+bool detail::register_light_fences() noexcept {
+  const pid_t me = self_pid();
   if (refused_pid.load(std::memory_order_relaxed) == me) return false;
   return register_now(me);
 }

@@ -8,20 +8,21 @@
 
 namespace mp::internal {
 
+pid_t detail::cached_pid = 0;
+
+pid_t detail::refresh_self_pid() noexcept {
+  cached_pid = static_cast<pid_t>(::syscall(SYS_getpid));
+  return cached_pid;
+}
+
 namespace {
-pid_t cached_pid = 0;
-void refresh_pid() noexcept { cached_pid = static_cast<pid_t>(::syscall(SYS_getpid)); }
+void refresh_pid_after_fork() noexcept { (void)detail::refresh_self_pid(); }
 [[maybe_unused]] const bool atfork_installed = [] {
-  refresh_pid();
-  ::pthread_atfork(nullptr, nullptr, refresh_pid);
+  refresh_pid_after_fork();
+  ::pthread_atfork(nullptr, nullptr, refresh_pid_after_fork);
   return true;
 }();
 }  // namespace
-
-pid_t self_pid() noexcept {
-  if (cached_pid == 0) refresh_pid();
-  return cached_pid;
-}
 
 pid_t self_tid() noexcept {
   static thread_local pid_t tid = 0;

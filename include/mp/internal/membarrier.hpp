@@ -16,12 +16,23 @@
 // real fences on the hot side, or to bounded waits on the cold side.
 #pragma once
 
+#include <atomic>
+
+#include "mp/internal/os.hpp"
+
 namespace mp::internal {
+
+namespace detail {
+extern std::atomic<pid_t> light_fences_pid;  // the process that registered (a forked child has another pid)
+bool register_light_fences() noexcept;
+}  // namespace detail
 
 /// True when this process is registered for heavy_fence(), registering it on the first
 /// call in each process (one system call; a forked child registers again). False if the
 /// kernel refuses: the caller must then use a real fence on its hot path.
-[[nodiscard]] bool light_fences_registered() noexcept;
+[[nodiscard]] inline bool light_fences_registered() noexcept {
+  return detail::light_fences_pid.load(std::memory_order_relaxed) == self_pid() || detail::register_light_fences();
+}
 
 /// Runs a full barrier on every CPU running a registered process (membarrier
 /// GLOBAL_EXPEDITED, ~1.5 us here). False if that is not available.

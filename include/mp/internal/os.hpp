@@ -7,8 +7,17 @@
 
 namespace mp::internal {
 
+namespace detail {
+extern pid_t cached_pid;  // set at start-up and by an atfork handler in every forked child
+pid_t refresh_self_pid() noexcept;
+}  // namespace detail
+
 /// This process's pid, cached per process (refreshed after fork by an atfork handler).
-pid_t self_pid() noexcept;
+/// Inline: queues and locks read it on every operation.
+inline pid_t self_pid() noexcept {
+  const pid_t p = detail::cached_pid;
+  return p != 0 ? p : detail::refresh_self_pid();
+}
 /// The calling thread's kernel thread id.
 pid_t self_tid() noexcept;
 /// True when process `pid` has exited (including a zombie not yet reaped) or never existed.

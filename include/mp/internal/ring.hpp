@@ -38,9 +38,11 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 
 #include "mp/internal/futex.hpp"
+#include "mp/internal/os.hpp"
 #include "mp/internal/segment.hpp"
 
 namespace mp::internal {
@@ -94,6 +96,8 @@ extern std::atomic<RingFaultHook> ring_fault_hook;
 class RingSink {
  public:
   virtual void* reserve(std::size_t n) = 0;
+  /// A whole message lying contiguously at `data`: by default copied to reserve(n).
+  virtual void accept(const void* data, std::size_t n) { std::memcpy(reserve(n), data, n); }
 
  protected:
   ~RingSink() = default;
@@ -142,7 +146,9 @@ class Ring {
 
   /// Queue::close's per-process flag: shared by the copies in this process, and reset in a
   /// forked child (as Python's Queue._after_fork does).
-  [[nodiscard]] bool closed() const noexcept;
+  [[nodiscard]] bool closed() const noexcept {
+    return local_->closed_by.load(std::memory_order_relaxed) == self_pid();
+  }
   void set_closed() noexcept;
 
  private:
