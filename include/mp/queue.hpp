@@ -117,7 +117,7 @@ class ValueSink final : public RingSink {
       size_ = n;
       str_.assign(static_cast<const char*>(data), n);  // no zero-fill before the copy, as resize() would
     } else {
-      std::memcpy(reserve(n), data, n);
+      RingSink::accept(data, n);
     }
   }
 

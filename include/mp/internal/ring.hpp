@@ -97,7 +97,10 @@ class RingSink {
  public:
   virtual void* reserve(std::size_t n) = 0;
   /// A whole message lying contiguously at `data`: by default copied to reserve(n).
-  virtual void accept(const void* data, std::size_t n) { std::memcpy(reserve(n), data, n); }
+  virtual void accept(const void* data, std::size_t n) {
+    void* dst = reserve(n);
+    if (n != 0) std::memcpy(dst, data, n);  // an empty vector's data() may be null
+  }
 
  protected:
   ~RingSink() = default;

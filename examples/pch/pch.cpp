@@ -1,2 +1,0 @@
-// Anchor for the examples' precompiled header (examples/CMakeLists.txt).
-int main() { return 0; }

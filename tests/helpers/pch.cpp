@@ -1,2 +1,0 @@
-// Anchor for the test suite's precompiled header (tests/CMakeLists.txt).
-int main() { return 0; }
