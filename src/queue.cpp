@@ -63,6 +63,13 @@ constexpr std::uint32_t cnt_of(std::uint64_t w) noexcept { return static_cast<st
 constexpr std::uint64_t make_word(std::uint32_t pos, std::uint32_t cnt) noexcept {
   return (std::uint64_t{cnt} << 32) | pos;
 }
+// Messages published and not yet taken, and bytes they occupy, between a head and a tail word.
+constexpr std::uint32_t items_between(std::uint64_t head, std::uint64_t tail) noexcept {
+  return cnt_of(head) - cnt_of(tail);
+}
+constexpr std::uint32_t bytes_between(std::uint64_t head, std::uint64_t tail) noexcept {
+  return pos_of(head) - pos_of(tail);
+}
 constexpr std::uint32_t record_size(std::size_t payload) noexcept {
   return static_cast<std::uint32_t>(kHeader + ((payload + 7) & ~std::size_t{7}));
 }
@@ -217,7 +224,14 @@ std::size_t Ring::max_whole_message() const noexcept { return cap_ / 2 - kHeader
 std::size_t Ring::qsize() const noexcept {
   std::uint64_t tail = h_->tail.load(std::memory_order_acquire);  // tail first: never ahead of head
   std::uint64_t head = h_->head.load(std::memory_order_acquire);
-  return static_cast<std::uint32_t>(cnt_of(head) - cnt_of(tail));
+  return items_between(head, tail);
+}
+
+std::uint32_t Ring::free_bytes(std::uint64_t head, std::uint64_t tail) const noexcept {
+  return cap_ - bytes_between(head, tail);
+}
+bool Ring::below_maxsize(std::uint64_t head, std::uint64_t tail) const noexcept {
+  return h_->maxsize == 0 || items_between(head, tail) < h_->maxsize;
 }
 
 // SideLock::lock takes over from a dead holder even when `deadline` is immediate, so
@@ -263,10 +277,9 @@ RingProgress Ring::room_worth_waiting_for(std::uint64_t seen_tail, std::size_t n
   const std::uint64_t head = h_->head.load(std::memory_order_relaxed);
   auto shortfall = [](std::uint32_t want, std::uint32_t have) { return want > have ? want - have : 0u; };
   RingProgress p;
-  const std::uint32_t free_bytes = cap_ - static_cast<std::uint32_t>(pos_of(head) - pos_of(seen_tail));
-  p.bytes = shortfall(std::min(cap_, record_size(n) + cap_ / 8), free_bytes);
+  p.bytes = shortfall(std::min(cap_, record_size(n) + cap_ / 8), free_bytes(head, seen_tail));
   if (h_->maxsize != 0) {
-    const std::uint32_t used = cnt_of(head) - cnt_of(seen_tail);
+    const std::uint32_t used = items_between(head, seen_tail);
     const std::uint32_t free_items = used < h_->maxsize ? h_->maxsize - used : 0;
     p.count = shortfall(std::max<std::uint32_t>(1, h_->maxsize / 8), free_items);
   }
@@ -277,8 +290,7 @@ bool Ring::try_write_whole(const void* data, std::size_t n, std::uint64_t& seen_
   std::uint64_t head = h_->head.load(std::memory_order_acquire);  // only put_lock holders change it
   std::uint32_t rec = record_size(n);
   auto room = [&](std::uint64_t tail) {
-    return static_cast<std::uint32_t>(pos_of(head) - pos_of(tail)) + std::uint64_t{rec} <= cap_ &&
-           (h_->maxsize == 0 || static_cast<std::uint32_t>(cnt_of(head) - cnt_of(tail)) < h_->maxsize);
+    return bytes_between(head, tail) + std::uint64_t{rec} <= cap_ && below_maxsize(head, tail);
   };
   std::uint64_t tail =
       kUseCaches ? h_->tail_cache.load(std::memory_order_relaxed) : h_->tail.load(std::memory_order_acquire);
@@ -320,15 +332,12 @@ bool Ring::put(const void* data, std::size_t n, Deadline deadline) {
 bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
   const auto* src = static_cast<const unsigned char*>(data);
   const std::size_t frag_max = cap_ / 2 - 2 * kHeader;
-  auto free_bytes = [&](std::uint64_t head, std::uint64_t tail) -> std::size_t {
-    return cap_ - static_cast<std::uint32_t>(pos_of(head) - pos_of(tail));
-  };
   for (;;) {
     if (!lock_put(deadline)) return false;
     std::uint64_t head = h_->head.load(std::memory_order_relaxed);
     std::uint64_t tail = h_->tail.load(std::memory_order_acquire);
     h_->tail_cache.store(tail, std::memory_order_relaxed);
-    bool count_ok = h_->maxsize == 0 || static_cast<std::uint32_t>(cnt_of(head) - cnt_of(tail)) < h_->maxsize;
+    bool count_ok = below_maxsize(head, tail);
     bool expired = deadline && *deadline <= Clock::now();
     // With no time left, start only if the whole message fits now (never half-send and abort).
     std::size_t worst = n + 2 * kHeader * (n / frag_max + 3);
@@ -360,7 +369,7 @@ bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
       }
       continue;
     }
-    std::size_t fit = ((free_bytes(head, tail) - 2 * kHeader) & ~std::size_t{7}) - extra;
+    std::size_t fit = ((std::size_t{free_bytes(head, tail)} - 2 * kHeader) & ~std::size_t{7}) - extra;
     std::size_t take = std::min({remaining, frag_max, fit});
     std::uint32_t kind = first ? kFirst : (sent + take == n ? kLast : kMiddle);
     if (first) {
@@ -424,7 +433,7 @@ Ring::Read Ring::try_read(RingSink& sink, std::uint64_t& seen_head, bool& releas
     std::uint32_t hdr[2];
     std::memcpy(hdr, data_ + (pos_of(tail) & mask_), kHeader);
     std::uint32_t len = hdr[0], kind = hdr[1] & 7u, rec = record_size(hdr[0]);
-    if (rec > static_cast<std::uint32_t>(pos_of(head) - pos_of(tail)))
+    if (rec > bytes_between(head, tail))
       throw RuntimeError("mp::Queue: the shared ring is corrupt (a record runs past the published head); "
                          "something outside mp wrote into the queue's memory");
     if (kind == kWhole) {

@@ -174,6 +174,8 @@ class Ring {
   bool await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen, WaitWord& sig, Deadline deadline,
                     std::atomic<std::int64_t>& budget, int max_pauses, RingProgress enough = {}) noexcept;
   RingProgress room_worth_waiting_for(std::uint64_t seen_tail, std::size_t n) const noexcept;
+  std::uint32_t free_bytes(std::uint64_t head, std::uint64_t tail) const noexcept;
+  bool below_maxsize(std::uint64_t head, std::uint64_t tail) const noexcept;  // room for one more item
   void copy_in(std::uint32_t pos, const void* src, std::size_t n) noexcept;
   void copy_out(std::uint32_t pos, void* dst, std::size_t n) const noexcept;
   void publish_head(std::uint64_t head, std::uint32_t pos, std::uint32_t len, std::uint32_t kind, const void* a,
