@@ -8,7 +8,7 @@
 #include <atomic>
 #include <thread>
 
-#include "mp/internal/manager_client.hpp"
+#include "managers/client.hpp"
 
 namespace mm = mp::internal::manager;
 using namespace std::chrono_literals;

@@ -97,7 +97,7 @@ class SharedMemory {
 };
 
 namespace internal {
-/// Resource tracker (src/resource_tracker.cpp). `name` is without the leading '/'.
+/// Resource tracker (src/shared_memory/resource_tracker.cpp). `name` is without the leading '/'.
 /// Starts the tracker if needed; returns false if it cannot run (the block is then simply
 /// not cleaned up automatically).
 bool ensure_resource_tracker() noexcept;

@@ -118,7 +118,7 @@ struct EventState {
   std::atomic<std::uint32_t> waiters{0};
 };
 
-struct ConditionState;  // src/synchronize.cpp
+struct ConditionState;  // src/sync/synchronize.cpp
 struct BarrierState;
 
 

@@ -65,7 +65,7 @@ namespace mp {
 namespace internal {
 struct ThreadState;
 /// Shared by the Thread object, its handles and the OS thread (which holds one reference
-/// while it runs). Defined in src/threading.cpp; only the target hook is visible here.
+/// while it runs). Defined in src/threading/threading.cpp; only the target hook is visible here.
 struct ThreadTarget {
   virtual ~ThreadTarget() = default;
   virtual void invoke() = 0;

@@ -15,13 +15,13 @@
 #include <string>
 #include <string_view>
 
-#include "type_name.hpp"
+#include "common/type_name.hpp"
 
 namespace mp::mpi::internal {
 
 enum Tag : int { kTask = 1, kResult = 2, kHello = 3, kBeat = 4, kStop = 5, kBye = 6, kWelcome = 7 };
 
-using mp::internal::demangle;  // src/type_name.hpp
+using mp::internal::demangle;  // src/common/type_name.hpp
 
 /// [i32 getpid()][host name]: what kHello and kWelcome carry.
 std::string identity();

@@ -1,5 +1,5 @@
-// membarrier(2) wrappers. See include/mp/internal/membarrier.hpp.
-#include "mp/internal/membarrier.hpp"
+// membarrier(2) wrappers. See src/os/membarrier.hpp.
+#include "os/membarrier.hpp"
 
 #include <linux/membarrier.h>
 #include <sys/syscall.h>

@@ -1,5 +1,5 @@
-// Pipes, sockets and descriptor passing. See include/mp/internal/socket.hpp.
-#include "mp/internal/socket.hpp"
+// Pipes, sockets and descriptor passing. See src/os/socket.hpp.
+#include "os/socket.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

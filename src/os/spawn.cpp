@@ -1,5 +1,5 @@
-// Spawning (clone + exec), pipes and child reaping for mp::subprocess. See mp/internal/spawn.hpp.
-#include "mp/internal/spawn.hpp"
+// Spawning (clone + exec), pipes and child reaping for mp::subprocess. See src/os/spawn.hpp.
+#include "os/spawn.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "mp/internal/manager_python.hpp"
+#include "managers/python.hpp"
 #include "mp/managers_python.hpp"
 
 namespace pm = mp::internal::python_manager;

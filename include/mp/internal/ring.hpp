@@ -11,7 +11,7 @@
 // - Producers serialize on `put_lock`, consumers on `get_lock` (robust pid-in-word
 //   locks: a waiter that finds the holder dead takes the lock over). Taking one is a
 //   compare-exchange; releasing it is a plain store, ordered before the look at the
-//   sleepers' word by an asymmetric fence (mp/internal/membarrier.hpp): sleepers pay
+//   sleepers' word by an asymmetric fence (src/os/membarrier.hpp): sleepers pay
 //   for it with a membarrier call before they sleep, so the hot path pays nothing.
 // - The producer state is ONE 64-bit word `head` = (byte position | items published << 32),
 //   the consumer state is ONE 64-bit word `tail` = (byte position | items taken << 32).
@@ -75,7 +75,7 @@ struct WaitWord {
   }
 };
 
-struct RingHeader;  // defined in src/queue.cpp
+struct RingHeader;  // defined in src/queue/queue.cpp
 
 /// Protocol points where tests may inject a fault (e.g. raise(SIGKILL)) to prove that a
 /// process dying there leaves the queue consistent. The hook is null in normal use, costing

@@ -1,4 +1,4 @@
-#include "type_name.hpp"
+#include "common/type_name.hpp"
 
 #include <cxxabi.h>
 

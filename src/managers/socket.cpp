@@ -13,8 +13,8 @@
 #include <cstring>
 #include <thread>
 
-#include "mp/internal/manager_client.hpp"
-#include "mp/internal/manager_socket.hpp"
+#include "managers/client.hpp"
+#include "managers/socket.hpp"
 
 namespace mp::internal::manager {
 

@@ -14,7 +14,7 @@
 #include <cstring>
 
 #include "mp/internal/futex.hpp"
-#include "mp/internal/spawn.hpp"
+#include "os/spawn.hpp"
 
 namespace mp::subprocess {
 

@@ -20,7 +20,7 @@
 #include <deque>
 
 #include "mp/internal/os.hpp"
-#include "mp/internal/socket.hpp"
+#include "os/socket.hpp"
 #include "mp/process.hpp"
 
 namespace mp {
@@ -337,7 +337,7 @@ std::size_t Connection::buffered() const noexcept { return rs_ ? rs_->end - rs_-
   } while (internal::Clock::now() < end);
 }
 
-// The budget adapts as the queue's does (Ring::await_change in src/queue.cpp): a wait that
+// The budget adapts as the queue's does (Ring::await_change in src/queue/queue.cpp): a wait that
 // ended within kSpinMaxNs, even after blocking, would have been caught by polling that
 // long, so the budget grows to twice that wait; a longer wait (an idle peer) halves it;
 // and a reader woken on the CPU where it polled in vain learns that its writer runs there

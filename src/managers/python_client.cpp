@@ -10,7 +10,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "mp/internal/manager_python.hpp"
+#include "managers/python.hpp"
 #include "mp/internal/manager_wire.hpp"
 #include "mp/managers_python.hpp"
 

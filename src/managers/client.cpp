@@ -3,7 +3,7 @@
 
 #include <thread>
 
-#include "mp/internal/manager_client.hpp"
+#include "managers/client.hpp"
 #include "mp/internal/os.hpp"
 #include "mp/managers.hpp"
 

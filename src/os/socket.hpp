@@ -1,4 +1,4 @@
-// mp/internal/socket.hpp — the system calls behind mp::Connection, Listener and Client.
+// src/os/socket.hpp — the system calls behind mp::Connection, Listener and Client.
 //
 // Thin, noexcept wrappers: each returns a count or 0 on success and -errno on failure
 // (never throws, never allocates). EINTR is retried here (PEP 475, as CPython does). A

@@ -9,9 +9,9 @@
 #include <cstring>
 
 #include "mp/connection.hpp"
-#include "mp/internal/manager_client.hpp"
-#include "mp/internal/manager_python.hpp"
-#include "mp/internal/manager_socket.hpp"
+#include "managers/client.hpp"
+#include "managers/python.hpp"
+#include "managers/socket.hpp"
 #include "mp/managers.hpp"
 #include "mp/process.hpp"
 

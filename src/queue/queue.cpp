@@ -7,7 +7,7 @@
 #include <sched.h>
 #include <string>
 
-#include "mp/internal/membarrier.hpp"
+#include "os/membarrier.hpp"
 #include "mp/internal/os.hpp"
 
 namespace mp::internal {
@@ -77,7 +77,7 @@ constexpr std::uint32_t record_size(std::size_t payload) noexcept {
 // Publishing is a release store; a sleeper is only woken if the publisher then sees its
 // bit, so the store must be globally visible before the WaitWord is read (the Dekker
 // pattern). A locked instruction there would cost ~20 ns per put and per get, so the fence
-// is asymmetric (mp/internal/membarrier.hpp): a process registered for membarrier uses a
+// is asymmetric (src/os/membarrier.hpp): a process registered for membarrier uses a
 // compiler-only fence, and a sleeper, after setting its bit and before re-checking the
 // index, runs heavy_fence(): then either the publisher's store is visible to the re-check
 // or the publisher's load comes after the barrier and sees the bit. A process that could

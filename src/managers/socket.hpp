@@ -1,4 +1,4 @@
-// mp/internal/manager_socket.hpp — the socket transport both manager servers share.
+// src/managers/socket.hpp — the socket transport both manager servers share.
 //
 // SocketServer listens at an address (mp::connection::Listener, no authentication in
 // accept()) and serves each accepted connection on its own detached thread: that thread
@@ -6,7 +6,7 @@
 // stalls only its own thread, never accept, and only until the deadline; without an
 // authkey the first request must come by then), then hands the connection to the
 // protocol's Handler: the native protocol's frame loop (recv frame -> ServerCore -> send
-// reply, make_native_server) or CPython's (manager_python.hpp's make_python_server).
+// reply, make_native_server) or CPython's (managers/python.hpp's make_python_server).
 //
 // Lifetime: connection threads are detached and share ownership of what their handler
 // captured, so a thread stuck inside a blocking referent call (Queue.get) when the server

@@ -28,7 +28,7 @@
 
 #include "mp/internal/os.hpp"
 #include "mp/process.hpp"
-#include "type_name.hpp"
+#include "common/type_name.hpp"
 
 namespace mp {
 namespace internal {

@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "mp/internal/os.hpp"
-#include "process_internal.hpp"
+#include "process/internal.hpp"
 
 namespace mp {
 

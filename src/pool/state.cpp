@@ -1,6 +1,6 @@
 // Result states shared by the pools and executors. See include/mp/internal/pool_state.hpp.
 #include "mp/internal/pool_state.hpp"
-#include "type_name.hpp"
+#include "common/type_name.hpp"
 
 #include <cxxabi.h>
 #include <sched.h>

@@ -23,8 +23,8 @@
 
 #include "mp/internal/fd.hpp"
 #include "mp/internal/os.hpp"
-#include "process_internal.hpp"
-#include "type_name.hpp"
+#include "process/internal.hpp"
+#include "common/type_name.hpp"
 
 namespace mp {
 

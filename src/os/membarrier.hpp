@@ -1,4 +1,4 @@
-// mp/internal/membarrier.hpp — asymmetric fences between processes (membarrier(2)).
+// src/os/membarrier.hpp — asymmetric fences between processes (membarrier(2)).
 //
 // Some protocols pair a hot side that runs millions of times a second with a cold side that
 // runs rarely, and need a full fence on both (Dekker: "store my flag, load yours"). On x86

@@ -1,4 +1,4 @@
-// mp/internal/spawn.hpp — the system-call layer under mp::subprocess: clone+exec with fd
+// src/os/spawn.hpp — the system-call layer under mp::subprocess: clone+exec with fd
 // redirections (posix_spawn's job, with fewer system calls), pipes, waiting with a
 // deadline, SIGPIPE suppression. Functions are noexcept and return 0 or an errno value;
 // mp/subprocess.hpp turns those into exceptions.

@@ -1,4 +1,4 @@
-// mp/internal/manager_python.hpp — CPython's manager protocol: the client's dispatch and
+// src/managers/python.hpp — CPython's manager protocol: the client's dispatch and
 // the server (make_python_server) behind BaseManager's Protocol::python.
 //
 // Client: every server call opens an authenticated mp::Connection, sends one pickled
@@ -6,7 +6,7 @@
 // proxy's per-thread channel is a connection that sent ('accept_connection', (name,)).
 //
 // Server: make_python_server() — the transport shared with the native protocol
-// (manager_socket.hpp: one detached thread per connection, the mutual HMAC handshake with
+// (managers/socket.hpp: one detached thread per connection, the mutual HMAC handshake with
 // a deadline first) — handles one server call — or, after accept_connection,
 // method calls until end of file. Objects live in a registry keyed by ident (the referent's
 // address in hex, as CPython's '%x' % id(obj)) with a server-wide reference count; an
@@ -84,7 +84,7 @@ class Registry {
   std::unique_ptr<Impl> impl_;
 };
 
-/// The CPython protocol's server: the shared transport (manager_socket.hpp) whose
+/// The CPython protocol's server: the shared transport (managers/socket.hpp) whose
 /// connections run one server call each — or, after accept_connection, method calls on the
 /// registry until end of file; a client's shutdown call stops the server.
 std::unique_ptr<manager::SocketServer> make_python_server(std::map<std::string, Factory> callables,

@@ -11,8 +11,8 @@
 #include <set>
 #include <thread>
 
-#include "mp/internal/manager_python.hpp"
-#include "mp/internal/manager_socket.hpp"
+#include "managers/python.hpp"
+#include "managers/socket.hpp"
 #include "mp/internal/manager_wire.hpp"
 
 namespace mp::internal::python_manager {

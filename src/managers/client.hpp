@@ -1,4 +1,4 @@
-// mp/internal/manager_client.hpp — how a proxy reaches its server.
+// src/managers/client.hpp — how a proxy reaches its server.
 //
 // A Link is one authenticated connection to a manager server that carries request frames
 // and returns reply frames, one at a time (one Link per client thread). Links are made by
