@@ -305,7 +305,7 @@ internal::ChildFd child_fd(const Redirect& r, internal::UniqueFd& parent_end, in
       return c;
     case K::pipe: {
       internal::UniqueFd rd, wr;
-      if (int e = internal::make_pipe(rd, wr)) throw OSError(e, std::string("Popen: pipe() for ") + which);
+      if (int e = internal::make_pipe(rd, wr)) throw OSError(-e, std::string("Popen: pipe() for ") + which);
       parent_end = child_reads ? std::move(wr) : std::move(rd);
       child_end = child_reads ? std::move(rd) : std::move(wr);
       c.kind = internal::ChildFd::Kind::fd;
@@ -316,7 +316,7 @@ internal::ChildFd child_fd(const Redirect& r, internal::UniqueFd& parent_end, in
       if (r.fd() < 0) throw ValueError(std::string("Popen: invalid file descriptor for ") + which);
       // A private copy >= 3 so dup2 onto 0/1/2 never clobbers another source.
       if (int e = internal::dup_high(r.fd(), high_copy))
-        throw OSError(e, std::string("Popen: ") + which + " = fd " + std::to_string(r.fd()));
+        throw OSError(-e, std::string("Popen: ") + which + " = fd " + std::to_string(r.fd()));
       c.kind = internal::ChildFd::Kind::fd;
       c.fd = high_copy.get();
       return c;
@@ -380,7 +380,7 @@ Popen::Popen(CommandLine cmd, PopenOptions opts) : impl_(std::make_unique<Impl>(
     resolved.resize(program.size() + 4096);
     int e = internal::find_on_path(program.c_str(), env_path ? env_path : "/bin:/usr/bin", resolved.data(),
                                    resolved.size());
-    if (e) throw_spawn_error(e, program, opts.cwd);
+    if (e) throw_spawn_error(-e, program, opts.cwd);
     resolved.resize(std::strlen(resolved.c_str()));
     req.path = resolved.c_str();
     req.search_path = false;
@@ -405,7 +405,7 @@ Popen::Popen(CommandLine cmd, PopenOptions opts) : impl_(std::make_unique<Impl>(
   req.err = child_fd(opts.stderr, err_parent, err_child, err_copy, false, "stderr");
 
   pid_t pid = 0;
-  if (int e = internal::spawn(req, &pid)) throw_spawn_error(e, program, opts.cwd);
+  if (int e = internal::spawn(req, &pid)) throw_spawn_error(-e, program, opts.cwd);
   s.pid = pid;
   s.in = Pipe(std::move(in_parent));
   s.out = Pipe(std::move(out_parent));
@@ -485,7 +485,7 @@ std::pair<std::string, std::string> Popen::communicate(std::string_view input,
       if (s.in && s.input.empty()) s.in.close();
       for (Pipe* pipe : {&s.in, &s.out, &s.err})  // only our ends: the child's are separate open files
         if (*pipe)
-          if (int e = internal::set_nonblocking(pipe->fileno(), true)) throw OSError(e, "Popen.communicate(): fcntl");
+          if (int e = internal::set_nonblocking(pipe->fileno(), true)) throw OSError(-e, "Popen.communicate(): fcntl");
       // Bulk transfer ahead (typically a filter): with pipes as large as the input, the child
       // never blocks on us, and both sides move data in a few large steps instead of many
       // 64 KiB round trips. Best effort: limits (pipe-max-size, per-user pages) just refuse.

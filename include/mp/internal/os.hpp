@@ -1,6 +1,24 @@
-// mp/internal/os.hpp — small, noexcept wrappers over process-level system calls.
-// They return -errno (or a plain value) and never throw; the public API turns failures
-// into named exceptions at its boundary.
+// mp/internal/os.hpp — small, noexcept wrappers over process-level system calls, and the
+// overview of mp's OS layer.
+//
+// The OS layer is every system call mp makes, in one place: this header and fd.hpp,
+// futex.hpp, segment.hpp beside it (what public templates need), and src/os/*.hpp for what
+// only the library needs (file.hpp: descriptors, files, memory; process.hpp: processes
+// and signals; socket.hpp; spawn.hpp; membarrier.hpp). All of it lives in mp::internal.
+//
+// One error convention, as in reproc: a wrapper that can fail returns a status that is
+// >= 0 on success (0, a count, a descriptor or a pid) and -errno on failure; never a
+// positive errno and never -1-and-look-at-errno. Wrappers are noexcept, never throw and
+// never allocate, and every status is [[nodiscard]]; callers that ignore one on purpose
+// say so with (void). The public API turns a failure into a named exception at its
+// boundary, with the sign flipped there: `throw OSError(-r, "what failed")`. The few
+// exceptions state themselves: a value with its own meaning (process_has_exited's bool,
+// futex_wait's WaitResult, resolve_tcp's getaddrinfo code), close_fd (returns nothing:
+// Linux releases the descriptor even when close reports an error), and code after
+// fork() that calls ::_exit, which cannot fail.
+//
+// System calls outside the layer are kept on purpose only where a comment at the call
+// site (or the file's top) gives the reason.
 #pragma once
 
 #include <sys/types.h>
