@@ -664,7 +664,7 @@ std::pair<Connection, Connection> Pipe(bool duplex, PipeOptions opts) {
   ConnectionOptions co{.max_message_size = opts.max_message_size, .read_ahead = opts.read_ahead};
   UniqueFd a, b;
   if (!duplex) {
-    if (int r = internal::make_pipe(a, b); r != 0) throw OSError(r, "Pipe: pipe2");
+    if (int r = internal::make_pipe(a, b); r != 0) throw OSError(-r, "Pipe: pipe2");
     return {Connection(std::move(a), true, false, co), Connection(std::move(b), false, true, co)};
   }
   if (opts.unix_socket) {
@@ -672,8 +672,8 @@ std::pair<Connection, Connection> Pipe(bool duplex, PipeOptions opts) {
     return {Connection(std::move(a), true, true, co), Connection(std::move(b), true, true, co)};
   }
   UniqueFd c, d;
-  if (int r = internal::make_pipe(a, b); r != 0) throw OSError(r, "Pipe: pipe2");
-  if (int r = internal::make_pipe(c, d); r != 0) throw OSError(r, "Pipe: pipe2");
+  if (int r = internal::make_pipe(a, b); r != 0) throw OSError(-r, "Pipe: pipe2");
+  if (int r = internal::make_pipe(c, d); r != 0) throw OSError(-r, "Pipe: pipe2");
   // The first end reads what the second writes (a <- b) and writes what it reads (d -> c).
   return {Connection(std::move(a), std::move(d), co), Connection(std::move(c), std::move(b), co)};
 }

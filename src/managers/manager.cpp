@@ -1,8 +1,5 @@
 // BaseManager / Manager: forking, serving and stopping a manager server.
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -12,6 +9,8 @@
 #include "managers/client.hpp"
 #include "managers/python.hpp"
 #include "managers/socket.hpp"
+#include "os/file.hpp"
+#include "os/process.hpp"
 #include "mp/managers.hpp"
 #include "mp/process.hpp"
 
@@ -20,7 +19,7 @@ namespace internal::manager {
 
 /// The server process start() forked, as seen by its owner.
 struct Running {
-  pid_t owner = ::getpid();
+  pid_t owner = internal::kernel_pid();
   Process proc;
   Connection control;  // its end of file tells the server its owner is gone
 };
@@ -30,10 +29,10 @@ std::string random_authkey() {
   std::string key(32, '\0');
   std::size_t got = 0;
   while (got < key.size()) {
-    ssize_t n = ::getrandom(key.data() + got, key.size() - got, 0);
+    ssize_t n = internal::get_random(key.data() + got, key.size() - got);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      throw OSError(errno, "manager: getrandom (making an authkey)");
+      if (n == -EINTR) continue;
+      throw OSError(static_cast<int>(-n), "manager: getrandom (making an authkey)");
     }
     got += static_cast<std::size_t>(n);
   }
@@ -70,11 +69,11 @@ pid_t g_owner = 0;
 extern "C" void on_server_signal(int sig) {
   // A real-time parent-death signal also comes when only the owner's forking *thread*
   // ended (see process.cpp): the owner process still lives, so keep serving.
-  if (sig != SIGTERM && ::getppid() == g_owner) return;
-  if (g_socket_path[0]) ::unlink(g_socket_path);
-  if (g_socket_dir[0]) ::rmdir(g_socket_dir);
-  ::signal(sig, SIG_DFL);
-  ::raise(sig);
+  if (sig != SIGTERM && internal::parent_pid() == g_owner) return;
+  if (g_socket_path[0]) (void)internal::unlink_path(g_socket_path);
+  if (g_socket_dir[0]) (void)internal::remove_dir(g_socket_dir);
+  (void)internal::set_signal_handler(sig, SIG_DFL);
+  (void)internal::raise_signal(sig);
   ::_exit(128 + sig);
 }
 
@@ -96,14 +95,14 @@ void remove_socket_on_death(const std::string& listening_at, bool private_dir, p
   sa.sa_flags = SA_NODEFER;
   sigemptyset(&sa.sa_mask);
   int pdeath = 0;
-  ::prctl(PR_GET_PDEATHSIG, &pdeath);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  (void)internal::get_parent_death_signal(pdeath);
+  (void)internal::set_signal_action(SIGTERM, &sa, nullptr);
   if (pdeath == SIGKILL) {
     // prctl replaces the armed signal atomically; if the owner died before, SIGKILL came.
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != g_owner) on_server_signal(SIGTERM);
+    (void)internal::set_parent_death_signal(SIGTERM);
+    if (internal::parent_pid() != g_owner) on_server_signal(SIGTERM);
   } else if (pdeath != 0 && pdeath != SIGTERM) {
-    ::sigaction(pdeath, &sa, nullptr);
+    (void)internal::set_signal_action(pdeath, &sa, nullptr);
   }
 }
 
@@ -229,7 +228,7 @@ std::unique_ptr<internal::manager::SocketServer> BaseManager::make_server() cons
 
 void BaseManager::shutdown() {
   if (running_) {
-    if (running_->owner != ::getpid()) return;  // a forked child's copy
+    if (running_->owner != internal::kernel_pid()) return;  // a forked child's copy
     try {
       if (options_.protocol == managers::Protocol::python) {
         (void)internal::python_manager::server_call(address_, authkey_, "shutdown");

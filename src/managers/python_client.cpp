@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "managers/python.hpp"
+#include "os/process.hpp"
 #include "mp/internal/manager_wire.hpp"
 #include "mp/managers_python.hpp"
 
@@ -257,7 +258,7 @@ struct ProxyState {
   Token token;
   std::string authkey;
   std::vector<std::string> exposed;
-  pid_t owner = ::getpid();  // the process holding this state's reference
+  pid_t owner = mp::internal::kernel_pid();  // the process holding this state's reference
   std::mutex mu;
   std::unordered_map<std::thread::id, std::unique_ptr<Connection>> channels;
 
@@ -270,7 +271,7 @@ struct ProxyState {
   /// already gone has nothing to release: errors are dropped.
   ~ProxyState() {
     channels.clear();  // the server threads serving them see end of file and end
-    if (owner != ::getpid()) return;
+    if (owner != mp::internal::kernel_pid()) return;
     try {
       (void)pm::server_call(token.address, authkey, "decref", {Value(token.id)});
     } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor; the server may have shut down
@@ -280,17 +281,17 @@ struct ProxyState {
   /// This thread's method channel (CPython's _connect: accept_connection).
   Connection& channel() {
     std::lock_guard g(mu);
-    if (owner != ::getpid()) {
+    if (owner != mp::internal::kernel_pid()) {
       // A forked child: the inherited channels belong to the parent (their frames would
       // mix), and the parent's reference is the parent's. Take our own first.
       (void)pm::server_call(token.address, authkey, "incref", {Value(token.id)});
       channels.clear();
-      owner = ::getpid();
+      owner = mp::internal::kernel_pid();
     }
     auto& c = channels[std::this_thread::get_id()];
     if (!c) {
       auto fresh = std::make_unique<Connection>(pm::open(token.address, authkey));
-      std::string name = "mp-" + std::to_string(::getpid()) + "|" + std::to_string(::gettid());
+      std::string name = "mp-" + std::to_string(mp::internal::kernel_pid()) + "|" + std::to_string(mp::internal::kernel_tid());
       (void)pm::dispatch(*fresh, Value(), "accept_connection", {Value(name)});
       c = std::move(fresh);
     }

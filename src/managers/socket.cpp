@@ -15,6 +15,7 @@
 
 #include "managers/client.hpp"
 #include "managers/socket.hpp"
+#include "os/file.hpp"
 
 namespace mp::internal::manager {
 
@@ -123,11 +124,11 @@ struct SocketServer::Shared {
     std::lock_guard g(mu);
     if (stopping.exchange(true)) return;
     std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake.get(), &one, sizeof one);
+    (void)write_to(wake.get(), &one, sizeof one);
     // Only the reading side: a reply being computed or written (say, to the put that
     // let the owner finish and ask for shutdown) still reaches its client, while
     // threads waiting for the next request see end of file and end.
-    for (int fd : conn_fds) ::shutdown(fd, SHUT_RD);
+    for (int fd : conn_fds) (void)socket_shutdown(fd, SHUT_RD);
   }
 
   /// One connection: handshake with a deadline, then the protocol's handler.
@@ -174,8 +175,9 @@ SocketServer::SocketServer(const std::string& address, std::string authkey,
   shared_->authkey = std::move(authkey);
   shared_->handshake_timeout = handshake_timeout;
   shared_->handler = std::move(handler);
-  shared_->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC));
-  if (!shared_->wake) throw OSError(errno, "manager server: eventfd");
+  int wake = make_eventfd(0, EFD_CLOEXEC);
+  if (wake < 0) throw OSError(-wake, "manager server: eventfd");
+  shared_->wake = UniqueFd(wake);
 }
 
 SocketServer::~SocketServer() {
@@ -205,9 +207,9 @@ bool SocketServer::wait_idle(Deadline deadline) {
 void SocketServer::serve_forever() {
   while (!shared_->stopping) {
     ::pollfd fds[3] = {{listener_.fileno(), POLLIN, 0}, {shared_->wake.get(), POLLIN, 0}, {watch_fd_, POLLIN, 0}};
-    if (::poll(fds, watch_fd_ >= 0 ? 3 : 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      throw OSError(errno, "manager server: poll");
+    if (int n = poll_fds(fds, watch_fd_ >= 0 ? 3 : 2, -1); n < 0) {
+      if (n == -EINTR) continue;
+      throw OSError(-n, "manager server: poll");
     }
     if (watch_fd_ >= 0 && fds[2].revents != 0) stop();  // the owner is gone
     if (shared_->stopping) break;

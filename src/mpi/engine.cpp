@@ -14,7 +14,6 @@
 // through a pidfd of its pid (sent in its greeting), any other through its heartbeats.
 #include <mpi.h>
 #include <poll.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +25,8 @@
 #include "mp/mpi.hpp"
 #include "mpi/internal.hpp"
 #include "mpi/runtime.hpp"
+#include "os/file.hpp"
+#include "os/process.hpp"
 
 namespace mp::mpi::internal {
 namespace {
@@ -86,7 +87,7 @@ Engine* engine() { return world().engine; }
 
 Engine::Engine(MPI_Comm comm, int size) : comm_(comm), size_(size), ranks_(static_cast<std::size_t>(size)) {
   char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
+  (void)mp::internal::host_name(host, sizeof host - 1);
   host_ = host;
   for (auto& r : ranks_) r.last_heard = Clock::now();
   auto welcome = std::make_shared<std::string>(identity());
@@ -345,7 +346,7 @@ bool Engine::check_lost_locked(std::vector<Outcome>& outs, bool force_pidfd) {
     if (rk.lost || rk.bye) continue;
     if (rk.pidfd && (force_pidfd || !rk.inflight.empty())) {
       pollfd p{rk.pidfd.get(), POLLIN, 0};
-      if (::poll(&p, 1, 0) > 0) {
+      if (mp::internal::poll_fds(&p, 1, 0) > 0) {
         lose_locked(r, "died", true, outs);
         any = true;
         continue;

@@ -9,7 +9,6 @@
 #include <mpi.h>
 #include <poll.h>
 #include <sched.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -24,19 +23,21 @@
 #include "mp/mpi.hpp"
 #include "mpi/internal.hpp"
 #include "mpi/runtime.hpp"
+#include "os/file.hpp"
+#include "os/process.hpp"
 
 namespace mp::mpi::internal {
 
 std::string identity() {
   char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
+  (void)mp::internal::host_name(host, sizeof host - 1);  // on failure: "" (ranks then count as remote)
   std::string out(sizeof(std::int32_t), '\0');
-  std::int32_t pid = ::getpid();
+  std::int32_t pid = mp::internal::kernel_pid();
   std::memcpy(out.data(), &pid, sizeof pid);
   return out + host;
 }
 
-int pidfd_open(int pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int pidfd_open(int pid) noexcept { return std::max(mp::internal::open_pidfd(pid), -1); }
 
 namespace {
 
@@ -146,7 +147,7 @@ std::chrono::milliseconds heartbeat_interval() {
         }
         if (rank0 && (idle & 127) == 0) {
           pollfd p{rank0.get(), POLLIN, 0};
-          if (::poll(&p, 1, 0) > 0) {
+          if (mp::internal::poll_fds(&p, 1, 0) > 0) {
             std::fprintf(stderr, "mp::mpi: rank 0 died; rank %d stops serving\n", rank);
             std::fflush(nullptr);
             std::_Exit(1);  // no MPI_Finalize: it would wait for rank 0

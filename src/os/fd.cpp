@@ -14,14 +14,14 @@ void UniqueFd::reset(int fd) noexcept {
 
 int dup_high(int fd, UniqueFd& out) noexcept {
   int d = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  if (d < 0) return errno;
+  if (d < 0) return -errno;
   out.reset(d);
   return 0;
 }
 
 int make_pipe(UniqueFd& read_end, UniqueFd& write_end) noexcept {
   int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return errno;
+  if (::pipe2(p, O_CLOEXEC) != 0) return -errno;
   UniqueFd r(p[0]), w(p[1]);
   // Only possible when this program closed one of 0/1/2: keep the pipe off those numbers.
   if (r.get() < 3)

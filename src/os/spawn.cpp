@@ -301,9 +301,8 @@ int redirect(posix_spawn_file_actions_t* fa, const ChildFd& c, int target) noexc
                   : posix_spawn(pid, req.path, &s.fa, &s.attr, req.argv, envp);
 }
 
-}  // namespace
-
-int spawn(const SpawnRequest& req, pid_t* pid) noexcept {
+/// spawn_clone, or spawn_posix under ThreadSanitizer.
+int spawn_positive(const SpawnRequest& req, pid_t* pid) noexcept {
   // ThreadSanitizer intercepts clone() as if it were fork(): in a CLONE_VM child that
   // "after fork" bookkeeping rewrites state shared with the parent, which then reports
   // false races (its mutexes forgotten). Under TSan the job goes to glibc's posix_spawn,
@@ -321,11 +320,19 @@ int spawn(const SpawnRequest& req, pid_t* pid) noexcept {
 #endif
 }
 
+}  // namespace
+
+int spawn(const SpawnRequest& req, pid_t* pid) noexcept {
+  // The helpers above speak posix_spawn's language (a positive error number, which is
+  // also what the vfork child stores); the layer's -errno is applied here, once.
+  return -spawn_positive(req, pid);
+}
+
 int set_nonblocking(int fd, bool on) noexcept {
   int fl = ::fcntl(fd, F_GETFL);
-  if (fl < 0) return errno;
+  if (fl < 0) return -errno;
   int want = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-  if (want != fl && ::fcntl(fd, F_SETFL, want) < 0) return errno;
+  if (want != fl && ::fcntl(fd, F_SETFL, want) < 0) return -errno;
   return 0;
 }
 
@@ -352,7 +359,7 @@ void prefault_writable(void* p, std::size_t n) noexcept {
 int find_on_path(const char* name, const char* path, char* out, std::size_t out_size) noexcept {
   if (!path || !*path) path = "/bin:/usr/bin";
   std::size_t nlen = std::strlen(name);
-  int result = ENOENT;
+  int result = -ENOENT;
   for (const char* p = path;; ++p) {
     const char* end = std::strchr(p, ':');
     std::size_t dlen = end ? static_cast<std::size_t>(end - p) : std::strlen(p);
@@ -368,7 +375,7 @@ int find_on_path(const char* name, const char* path, char* out, std::size_t out_
       continue;
     }
     if (::access(out, X_OK) == 0) return 0;
-    if (errno == EACCES) result = EACCES;  // exists but not executable: keep looking, like execvp
+    if (errno == EACCES) result = -EACCES;  // exists but not executable: keep looking, like execvp
     if (!end) break;
     p = end;
   }

@@ -1,7 +1,7 @@
 // src/os/spawn.hpp — the system-call layer under mp::subprocess: clone+exec with fd
 // redirections (posix_spawn's job, with fewer system calls), pipes, waiting with a
-// deadline, SIGPIPE suppression. Functions are noexcept and return 0 or an errno value;
-// mp/subprocess.hpp turns those into exceptions.
+// deadline, SIGPIPE suppression. Functions are noexcept and return 0 or -errno (the
+// convention of include/mp/internal/os.hpp); mp/subprocess.hpp turns those into exceptions.
 #pragma once
 
 #include <csignal>
@@ -37,10 +37,11 @@ struct SpawnRequest {
   bool new_session = false;
 };
 
-/// Starts the child; on success stores its pid and returns 0. Otherwise returns the errno
+/// Starts the child; on success stores its pid and returns 0. Otherwise returns -errno
 /// of the failing step (exec errors included: the child stores its errno in our memory).
 [[nodiscard]] int spawn(const SpawnRequest& req, pid_t* pid) noexcept;
 
+/// O_NONBLOCK on or off: 0 or -errno.
 [[nodiscard]] int set_nonblocking(int fd, bool on) noexcept;
 inline constexpr std::size_t kDefaultPipeSize = 64 * 1024;
 inline constexpr std::size_t kMaxPipeSize = 1024 * 1024;  // the default /proc/sys/fs/pipe-max-size
@@ -55,7 +56,7 @@ void grow_pipe(int fd, std::size_t bytes) noexcept;
 void prefault_writable(void* p, std::size_t n) noexcept;
 
 /// Looks `name` up on the PATH list `path` (colon-separated) like execvp; on success
-/// stores the full path in `out` and returns 0, else ENOENT or EACCES.
+/// stores the full path in `out` and returns 0, else -ENOENT or -EACCES.
 [[nodiscard]] int find_on_path(const char* name, const char* path, char* out, std::size_t out_size) noexcept;
 
 /// waitpid() with a deadline. Returns 1 with `*status` when the child was reaped, 0 when

@@ -30,6 +30,7 @@
 #include "mp/internal/fd.hpp"
 #include "mp/internal/segment.hpp"
 #include "mp/process.hpp"
+#include "os/file.hpp"
 
 namespace mp::internal {
 namespace {
@@ -99,7 +100,7 @@ void wake_parent(PoolShm& p, int efd) noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (p.parent_waiting.load(std::memory_order_relaxed) && p.parent_waiting.exchange(0)) {
     std::uint64_t one = 1;
-    [[maybe_unused]] auto r = ::write(efd, &one, sizeof one);
+    (void)internal::write_to(efd, &one, sizeof one);
   }
 }
 
@@ -266,8 +267,9 @@ class ProcessPoolCore {
       throw ValueError("Pool: workers must be forked from this program (they receive functions as code addresses); "
                        "use mp::set_start_method(mp::StartMethod::fork) or mp::ThreadPool");
     n_ = opts_.processes ? static_cast<std::size_t>(opts_.processes) : static_cast<std::size_t>(cpu_count());
-    efd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!efd_) throw OSError(errno, "Pool: eventfd()");
+    int efd = internal::make_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0) throw OSError(-efd, "Pool: eventfd()");
+    efd_.reset(efd);
     workers_.resize(n_);
     std::lock_guard g(mu_);
     for (std::size_t i = 0; i < n_; ++i) start_worker_locked(i);
@@ -375,7 +377,7 @@ class ProcessPoolCore {
 
   void ring_handler() noexcept {
     std::uint64_t one = 1;
-    [[maybe_unused]] auto r = ::write(efd_.get(), &one, sizeof one);
+    (void)internal::write_to(efd_.get(), &one, sizeof one);
   }
 
   void start_worker_locked(std::size_t slot) {
@@ -500,7 +502,7 @@ class ProcessPoolCore {
         fds.push_back({workers_[i]->pidfd, POLLIN, 0});
         slots.push_back(i);
       }
-    if (fds.empty() || ::poll(fds.data(), fds.size(), 0) <= 0) return false;
+    if (fds.empty() || internal::poll_fds(fds.data(), fds.size(), 0) <= 0) return false;
     bool any = false;
     for (std::size_t j = 0; j < fds.size(); ++j) {
       if (!(fds[j].revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -624,9 +626,9 @@ class ProcessPoolCore {
       for (auto& w : workers_)
         if (w) fds.push_back({w->pidfd, POLLIN, 0});
       lk.unlock();
-      ::poll(fds.data(), fds.size(), -1);
+      (void)internal::poll_fds(fds.data(), fds.size(), -1);
       std::uint64_t v;
-      [[maybe_unused]] auto r = ::read(efd_.get(), &v, sizeof v);
+      (void)internal::read_from(efd_.get(), &v, sizeof v);
       lk.lock();
       pshm_->parent_waiting.store(0, std::memory_order_relaxed);
       for (std::size_t i = 1; i < fds.size(); ++i)

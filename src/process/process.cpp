@@ -23,6 +23,8 @@
 
 #include "mp/internal/fd.hpp"
 #include "mp/internal/os.hpp"
+#include "os/file.hpp"
+#include "os/process.hpp"
 #include "process/internal.hpp"
 #include "common/type_name.hpp"
 
@@ -66,17 +68,13 @@ constexpr auto kDaemonGrace = 5s;
 
 bool fd_readable(int fd) noexcept {
   pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, 0) == 1;
+  return poll_fds(&p, 1, 0) == 1;
 }
 
 timespec to_timespec(Clock::duration d) noexcept {
   auto s = std::chrono::duration_cast<std::chrono::seconds>(d);
   return {static_cast<time_t>(s.count()),
           static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(d - s).count())};
-}
-
-int pidfd_send_signal(int pidfd, int sig) noexcept {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
 }
 
 }  // namespace
@@ -88,23 +86,23 @@ ExitStatus ProcessState::poll_locked() {
   if (!via_server) {
     int st = 0;
     pid_t r;
-    do r = ::waitpid(pid, &st, WNOHANG);
-    while (r < 0 && errno == EINTR);
+    do r = wait_pid(pid, &st, WNOHANG);
+    while (r == -EINTR);
     if (r == pid) {
       status = ExitStatus::from_wait_status(st);
-    } else if (r < 0 && errno == ECHILD) {
+    } else if (r == -ECHILD) {
       status = ExitStatus::exited(kStatusLost);  // reaped behind our back (SIGCHLD ignored?)
     }
     return status;
   }
   if (!server_lost) {
     std::int32_t st = 0;
-    ssize_t n = ::recv(status_fd.get(), &st, sizeof st, MSG_DONTWAIT);
+    ssize_t n = socket_recv(status_fd.get(), &st, sizeof st, MSG_DONTWAIT);
     if (n == sizeof st) {
       status = ExitStatus::from_wait_status(st);
       return status;
     }
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return status;
+    if (n > 0 || n == -EAGAIN || n == -EINTR) return status;
     server_lost = true;  // EOF before a status: the server died
   }
   // Without the server we can still tell *that* the child ended, not how.
@@ -137,7 +135,7 @@ bool ProcessState::wait_until(Deadline deadline) {
     }
     if (fd >= 0) {
       pollfd p{fd, POLLIN, 0};
-      ::ppoll(&p, 1, tsp, nullptr);  // woken, timed out or EINTR: re-check in every case
+      (void)ppoll_fds(&p, 1, tsp);  // woken, timed out or EINTR: re-check in every case
     } else {
       // No pidfd (pidfd_open failed, e.g. EMFILE at start): nothing to sleep on but time.
       auto step = std::chrono::duration_cast<Clock::duration>(5ms);
@@ -151,10 +149,10 @@ void ProcessState::send(int sig) {
   std::lock_guard g(mu);
   if (owner != self_pid() || poll_locked().finished()) return;
   if (pidfd) {
-    if (pidfd_send_signal(pidfd.get(), sig) == 0 || errno == ESRCH) return;
+    if (int e = pidfd_signal(pidfd.get(), sig); e == 0 || e == -ESRCH) return;
   }
   // No pidfd. A child of ours that we have not reaped (we hold mu) still owns its pid.
-  ::kill(pid, sig);
+  (void)kill_process(pid, sig);
 }
 
 // ------------------------------------------------------------------ this process's identity
@@ -209,7 +207,7 @@ std::atomic<pid_t> g_expected_parent{0};
 /// sends the signal when only that *thread* ended (the child then moves to another thread
 /// of the same process, and getppid() is unchanged). Async-signal-safe: two syscalls.
 extern "C" void on_parent_death(int) {
-  if (::getppid() != g_expected_parent.load(std::memory_order_relaxed)) ::kill(::getpid(), SIGKILL);
+  if (parent_pid() != g_expected_parent.load(std::memory_order_relaxed)) (void)kill_process(kernel_pid(), SIGKILL);
 }
 
 void become_child(const ChildIdentity& id) {
@@ -262,15 +260,15 @@ void die_with_parent(pid_t real_parent, bool forked_by_main_thread) noexcept {
     sa.sa_handler = on_parent_death;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    ::sigaction(sig, &sa, nullptr);
+    (void)set_signal_action(sig, &sa, nullptr);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, sig);
-    ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    (void)set_thread_signal_mask(SIG_UNBLOCK, &set, nullptr);
   }
-  ::prctl(PR_SET_PDEATHSIG, sig);
+  (void)set_parent_death_signal(sig);
   // The parent may have died between fork() and prctl(): then no signal will ever come.
-  if (::getppid() != real_parent) ::kill(::getpid(), SIGKILL);
+  if (parent_pid() != real_parent) (void)kill_process(kernel_pid(), SIGKILL);
 }
 
 void ensure_exit_handler() {
@@ -420,14 +418,14 @@ void Process::start() {
     internal::start_via_forkserver(call, id, *st);
   } else {
     internal::flush_std_streams();
-    pid_t pid = ::fork();
-    if (pid < 0) throw OSError(errno, "fork() for Process '" + name_ + "'");
+    pid_t pid = internal::fork_process();
+    if (pid < 0) throw OSError(-pid, "fork() for Process '" + name_ + "'");
     if (pid == 0) {
       internal::g_running = this;
       internal::child_main(internal::run_process_object, this, id);
     }
     st->pid = pid;
-    st->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    st->pidfd.reset(std::max(internal::open_pidfd(pid), -1));  // -1: none (old kernel, out of fds)
   }
   pid_ = st->pid;
   daemon_ = daemon;

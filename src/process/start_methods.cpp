@@ -36,6 +36,8 @@
 #include <vector>
 
 #include "mp/internal/os.hpp"
+#include "os/file.hpp"
+#include "os/process.hpp"
 #include "process/internal.hpp"
 
 namespace mp {
@@ -83,17 +85,18 @@ Globals& globals() {
   return *g;
 }
 
-int pidfd_open(pid_t pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+/// A pidfd for `pid`, or -1 when there is none (old kernel, out of descriptors).
+int pidfd_open(pid_t pid) noexcept { return std::max(internal::open_pidfd(pid), -1); }
 
-bool fd_is_open(int fd) noexcept { return ::fcntl(fd, F_GETFD) != -1; }
+bool fd_is_open(int fd) noexcept { return internal::fd_flags(fd) >= 0; }
 
 /// Sends all of `len` bytes; false on error (EPIPE when the peer is gone: no SIGPIPE).
 bool send_all(int fd, const void* data, std::size_t len) noexcept {
   auto* p = static_cast<const char*>(data);
   while (len > 0) {
-    ssize_t n = ::send(fd, p, len, MSG_NOSIGNAL);
+    ssize_t n = internal::socket_send(fd, p, len, MSG_NOSIGNAL);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (n == -EINTR) continue;
       return false;
     }
     p += n;
@@ -106,8 +109,8 @@ bool send_all(int fd, const void* data, std::size_t len) noexcept {
 bool read_all(int fd, void* data, std::size_t len) noexcept {
   auto* p = static_cast<char*>(data);
   while (len > 0) {
-    ssize_t n = ::read(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
+    ssize_t n = internal::read_from(fd, p, len);
+    if (n == -EINTR) continue;
     if (n <= 0) return false;
     p += n;
     len -= static_cast<std::size_t>(n);
@@ -132,8 +135,8 @@ bool send_with_fds(int sock, const void* data, std::size_t len, const int* fds, 
     std::memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
   }
   ssize_t n;
-  do n = ::sendmsg(sock, &m, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  do n = internal::socket_sendmsg(sock, &m, MSG_NOSIGNAL);
+  while (n == -EINTR);
   if (n < 0) return false;
   // A stream socket may take part of it; the fds went with the first byte.
   return static_cast<std::size_t>(n) == len ||
@@ -151,8 +154,8 @@ ssize_t recv_with_fds(int sock, void* data, std::size_t len, std::vector<int>& f
   m.msg_control = cbuf;
   m.msg_controllen = sizeof cbuf;
   ssize_t n;
-  do n = ::recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
+  do n = internal::socket_recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+  while (n == -EINTR);
   if (n < 0) return -1;
   for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
@@ -197,6 +200,7 @@ int read_request(int control, Request& r) {
 
 /// Closes every fd the server inherited except stdio, `keep`, and memfd segments (they
 /// back mp objects created before set_start_method(), which the children may use).
+/// opendir/readdir stay here: libc's directory stream, not a system call of the OS layer.
 void close_inherited_fds(int keep) noexcept {
   std::vector<int> to_close;
   if (DIR* d = ::opendir("/proc/self/fd")) {
@@ -207,13 +211,13 @@ void close_inherited_fds(int keep) noexcept {
       if (fd <= 2 || fd == keep || fd == dir_fd) continue;
       char link[64];
       std::string path = std::string("/proc/self/fd/") + e->d_name;
-      ssize_t n = ::readlink(path.c_str(), link, sizeof link - 1);
+      ssize_t n = internal::read_link(path.c_str(), link, sizeof link - 1);
       if (n > 0 && std::string_view(link, static_cast<std::size_t>(n)).starts_with("/memfd:")) continue;
       to_close.push_back(fd);
     }
     ::closedir(d);
   }
-  for (int fd : to_close) ::close(fd);
+  for (int fd : to_close) internal::close_fd(fd);
 }
 
 struct ServerChild {
@@ -240,51 +244,51 @@ struct ServerSignals {
 void spawn(Request& r, int control, int sfd, std::vector<ServerChild>& kids, const ServerSignals& sig) {
   int status_fd = r.fds[0];
   pid_t server = internal::self_pid();
-  pid_t pid = ::fork();
+  pid_t pid = internal::fork_process();
   if (pid == 0) {
     // The child keeps only its stdio; everything of the server's goes.
-    if (control >= 0) ::close(control);
-    ::close(sfd);
-    for (auto& k : kids) ::close(k.status_fd);
-    ::close(status_fd);
+    if (control >= 0) internal::close_fd(control);
+    internal::close_fd(sfd);
+    for (auto& k : kids) internal::close_fd(k.status_fd);
+    internal::close_fd(status_fd);
     std::size_t next = 1;
     for (int i = 0; i < 3; ++i) {
       if (!(r.h.flags & (kHasStdio0 << i))) continue;
-      ::dup2(r.fds[next], i);  // dup2 clears close-on-exec on the copy
-      ::close(r.fds[next]);
+      (void)internal::dup_onto(r.fds[next], i);  // dup2 clears close-on-exec on the copy
+      internal::close_fd(r.fds[next]);
       ++next;
     }
-    ::sigaction(SIGINT, &sig.sigint, nullptr);
-    ::signal(SIGRTMAX, SIG_DFL);  // the server's own parent-death handler, if any
-    ::sigprocmask(SIG_SETMASK, &sig.mask, nullptr);
+    (void)internal::set_signal_action(SIGINT, &sig.sigint, nullptr);
+    (void)internal::set_signal_handler(SIGRTMAX, SIG_DFL);  // the server's own parent-death handler, if any
+    (void)internal::set_signal_mask(SIG_SETMASK, &sig.mask, nullptr);
     internal::ChildIdentity id{r.name, (r.h.flags & kDaemon) != 0, r.h.parent_pid, r.parent_name, server, true};
     TrampolineCall call{reinterpret_cast<void (*)(std::string_view)>(r.h.trampoline), &r.payload};
     internal::child_main(run_trampoline, &call, id);
   }
-  std::int32_t reply = pid > 0 ? pid : -errno;
+  std::int32_t reply = pid;  // the child's pid, or -errno
   int pidfd = pid > 0 ? pidfd_open(pid) : -1;
   // If the owner is gone the send fails; the child is reaped like any other.
   (void)send_with_fds(status_fd, &reply, sizeof reply, &pidfd, pidfd >= 0 ? 1 : 0);
-  if (pidfd >= 0) ::close(pidfd);
-  for (std::size_t i = 1; i < r.fds.size(); ++i) ::close(r.fds[i]);
+  if (pidfd >= 0) internal::close_fd(pidfd);
+  for (std::size_t i = 1; i < r.fds.size(); ++i) internal::close_fd(r.fds[i]);
   if (pid > 0)
     kids.push_back({pid, status_fd});
   else
-    ::close(status_fd);
+    internal::close_fd(status_fd);
 }
 
 /// Reaps every child that has ended and reports its wait status to its owner.
 void reap_and_report(std::vector<ServerChild>& kids) {
   for (;;) {
     int st = 0;
-    pid_t pid = ::waitpid(-1, &st, WNOHANG);
-    if (pid < 0 && errno == EINTR) continue;
+    pid_t pid = internal::wait_pid(-1, &st, WNOHANG);
+    if (pid == -EINTR) continue;
     if (pid <= 0) return;
     auto it = std::find_if(kids.begin(), kids.end(), [&](auto& k) { return k.pid == pid; });
     if (it == kids.end()) continue;
     std::int32_t status = st;
     (void)send_all(it->status_fd, &status, sizeof status);
-    ::close(it->status_fd);
+    internal::close_fd(it->status_fd);
     kids.erase(it);
   }
 }
@@ -301,25 +305,25 @@ void reap_and_report(std::vector<ServerChild>& kids) {
   ignore.sa_handler = SIG_IGN;
   sigemptyset(&ignore.sa_mask);
   // Ctrl-C reaches the whole process group; the owner decides what happens to children.
-  ::sigaction(SIGINT, &ignore, &sig.sigint);
+  (void)internal::set_signal_action(SIGINT, &ignore, &sig.sigint);
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
-  ::sigprocmask(SIG_BLOCK, &chld, &sig.mask);
-  int sfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  (void)internal::set_signal_mask(SIG_BLOCK, &chld, &sig.mask);
+  int sfd = internal::open_signalfd(&chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) ::_exit(70);
 
   std::vector<ServerChild> kids;
   for (;;) {
     if (control < 0 && kids.empty()) ::_exit(0);
     pollfd fds[2] = {{sfd, POLLIN, 0}, {control, POLLIN, 0}};  // a negative fd is ignored
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
+    if (int n = internal::poll_fds(fds, 2, -1); n < 0) {
+      if (n == -EINTR) continue;
       ::_exit(71);
     }
     if (fds[0].revents) {
       signalfd_siginfo info;
-      while (::read(sfd, &info, sizeof info) == sizeof info) {
+      while (internal::read_from(sfd, &info, sizeof info) == sizeof info) {
       }
       reap_and_report(kids);
     }
@@ -331,8 +335,8 @@ void reap_and_report(std::vector<ServerChild>& kids) {
       } else {
         // EOF (owner exited or switched method) or a broken stream: stop accepting and
         // linger until every child has been reported.
-        for (int fd : r.fds) ::close(fd);
-        ::close(control);
+        for (int fd : r.fds) internal::close_fd(fd);
+        internal::close_fd(control);
         control = -1;
       }
     }
@@ -343,23 +347,23 @@ void reap_and_report(std::vector<ServerChild>& kids) {
 
 Server start_server() {
   int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-    throw OSError(errno, "set_start_method(forkserver): socketpair()");
+  if (int e = internal::socket_pair(SOCK_STREAM | SOCK_CLOEXEC, sv); e < 0)
+    throw OSError(-e, "set_start_method(forkserver): socketpair()");
   internal::flush_std_streams();
   pid_t owner = internal::self_pid();
   bool main_thread = internal::self_tid() == owner;
-  pid_t pid = ::fork();
+  pid_t pid = internal::fork_process();
   if (pid < 0) {
-    int e = errno;
-    ::close(sv[0]);
-    ::close(sv[1]);
+    int e = -pid;
+    internal::close_fd(sv[0]);
+    internal::close_fd(sv[1]);
     throw OSError(e, "set_start_method(forkserver): fork() of the server");
   }
   if (pid == 0) {
-    ::close(sv[0]);
+    internal::close_fd(sv[0]);
     server_main(sv[1], owner, main_thread);
   }
-  ::close(sv[1]);
+  internal::close_fd(sv[1]);
   internal::ensure_exit_handler();
   return Server{pid, UniqueFd(sv[0]), UniqueFd(pidfd_open(pid))};
 }
@@ -367,7 +371,7 @@ Server start_server() {
 bool server_exited(const Server& s) noexcept {
   if (!s.pidfd) return internal::process_has_exited(s.pid);
   pollfd p{s.pidfd.get(), POLLIN, 0};
-  return ::poll(&p, 1, 0) == 1;
+  return internal::poll_fds(&p, 1, 0) == 1;
 }
 
 /// Waits for a stopped server (it exits once its children are reported), killing it if
@@ -379,13 +383,13 @@ void wait_server(Server& s) noexcept {
     for (;;) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - internal::Clock::now()).count();
       if (left <= 0) {
-        ::kill(s.pid, SIGKILL);  // not reaped yet, so the pid is still the server's
+        (void)internal::kill_process(s.pid, SIGKILL);  // not reaped yet, so the pid is still the server's
         break;
       }
-      if (::poll(&p, 1, static_cast<int>(left)) == 1) break;
+      if (internal::poll_fds(&p, 1, static_cast<int>(left)) == 1) break;
     }
   }
-  while (::waitpid(s.pid, nullptr, 0) < 0 && errno == EINTR) {
+  while (internal::wait_pid(s.pid, nullptr, 0) == -EINTR) {
   }
 }
 
@@ -430,8 +434,8 @@ namespace internal {
 
 void start_via_forkserver(const ServerCall& call, const ChildIdentity& id, ProcessState& st) {
   int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-    throw OSError(errno, "Process.start(): socketpair() for '" + id.name + "'");
+  if (int e = internal::socket_pair(SOCK_SEQPACKET | SOCK_CLOEXEC, sv); e < 0)
+    throw OSError(-e, "Process.start(): socketpair() for '" + id.name + "'");
   UniqueFd mine(sv[0]), theirs(sv[1]);
 
   RequestHeader h{};
@@ -475,7 +479,7 @@ void start_via_forkserver(const ServerCall& call, const ChildIdentity& id, Proce
   std::vector<int> got;
   ssize_t n = recv_with_fds(mine.get(), &pid, sizeof pid, got);
   UniqueFd pidfd(got.empty() ? -1 : got[0]);
-  for (std::size_t i = 1; i < got.size(); ++i) ::close(got[i]);
+  for (std::size_t i = 1; i < got.size(); ++i) internal::close_fd(got[i]);
   if (n != sizeof pid)
     throw ProcessError("Process.start(): the fork server closed the connection before starting '" + id.name +
                        "': it has died");
@@ -517,9 +521,9 @@ void reap_retired_servers() noexcept {
   }
   std::erase_if(g.retired, [](Server& s) {
     pid_t r;
-    do r = ::waitpid(s.pid, nullptr, WNOHANG);
-    while (r < 0 && errno == EINTR);
-    return r == s.pid || (r < 0 && errno == ECHILD);
+    do r = internal::wait_pid(s.pid, nullptr, WNOHANG);
+    while (r == -EINTR);
+    return r == s.pid || r == -ECHILD;
   });
 }
 

@@ -15,7 +15,8 @@
 // - The tracker is double-forked: it is reparented to init at once, so it never shows up
 //   as (or becomes a zombie) child of the program, and it outlives its creator by design.
 // - It may be forked from a multithreaded program, so everything after fork() is
-//   async-signal-safe: raw system calls only, no malloc, no stdio, no locks, no exceptions.
+//   async-signal-safe: system calls only (the inline wrappers of src/os/*.hpp), no malloc,
+//   no stdio, no locks, no exceptions.
 // - It unmaps every MAP_SHARED mapping and closes every descriptor it inherited, so it
 //   pins neither memory nor pipes of the family (a block unlinked and closed by the
 //   family is freed at once, and a parent reading a child's stdout still sees EOF).
@@ -24,11 +25,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -36,6 +34,9 @@
 #include <new>
 
 #include "mp/shared_memory.hpp"
+#include "os/file.hpp"
+#include "os/memory.hpp"
+#include "os/process.hpp"
 
 namespace mp::internal {
 
@@ -55,9 +56,10 @@ struct NameTable {
     if (len == 0 || len >= kNameSlot) return false;
     if (size == capacity) {
       std::size_t cap = capacity ? capacity * 2 : 256;
-      void* p = slots ? ::mremap(slots, capacity * kNameSlot, cap * kNameSlot, MREMAP_MAYMOVE)
-                      : ::mmap(nullptr, cap * kNameSlot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (p == MAP_FAILED) return false;
+      void* p = slots;
+      int e = slots ? remap_memory(p, capacity * kNameSlot, cap * kNameSlot, MREMAP_MAYMOVE)
+                    : map_memory(p, cap * kNameSlot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (e != 0) return false;
       slots = static_cast<char*>(p);
       capacity = cap;
     }
@@ -81,8 +83,8 @@ struct NameTable {
 
 void write_all(int fd, const char* s, std::size_t n) noexcept {
   while (n > 0) {
-    ssize_t w = ::write(fd, s, n);
-    if (w < 0 && errno == EINTR) continue;
+    ssize_t w = write_to(fd, s, n);
+    if (w == -EINTR) continue;
     if (w <= 0) return;
     s += w;
     n -= static_cast<std::size_t>(w);
@@ -105,19 +107,20 @@ std::uintptr_t parse_hex(const char*& p) noexcept {
 /// file is not read while it changes. The tracker itself uses only private memory.
 void unmap_shared_mappings() noexcept {
   constexpr std::size_t kMaxRanges = 4096;
-  void* mem = ::mmap(nullptr, kMaxRanges * 2 * sizeof(std::uintptr_t), PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return;
+  void* mem = nullptr;
+  if (map_memory(mem, kMaxRanges * 2 * sizeof(std::uintptr_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0) != 0)
+    return;
   auto* ranges = static_cast<std::uintptr_t*>(mem);
   std::size_t n = 0;
-  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  int fd = open_path("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     char line[128];  // only the start of each line matters: "start-end perms ..."
     std::size_t len = 0;
     bool skipping = false;  // rest of an over-long line
     char buf[4096];
     ssize_t r;
-    while ((r = ::read(fd, buf, sizeof buf)) > 0 || (r < 0 && errno == EINTR)) {
+    while ((r = read_from(fd, buf, sizeof buf)) > 0 || r == -EINTR) {
       for (ssize_t i = 0; i < r; ++i) {
         char c = buf[i];
         if (c != '\n') {
@@ -141,36 +144,36 @@ void unmap_shared_mappings() noexcept {
         skipping = false;
       }
     }
-    ::close(fd);
+    close_fd(fd);
   }
   for (std::size_t i = 0; i < n; ++i)
-    ::munmap(reinterpret_cast<void*>(ranges[2 * i]), ranges[2 * i + 1] - ranges[2 * i]);
-  ::munmap(mem, kMaxRanges * 2 * sizeof(std::uintptr_t));
+    (void)unmap_memory(reinterpret_cast<void*>(ranges[2 * i]), ranges[2 * i + 1] - ranges[2 * i]);
+  (void)unmap_memory(mem, kMaxRanges * 2 * sizeof(std::uintptr_t));
 }
 
 /// The tracker process. Async-signal-safe only (see the file comment). Never returns.
 [[noreturn]] void tracker_main(int sock) noexcept {
   struct sigaction ign{};
   ign.sa_handler = SIG_IGN;
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP}) ::sigaction(sig, &ign, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP}) (void)set_signal_action(sig, &ign, nullptr);
   sigset_t none;
   sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::prctl(PR_SET_NAME, "mp-res-tracker", 0, 0, 0);
-  ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);  // a daemon child's PDEATHSIG must not follow us here
+  (void)set_signal_mask(SIG_SETMASK, &none, nullptr);
+  (void)set_thread_name("mp-res-tracker");
+  (void)set_parent_death_signal(0);  // a daemon child's PDEATHSIG must not follow us here
 
   // Descriptors: 0 and 1 to /dev/null, 2 kept for the report, the socket as 3, nothing else.
-  int high = ::fcntl(sock, F_DUPFD, 10);
-  int null = ::open("/dev/null", O_RDWR);
+  int high = dup_at_least(sock, 10);
+  int null = open_path("/dev/null", O_RDWR);
   if (null >= 0) {
-    ::dup2(null, 0);
-    ::dup2(null, 1);
+    (void)dup_onto(null, 0);
+    (void)dup_onto(null, 1);
   }
-  if (high >= 0) ::dup2(high, 3);
-  ::syscall(SYS_close_range, 4u, ~0u, 0u);
+  if (high >= 0) (void)dup_onto(high, 3);
+  (void)close_from(4);
   if (high < 0) ::_exit(1);
   sock = 3;
-  if (::chdir("/") != 0) {
+  if (change_dir("/") != 0) {
     // Not fatal: only keeps a mount point busy.
   }
   unmap_shared_mappings();
@@ -178,8 +181,8 @@ void unmap_shared_mappings() noexcept {
   NameTable names;
   char msg[kMaxMessage];
   for (;;) {
-    ssize_t n = ::recv(sock, msg, sizeof msg, 0);
-    if (n < 0 && errno == EINTR) continue;
+    ssize_t n = socket_recv(sock, msg, sizeof msg, 0);
+    if (n == -EINTR) continue;
     if (n <= 0) break;  // EOF: every process of the family is gone
     auto len = static_cast<std::size_t>(n) - 1;
     if (msg[0] == 'R') names.add(msg + 1, len);
@@ -192,7 +195,7 @@ void unmap_shared_mappings() noexcept {
     std::memcpy(path, "/dev/shm/", 9);
     std::memcpy(path + 9, name, std::strlen(name) + 1);
     // ENOENT: someone outside the family unlinked it. Not a leak, so not reported.
-    if (::unlink(path) == 0) {
+    if (unlink_path(path) == 0) {
       write_str(2, "mp.resource_tracker: removed leaked shared memory block '");
       write_str(2, name);
       write_str(2, "' (its creator exited without calling unlink())\n");
@@ -224,37 +227,37 @@ Client& client() {
 /// Forks the tracker (via an intermediate process, reaped here). Caller holds c.mu.
 bool start_locked(Client& c) noexcept {
   int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
+  if (socket_pair(SOCK_SEQPACKET | SOCK_CLOEXEC, sv) != 0) return false;
   int pid_pipe[2];
-  if (::pipe2(pid_pipe, O_CLOEXEC) != 0) {
-    ::close(sv[0]);
-    ::close(sv[1]);
+  if (pipe_pair(pid_pipe, O_CLOEXEC) != 0) {
+    close_fd(sv[0]);
+    close_fd(sv[1]);
     return false;
   }
   // The first fork goes through fork() so that atfork handlers and sanitizers see it; the
   // intermediate is single-threaded and forks again with _Fork(), which runs no handlers.
-  pid_t mid = ::fork();
+  pid_t mid = fork_process();
   if (mid == 0) {
-    pid_t tracker = ::_Fork();
+    pid_t tracker = fork_without_handlers();
     if (tracker == 0) tracker_main(sv[1]);
     write_all(pid_pipe[1], reinterpret_cast<const char*>(&tracker), sizeof tracker);
     ::_exit(tracker > 0 ? 0 : 1);
   }
-  ::close(sv[1]);
-  ::close(pid_pipe[1]);
+  close_fd(sv[1]);
+  close_fd(pid_pipe[1]);
   pid_t tracker = -1;
   if (mid > 0) {
     int st = 0;
-    while (::waitpid(mid, &st, 0) < 0 && errno == EINTR) {
+    while (wait_pid(mid, &st, 0) == -EINTR) {
     }
     ssize_t r;
-    while ((r = ::read(pid_pipe[0], &tracker, sizeof tracker)) < 0 && errno == EINTR) {
+    while ((r = read_from(pid_pipe[0], &tracker, sizeof tracker)) == -EINTR) {
     }
     if (r != sizeof tracker) tracker = -1;
   }
-  ::close(pid_pipe[0]);
+  close_fd(pid_pipe[0]);
   if (tracker <= 0) {
-    ::close(sv[0]);
+    close_fd(sv[0]);
     return false;
   }
   c.fd = sv[0];
@@ -277,13 +280,13 @@ bool send_message(char kind, const std::string& name) noexcept {
       fd = c.fd;
     }
     ssize_t n;
-    while ((n = ::send(fd, msg, len, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    while ((n = socket_send(fd, msg, len, MSG_NOSIGNAL)) == -EINTR) {
     }
     if (n == static_cast<ssize_t>(len)) return true;
     // The tracker is gone (killed?): forget it; a registration starts a new one.
     std::lock_guard g(c.mu);
     if (c.fd == fd) {
-      ::close(c.fd);
+      close_fd(c.fd);
       c.fd = -1;
       c.pid = 0;
     }

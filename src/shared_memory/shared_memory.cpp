@@ -6,9 +6,10 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <unistd.h>
+
+#include "os/file.hpp"
+#include "os/memory.hpp"
 
 namespace mp {
 
@@ -18,10 +19,10 @@ std::string random_name() {
   unsigned char bytes[8];
   std::size_t got = 0;
   while (got < sizeof bytes) {
-    ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    ssize_t n = internal::get_random(bytes + got, sizeof bytes - got);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      throw OSError(errno, "getrandom for a shared memory name");
+      if (n == -EINTR) continue;
+      throw OSError(static_cast<int>(-n), "getrandom for a shared memory name");
     }
     got += static_cast<std::size_t>(n);
   }
@@ -40,8 +41,9 @@ std::string normalized(std::string name) {
 }
 
 void* map(int fd, std::size_t size, const std::string& name) {
-  void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (addr == MAP_FAILED) throw OSError(errno, "SharedMemory: mmap of '" + name + "'");
+  void* addr = nullptr;
+  if (int e = internal::map_memory(addr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0))
+    throw OSError(-e, "SharedMemory: mmap of '" + name + "'");
   return addr;
 }
 
@@ -51,10 +53,11 @@ SharedMemory::SharedMemory(SharedMemoryOptions opts) {
   if (!opts.create) {
     name_ = normalized(std::move(opts.name));
     std::string path = "/" + name_;
-    fd_.reset(::shm_open(path.c_str(), O_RDWR | O_CLOEXEC, 0));
-    if (!fd_) throw OSError(errno, "SharedMemory: cannot attach to '" + name_ + "'");
+    int fd = internal::shm_open_name(path.c_str(), O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) throw OSError(-fd, "SharedMemory: cannot attach to '" + name_ + "'");
+    fd_.reset(fd);
     struct stat st{};
-    if (::fstat(fd_.get(), &st) != 0) throw OSError(errno, "SharedMemory: fstat of '" + name_ + "'");
+    if (int e = internal::stat_fd(fd_.get(), st)) throw OSError(-e, "SharedMemory: fstat of '" + name_ + "'");
     if (st.st_size <= 0)
       throw ValueError("SharedMemory: '" + name_ + "' has size 0 (its creator has not sized it yet?)");
     size_ = static_cast<std::size_t>(st.st_size);
@@ -70,20 +73,23 @@ SharedMemory::SharedMemory(SharedMemoryOptions opts) {
   for (int attempt = 0;; ++attempt) {
     name_ = auto_name ? random_name() : normalized(std::move(opts.name));
     std::string path = "/" + name_;
-    fd_.reset(::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (fd_) break;
-    if (errno == EEXIST && auto_name && attempt < 16) continue;  // a random name collided
-    throw OSError(errno, "SharedMemory: cannot create '" + name_ + "'");
+    int fd = internal::shm_open_name(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      fd_.reset(fd);
+      break;
+    }
+    if (fd == -EEXIST && auto_name && attempt < 16) continue;  // a random name collided
+    throw OSError(-fd, "SharedMemory: cannot create '" + name_ + "'");
   }
   try {
     // The umask may have removed bits but never adds any; make the mode exactly 0600.
-    if (::fchmod(fd_.get(), 0600) != 0) throw OSError(errno, "SharedMemory: fchmod of '" + name_ + "'");
-    if (::ftruncate(fd_.get(), static_cast<off_t>(opts.size)) != 0)
-      throw OSError(errno, "SharedMemory: cannot size '" + name_ + "' to " + std::to_string(opts.size) + " bytes");
+    if (int e = internal::chmod_fd(fd_.get(), 0600)) throw OSError(-e, "SharedMemory: fchmod of '" + name_ + "'");
+    if (int e = internal::truncate_fd(fd_.get(), static_cast<off_t>(opts.size)))
+      throw OSError(-e, "SharedMemory: cannot size '" + name_ + "' to " + std::to_string(opts.size) + " bytes");
     size_ = opts.size;
     addr_ = map(fd_.get(), size_, name_);
   } catch (...) {
-    ::shm_unlink(("/" + name_).c_str());
+    (void)internal::shm_unlink_name(("/" + name_).c_str());
     throw;
   }
   if (tracked) internal::track_shared_memory(name_);
@@ -107,14 +113,15 @@ SharedMemory& SharedMemory::operator=(SharedMemory&& o) noexcept {
 SharedMemory::~SharedMemory() { close(); }
 
 void SharedMemory::close() noexcept {
-  if (addr_) ::munmap(addr_, size_);
+  if (addr_) (void)internal::unmap_memory(addr_, size_);
   addr_ = nullptr;
   fd_.reset();
 }
 
 void SharedMemory::unlink() {
   if (name_.empty()) throw ValueError("SharedMemory.unlink(): this handle has no block (moved from)");
-  if (::shm_unlink(("/" + name_).c_str()) != 0) throw OSError(errno, "SharedMemory: cannot unlink '" + name_ + "'");
+  if (int e = internal::shm_unlink_name(("/" + name_).c_str()))
+    throw OSError(-e, "SharedMemory: cannot unlink '" + name_ + "'");
   internal::untrack_shared_memory(name_);
 }
 

@@ -14,6 +14,8 @@
 #include <cstring>
 
 #include "mp/internal/futex.hpp"
+#include "os/file.hpp"
+#include "os/process.hpp"
 #include "os/spawn.hpp"
 
 namespace mp::subprocess {
@@ -80,10 +82,10 @@ ssize_t read_some(int fd, std::string& out) {
   char buf[64 * 1024];
   ssize_t n;
   do {
-    n = ::read(fd, buf, sizeof buf);
-  } while (n < 0 && errno == EINTR);
+    n = internal::read_from(fd, buf, sizeof buf);
+  } while (n == -EINTR);
   if (n > 0) out.append(buf, static_cast<std::size_t>(n));
-  return n < 0 ? -errno : n;
+  return n;
 }
 
 }  // namespace
@@ -135,15 +137,15 @@ void Pipe::write(std::string_view data) {
   if (!fd_) throw ValueError("Pipe.write(): the pipe is closed");
   internal::SigpipeGuard guard;
   while (!data.empty()) {
-    ssize_t n = ::write(fd_.get(), data.data(), data.size());
+    ssize_t n = internal::write_to(fd_.get(), data.data(), data.size());
     if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {  // left non-blocking by a timed-out communicate()
+      if (n == -EINTR) continue;
+      if (n == -EAGAIN) {  // left non-blocking by a timed-out communicate()
         pollfd p{fd_.get(), POLLOUT, 0};
-        ::poll(&p, 1, -1);
+        (void)internal::poll_fds(&p, 1, -1);
         continue;
       }
-      int e = errno;
+      int e = static_cast<int>(-n);
       if (e == EPIPE) guard.note_epipe();
       throw OSError(e, "Pipe.write() to the child");
     }
@@ -160,7 +162,7 @@ std::string Pipe::read() {
     if (n == 0) return out;
     if (n == -EAGAIN) {
       pollfd p{fd_.get(), POLLIN, 0};
-      ::poll(&p, 1, -1);
+      (void)internal::poll_fds(&p, 1, -1);
     } else if (n < 0) {
       throw OSError(static_cast<int>(-n), "Pipe.read() from the child");
     }
@@ -174,7 +176,7 @@ std::string Pipe::read(std::size_t n) {
     if (r == 0) break;
     if (r == -EAGAIN) {
       pollfd p{fd_.get(), POLLIN, 0};
-      ::poll(&p, 1, -1);
+      (void)internal::poll_fds(&p, 1, -1);
     } else if (r < 0) {
       throw OSError(static_cast<int>(-r), "Pipe.read() from the child");
     }
@@ -199,7 +201,7 @@ std::string Pipe::readline() {
     if (r == 0) return std::exchange(buffered_, {});
     if (r == -EAGAIN) {
       pollfd p{fd_.get(), POLLIN, 0};
-      ::poll(&p, 1, -1);
+      (void)internal::poll_fds(&p, 1, -1);
     } else if (r < 0) {
       throw OSError(static_cast<int>(-r), "Pipe.readline() from the child");
     }
@@ -305,7 +307,7 @@ internal::ChildFd child_fd(const Redirect& r, internal::UniqueFd& parent_end, in
       return c;
     case K::pipe: {
       internal::UniqueFd rd, wr;
-      if (int e = internal::make_pipe(rd, wr)) throw OSError(e, std::string("Popen: pipe() for ") + which);
+      if (int e = internal::make_pipe(rd, wr)) throw OSError(-e, std::string("Popen: pipe() for ") + which);
       parent_end = child_reads ? std::move(wr) : std::move(rd);
       child_end = child_reads ? std::move(rd) : std::move(wr);
       c.kind = internal::ChildFd::Kind::fd;
@@ -316,7 +318,7 @@ internal::ChildFd child_fd(const Redirect& r, internal::UniqueFd& parent_end, in
       if (r.fd() < 0) throw ValueError(std::string("Popen: invalid file descriptor for ") + which);
       // A private copy >= 3 so dup2 onto 0/1/2 never clobbers another source.
       if (int e = internal::dup_high(r.fd(), high_copy))
-        throw OSError(e, std::string("Popen: ") + which + " = fd " + std::to_string(r.fd()));
+        throw OSError(-e, std::string("Popen: ") + which + " = fd " + std::to_string(r.fd()));
       c.kind = internal::ChildFd::Kind::fd;
       c.fd = high_copy.get();
       return c;
@@ -328,7 +330,7 @@ internal::ChildFd child_fd(const Redirect& r, internal::UniqueFd& parent_end, in
 [[noreturn]] void throw_spawn_error(int err, const std::string& program, const std::string& cwd) {
   if (err == ENOENT) {
     struct stat st;
-    if (!cwd.empty() && ::stat(cwd.c_str(), &st) != 0)
+    if (!cwd.empty() && internal::stat_path(cwd.c_str(), st) != 0)
       throw FileNotFoundError(cwd, "Popen: cannot change to working directory '" + cwd + "'");
     throw FileNotFoundError(program, "Popen: cannot run '" + program + "' (not found on PATH, nor a path to a program)");
   }
@@ -380,7 +382,7 @@ Popen::Popen(CommandLine cmd, PopenOptions opts) : impl_(std::make_unique<Impl>(
     resolved.resize(program.size() + 4096);
     int e = internal::find_on_path(program.c_str(), env_path ? env_path : "/bin:/usr/bin", resolved.data(),
                                    resolved.size());
-    if (e) throw_spawn_error(e, program, opts.cwd);
+    if (e) throw_spawn_error(-e, program, opts.cwd);
     resolved.resize(std::strlen(resolved.c_str()));
     req.path = resolved.c_str();
     req.search_path = false;
@@ -405,7 +407,7 @@ Popen::Popen(CommandLine cmd, PopenOptions opts) : impl_(std::make_unique<Impl>(
   req.err = child_fd(opts.stderr, err_parent, err_child, err_copy, false, "stderr");
 
   pid_t pid = 0;
-  if (int e = internal::spawn(req, &pid)) throw_spawn_error(e, program, opts.cwd);
+  if (int e = internal::spawn(req, &pid)) throw_spawn_error(-e, program, opts.cwd);
   s.pid = pid;
   s.in = Pipe(std::move(in_parent));
   s.out = Pipe(std::move(out_parent));
@@ -485,7 +487,7 @@ std::pair<std::string, std::string> Popen::communicate(std::string_view input,
       if (s.in && s.input.empty()) s.in.close();
       for (Pipe* pipe : {&s.in, &s.out, &s.err})  // only our ends: the child's are separate open files
         if (*pipe)
-          if (int e = internal::set_nonblocking(pipe->fileno(), true)) throw OSError(e, "Popen.communicate(): fcntl");
+          if (int e = internal::set_nonblocking(pipe->fileno(), true)) throw OSError(-e, "Popen.communicate(): fcntl");
       // Bulk transfer ahead (typically a filter): with pipes as large as the input, the child
       // never blocks on us, and both sides move data in a few large steps instead of many
       // 64 KiB round trips. Best effort: limits (pipe-max-size, per-user pages) just refuse.
@@ -516,20 +518,20 @@ std::pair<std::string, std::string> Popen::communicate(std::string_view input,
           ts = {static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
           tsp = &ts;
         }
-        int r = ::ppoll(pfds, static_cast<nfds_t>(n), tsp, nullptr);
+        int r = internal::ppoll_fds(pfds, static_cast<nfds_t>(n), tsp);
         if (r < 0) {
-          if (errno == EINTR) continue;
-          throw OSError(errno, "Popen.communicate(): poll");
+          if (r == -EINTR) continue;
+          throw OSError(-r, "Popen.communicate(): poll");
         }
         if (r == 0) continue;  // the deadline check at the top decides
         if (in_i >= 0 && pfds[in_i].revents) {
           std::size_t left = s.input.size() - s.input_offset;
-          ssize_t w = ::write(s.in.fileno(), s.input.data() + s.input_offset, left);
+          ssize_t w = internal::write_to(s.in.fileno(), s.input.data() + s.input_offset, left);
           if (w > 0) {
             s.input_offset += static_cast<std::size_t>(w);
             if (s.input_offset == s.input.size()) s.in.close();
-          } else if (w < 0 && errno != EINTR && errno != EAGAIN) {
-            if (errno == EPIPE) guard.note_epipe();  // the child stopped reading: Python ignores it
+          } else if (w < 0 && w != -EINTR && w != -EAGAIN) {
+            if (w == -EPIPE) guard.note_epipe();  // the child stopped reading: Python ignores it
             s.in.close();
           }
         }
@@ -571,7 +573,7 @@ void Popen::send_signal(int sig) {
   if (!s.try_claim()) {
     // Another thread is waiting and may reap at any moment: as in Python, a small window
     // remains in which the pid could have been reaped (and, in theory, reused).
-    if (s.returncode.load(std::memory_order_acquire) == kUnknown) ::kill(s.pid, sig);
+    if (s.returncode.load(std::memory_order_acquire) == kUnknown) (void)internal::kill_process(s.pid, sig);
     return;
   }
   // We alone may reap: if the child is not reaped now, the pid is still our child's.
@@ -579,7 +581,7 @@ void Popen::send_signal(int sig) {
     int status = 0;
     int r = internal::try_reap(s.pid, &status);
     s.record(r, status);
-    if (r == 0) ::kill(s.pid, sig);
+    if (r == 0) (void)internal::kill_process(s.pid, sig);
   }
   s.release();
 }

@@ -15,8 +15,6 @@
 #include <cxxabi.h>
 #include <algorithm>
 #include <pthread.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -27,6 +25,7 @@
 #include <unordered_map>
 
 #include "mp/internal/os.hpp"
+#include "os/process.hpp"
 #include "mp/process.hpp"
 #include "common/type_name.hpp"
 
@@ -145,8 +144,8 @@ Registry& registry() {
     // below), which runs on the main thread, so its pthread_t is known.
     reg->main = std::make_shared<ThreadState>(ThreadState::Kind::main, "MainThread", false);
     reg->main->started.store(1);
-    reg->main->tid.store(static_cast<std::uint32_t>(::getpid()));
-    if (static_cast<pid_t>(::syscall(SYS_gettid)) == ::getpid())
+    reg->main->tid.store(static_cast<std::uint32_t>(kernel_pid()));
+    if (kernel_tid() == kernel_pid())
       reg->main->ident.store(static_cast<std::uint64_t>(::pthread_self()));
     link(*reg, reg->main.get());
     ::pthread_atfork(after_fork_prepare, after_fork_parent, after_fork_child);
@@ -184,12 +183,12 @@ void after_fork_child() noexcept {
   }
   try {
     if (me) {
-      me->tid.store(static_cast<std::uint32_t>(::getpid()));
+      me->tid.store(static_cast<std::uint32_t>(kernel_pid()));  // not self_pid(): its atfork refresh may not have run yet
       r.main = me->shared_from_this();
     } else {
       r.main = std::make_shared<ThreadState>(ThreadState::Kind::main, "MainThread", false);
       r.main->started.store(1);
-      r.main->tid.store(static_cast<std::uint32_t>(::getpid()));
+      r.main->tid.store(static_cast<std::uint32_t>(kernel_pid()));
       r.main->ident.store(static_cast<std::uint64_t>(::pthread_self()));
       link(r, r.main.get());
       tl_current = r.main.get();
@@ -220,7 +219,7 @@ thread_local DummyGuard tl_dummy;
 ThreadState* current_state() {
   if (ThreadState* s = tl_current) return s;
   Registry& r = registry();
-  if (static_cast<pid_t>(::syscall(SYS_gettid)) == self_pid()) {
+  if (kernel_tid() == self_pid()) {
     std::lock_guard g(r.mu);
     tl_current = r.main.get();
     return tl_current;

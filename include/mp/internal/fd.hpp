@@ -30,9 +30,9 @@ class UniqueFd {
 
 /// pipe2(O_CLOEXEC): `read_end` reads what `write_end` writes. Both ends are moved to
 /// descriptors >= 3, so a dup2 onto 0/1/2 in a child never clobbers a source.
-/// Returns 0 or a positive errno.
+/// 0 or -errno.
 [[nodiscard]] int make_pipe(UniqueFd& read_end, UniqueFd& write_end) noexcept;
-/// F_DUPFD_CLOEXEC to a descriptor >= 3. Returns 0 or a positive errno.
+/// F_DUPFD_CLOEXEC to a descriptor >= 3. 0 or -errno.
 [[nodiscard]] int dup_high(int fd, UniqueFd& out) noexcept;
 
 }  // namespace mp::internal

@@ -1,6 +1,30 @@
-// mp/internal/os.hpp — small, noexcept wrappers over process-level system calls.
-// They return -errno (or a plain value) and never throw; the public API turns failures
-// into named exceptions at its boundary.
+// mp/internal/os.hpp — small, noexcept wrappers over process-level system calls, and the
+// overview of mp's OS layer.
+//
+// The OS layer is every system call mp makes, in one place: this header and fd.hpp,
+// futex.hpp, segment.hpp beside it (what public templates need), and src/os/*.hpp for what
+// only the library needs (file.hpp: descriptors, paths, polling, raw socket I/O;
+// memory.hpp: mappings and shm names; process.hpp: processes and signals; socket.hpp:
+// connections with deadlines; spawn.hpp: fork+exec for subprocess; membarrier.hpp). All
+// of it lives in mp::internal; no second namespace.
+//
+// One error convention, as in reproc: a wrapper that can fail returns a status that is
+// >= 0 on success (0, a count, a descriptor or a pid) and -errno on failure; never a
+// positive errno and never -1-and-look-at-errno. Wrappers are noexcept and never throw,
+// and every status is [[nodiscard]]; callers that ignore one on purpose
+// say so with (void). The public API turns a failure into a named exception at its
+// boundary, with the sign flipped there: `throw OSError(-r, "what failed")`. The few
+// exceptions state themselves: a value with its own meaning (process_has_exited's bool,
+// futex_wait's WaitResult, futex_wake's count, resolve_tcp's getaddrinfo code), values
+// that cannot fail (self_pid, parent_pid, kernel_pid), close_fd (returns nothing:
+// Linux releases the descriptor even when close reports an error), and code after
+// fork() that calls ::_exit, which cannot fail.
+//
+// What stays outside the layer, on purpose: ::_exit (see above); the pthread_* calls of
+// threading/ and the atfork registrations (the threads library, not system calls);
+// sched_yield, sched_getcpu and usleep inside spin-then-sleep loops (hot paths owned by
+// the adaptive wait policy, together with the managers' /proc/loadavg probe); libc queries
+// (sysconf, isatty, opendir/readdir). Anything else outside src/os is a bug to fix.
 #pragma once
 
 #include <sys/types.h>
