@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/exception_table.hpp"
 #include "common/type_name.hpp"
 
 namespace mp::mpi::internal {

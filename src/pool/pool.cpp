@@ -27,6 +27,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/exception_table.hpp"
 #include "mp/internal/fd.hpp"
 #include "mp/internal/segment.hpp"
 #include "mp/process.hpp"

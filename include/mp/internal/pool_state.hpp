@@ -35,13 +35,6 @@ struct None {
   bool operator==(const None&) const = default;
 };
 
-/// concurrent.futures.CancelledError: the task was cancelled before it started (what a
-/// cancelled Future's result() raises).
-class CancelledError : public Error {
- public:
-  CancelledError() : Error("CancelledError: the task was cancelled before it started") {}
-};
-
 /// A progress report: `done` of `total` items have finished. Called on the pool's
 /// result-handler thread, once per finished chunk; keep it quick.
 using ProgressFn = std::function<void(std::size_t done, std::size_t total)>;
@@ -51,14 +44,6 @@ namespace internal {
 /// R, or None for void: what a state stores.
 template <class R>
 using Stored = std::conditional_t<std::is_void_v<R>, None, R>;
-
-/// Rebuilds an exception that a task threw in another process from its type name and
-/// message: the same type for the standard exceptions (std::runtime_error,
-/// std::invalid_argument, std::out_of_range, ...) and mp's own (mp::ValueError, ...),
-/// mp::RemoteError(type, message) for anything else.
-std::exception_ptr remote_exception(std::string_view type_name, std::string_view message);
-/// The demangled type name and message of the exception being handled (call inside catch).
-void describe_current_exception(std::string& type_name, std::string& message);
 
 /// Wakes a set of waiters (as_completed, wait) when any of several states completes.
 class Waiter {
