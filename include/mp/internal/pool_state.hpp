@@ -25,6 +25,7 @@
 
 #include "mp/codec.hpp"
 #include "mp/errors.hpp"
+#include "mp/internal/call.hpp"
 #include "mp/internal/futex.hpp"
 
 namespace mp {
@@ -101,7 +102,7 @@ class Completion {
 /// first item; `count` its number of items.
 class Sink : public Completion {
  public:
-  /// Decodes `count` length-prefixed results from `payload`. Throws mp::CodecError.
+  /// Decodes `count` results (fields, mp/internal/call.hpp) from `payload`. Throws mp::CodecError.
   virtual void deliver_bytes(std::size_t start, std::size_t count, std::string_view payload) = 0;
   virtual void fail(std::size_t start, std::size_t count, std::exception_ptr e) = 0;
   /// Whether Executor.shutdown(cancel_futures=true) may cancel it (single results only).
@@ -109,18 +110,6 @@ class Sink : public Completion {
   /// Publishes "cancelled" after try_cancel() succeeded.
   virtual void on_cancel() {}
 };
-
-/// Reads one length-prefixed field of a result/argument payload.
-inline std::string_view take_field(std::string_view& in) {
-  std::uint32_t n;
-  if (in.size() < sizeof n) throw CodecError("pool: truncated message (missing a length field)");
-  std::memcpy(&n, in.data(), sizeof n);
-  in.remove_prefix(sizeof n);
-  if (n > in.size()) throw CodecError("pool: truncated message (field longer than the data)");
-  auto f = in.substr(0, n);
-  in.remove_prefix(n);
-  return f;
-}
 
 template <class R>
 Stored<R> decode_result(std::string_view bytes) {
