@@ -2,10 +2,14 @@
 // exercised through an in-process server ("inproc:" address); the socket transport,
 // mp::Manager (forked server) and BaseManager over TCP by the ManagerSocket tests.
 #include "mp/managers.hpp"
+#include "mp/pickle.hpp"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
+#include <new>
+#include <stdexcept>
 #include <thread>
 
 #include "managers/client.hpp"
@@ -94,6 +98,24 @@ TEST(ManagerWire, ErrorsKeepTheirTypeAcrossTheWire) {
     EXPECT_EQ(e.type_name(), "ZeroDivisionError");
     EXPECT_EQ(e.message(), "division by zero");
   }
+}
+
+TEST(ManagerWire, ErrorNamesAreTheNativeProtocolsOwn) {
+  // Peers and older clients read these names: the exception table must keep them.
+  EXPECT_EQ(mm::error_type_name(mp::TypeError("t")), "CodecError");
+  EXPECT_EQ(mm::error_type_name(mp::pickle::KeyError("k")), "KeyError");
+  EXPECT_EQ(mm::error_type_name(mp::OSError(ENOENT, "open")), "OSError");
+  EXPECT_EQ(mm::error_type_name(mp::FileNotFoundError("f", "open")), "OSError");
+  EXPECT_EQ(mm::error_type_name(std::out_of_range("o")), "IndexError");
+  EXPECT_EQ(mm::error_type_name(std::bad_alloc()), "MemoryError");
+  EXPECT_EQ(mm::error_type_name(mp::RemoteError("ZeroDivisionError", "z")), "ZeroDivisionError");
+  EXPECT_EQ(mm::error_type_name(mp::BrokenPool("b")), "RuntimeError");
+  EXPECT_EQ(mm::error_type_name(std::invalid_argument("i")), "RuntimeError");
+  // Named, but not rebuilt: they arrive as RemoteError.
+  for (const char* name : {"OSError", "MemoryError", "TypeError", "LookupError"})
+    EXPECT_THROW(mm::raise_reply_error(mm::Reply::error(name, "m")), mp::RemoteError) << name;
+  EXPECT_THROW(mm::raise_reply_error(mm::Reply::error("RuntimeError", "m")), mp::RuntimeError);
+  EXPECT_THROW(mm::raise_reply_error(mm::Reply::error("CodecError", "m")), mp::CodecError);
 }
 
 // -------------------------------------------------------------------- server core

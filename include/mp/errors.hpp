@@ -1,17 +1,26 @@
 // mp/errors.hpp — the exceptions mp raises, named after Python's.
 //
-// Mirrors: the exception classes of multiprocessing, queue, threading, subprocess and
+// Mirrors: Python's builtin exceptions and those of multiprocessing, queue, threading and
 // concurrent.futures. Every mp exception derives from mp::Error (itself a
 // std::runtime_error), so `catch (const mp::Error&)` catches everything mp throws.
 // Messages say what happened and what to do about it. Exceptions that wrap a failing
 // system call carry its name and errno (`OSError::code()`).
 //
+// This header is the one home of every Python builtin (KeyError, TypeError, ...): a module
+// raises these and never declares its own (mp::pickle::KeyError, mp::subprocess::
+// FileNotFoundError are aliases of the classes here). Only a module's own exceptions live
+// in its header (subprocess's CalledProcessError, pickle's UnpicklingError). How these
+// exceptions cross process boundaries (pool results, manager replies) is one table:
+// src/common/exception_table.cpp.
+//
 //   try { q.get(100ms); } catch (const mp::Empty&) { /* nothing arrived in time */ }
 #pragma once
 
+#include <cerrno>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace mp {
 
@@ -31,6 +40,28 @@ class OSError : public Error {
  private:
   std::error_code code_;
 };
+/// A file or directory that does not exist (Python's FileNotFoundError; errno ENOENT),
+/// e.g. a program subprocess cannot find. `filename()` is the path that was not found.
+class FileNotFoundError : public OSError {
+ public:
+  FileNotFoundError(std::string filename, const std::string& what)
+      : OSError(ENOENT, what), filename_(std::move(filename)) {}
+  [[nodiscard]] const std::string& filename() const noexcept { return filename_; }
+
+ private:
+  std::string filename_;
+};
+/// A file that exists but may not be used so (Python's PermissionError; errno EACCES),
+/// e.g. a program subprocess may not execute.
+class PermissionError : public OSError {
+ public:
+  PermissionError(std::string filename, const std::string& what)
+      : OSError(EACCES, what), filename_(std::move(filename)) {}
+  [[nodiscard]] const std::string& filename() const noexcept { return filename_; }
+
+ private:
+  std::string filename_;
+};
 
 /// A non-blocking or timed get found nothing (Python's queue.Empty).
 class Empty : public Error { public: using Error::Error; };
@@ -42,6 +73,16 @@ class TimeoutError : public Error { public: using Error::Error; };
 class EOFError : public Error { public: using Error::Error; };
 /// A value is of the right type but not acceptable (Python's ValueError), e.g. releasing an unlocked lock.
 class ValueError : public Error { public: using Error::Error; };
+/// A key or index that is not there (Python's LookupError): the base of KeyError and IndexError.
+class LookupError : public Error { public: using Error::Error; };
+/// A mapping has no such key (Python's KeyError): a dict proxy's getitem/pop, a manager
+/// object id that is gone, mp::pickle::Dict::at().
+class KeyError : public LookupError { public: using LookupError::LookupError; };
+/// An index outside the sequence (Python's IndexError): shared arrays, list proxies.
+class IndexError : public LookupError { public: using LookupError::LookupError; };
+/// An object has no such attribute or method (Python's AttributeError): a method a managed
+/// referent does not expose, a missing Namespace attribute.
+class AttributeError : public Error { public: using Error::Error; };
 /// A call made in a state that does not allow it (Python's RuntimeError / AssertionError), e.g. start() twice.
 class RuntimeError : public Error { public: using Error::Error; };
 /// multiprocessing.ProcessError: a process-level misuse or failure.
@@ -78,5 +119,17 @@ class BrokenPool : public Error { public: using Error::Error; };
 class BrokenBarrierError : public Error { public: using Error::Error; };
 /// A value could not be encoded or decoded for transfer between processes.
 class CodecError : public Error { public: using Error::Error; };
+/// A value is not of the kind asked for, does not fit the C++ type asked for (an int out of
+/// range, a tuple of the wrong length), is unhashable where a key is needed, or a call got
+/// the wrong arguments (Python's TypeError / OverflowError). Unlike Python's, it is a
+/// CodecError: in mp a TypeError is a value that cannot be decoded as the type asked for
+/// (mp::pickle's Value conversions, a CPython manager call's arguments).
+class TypeError : public CodecError { public: using CodecError::CodecError; };
+/// concurrent.futures.CancelledError: the task was cancelled before it started (what a
+/// cancelled Future's result() raises).
+class CancelledError : public Error {
+ public:
+  CancelledError() : Error("CancelledError: the task was cancelled before it started") {}
+};
 
 }  // namespace mp

@@ -75,17 +75,6 @@
 
 namespace mp {
 
-/// A mapping has no such key (Python's KeyError): dict proxies' getitem/pop/delitem.
-class KeyError : public Error {
- public:
-  using Error::Error;
-};
-/// An object has no such attribute or method (Python's AttributeError).
-class AttributeError : public Error {
- public:
-  using Error::Error;
-};
-
 // ------------------------------------------------------------------------ method tables
 
 /// The methods a referent type exposes, by name. Built once per type from

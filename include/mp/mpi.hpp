@@ -140,7 +140,7 @@ namespace internal {
 using mp::internal::Stored;
 
 /// Runs `count` items of a chunk: decodes each item's arguments, calls the function,
-/// appends each length-prefixed result to `out`.
+/// appends each result as a field to `out` (the encoding of mp/internal/call.hpp).
 using Runner = void (*)(const void* fn, std::string_view items, std::uint32_t count, std::string& out);
 
 /// One registered function.
@@ -182,8 +182,9 @@ struct Signature<R (C::*)(P...) noexcept> : Signature<R (*)(P...)> {};
 
 template <class Fn, class R, class... P>
 void run_items_impl(const void* fn, std::string_view in, std::uint32_t count, std::string& out, std::tuple<P...>*) {
+  mp::internal::CallReader r(in, mp::internal::kPoolCallErrors);
   for (std::uint32_t i = 0; i < count; ++i) {
-    std::tuple<P...> args{codec::decode<P>(mp::internal::take_field(in))...};
+    std::tuple<P...> args = r.template args<P...>();
     auto call = [&]() -> decltype(auto) {
       if constexpr (std::is_pointer_v<Fn>) {
         return std::apply(reinterpret_cast<Fn>(const_cast<void*>(fn)), std::move(args));
@@ -193,7 +194,7 @@ void run_items_impl(const void* fn, std::string_view in, std::uint32_t count, st
     };
     if constexpr (std::is_void_v<R>) {
       call();
-      out.append(sizeof(std::uint32_t), '\0');
+      mp::internal::put_bytes(out, {});
     } else {
       mp::internal::put_field(out, call());
     }

@@ -88,19 +88,12 @@ class UnpicklingError : public PickleError {
   std::size_t offset_;
 };
 
-/// A Value is not of the kind asked for, or does not fit the C++ type asked for (an int out
-/// of range, a tuple of the wrong length), or is unhashable where a key is needed. Python's
-/// TypeError / OverflowError.
-class TypeError : public PickleError {
- public:
-  using PickleError::PickleError;
-};
-
-/// Dict::at() did not find the key (Python's KeyError).
-class KeyError : public PickleError {
- public:
-  using PickleError::PickleError;
-};
+/// Python's builtins, declared once in mp/errors.hpp; the names stay here for existing code.
+/// TypeError: a Value is not of the kind asked for, or does not fit the C++ type asked for,
+/// or is unhashable where a key is needed (an mp::CodecError, not a PickleError).
+using TypeError = mp::TypeError;
+/// KeyError: Dict::at() did not find the key (an mp::LookupError, not a PickleError).
+using KeyError = mp::KeyError;
 
 class Value;
 class Dict;

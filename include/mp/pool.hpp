@@ -216,46 +216,29 @@ constexpr void check_transferable_result() {
                 "mp::Pool: the task's result type cannot be sent back through mp::codec (see mp/codec.hpp).");
 }
 
-/// Appends a length-prefixed encoding of `v`.
-template <class T>
-void put_field(std::string& out, const T& v) {
-  std::size_t at = out.size();
-  out.append(sizeof(std::uint32_t), '\0');
-  codec::encode_into(v, out);
-  auto n = static_cast<std::uint32_t>(out.size() - at - sizeof(std::uint32_t));
-  std::memcpy(out.data() + at, &n, sizeof n);
-}
-
 /// Runs `count` items of a task inside a worker: decodes each item's arguments, calls the
-/// function, appends each length-prefixed result to `out`. Instantiated in the parent;
-/// its address is valid in the (forked) worker.
-using Runner = void (*)(std::string_view fn, std::string_view items, std::uint32_t count, std::string& out);
+/// function, appends each result as a field to `out`. Instantiated in the parent; its
+/// address is valid in the (forked) worker. `in` is positioned after the runner's address.
+using Runner = void (*)(CallReader& in, std::string& out);
 
 template <class F, class R, class... A>
-void run_items(std::string_view fn_bytes, std::string_view in, std::uint32_t count, std::string& out) {
-  using Fn = std::decay_t<F>;
-  const Fn* f;
-  alignas(Fn) unsigned char storage[sizeof(Fn)];
-  if constexpr (std::is_pointer_v<Fn>) {
-    std::memcpy(storage, fn_bytes.data(), sizeof(Fn));
-    f = reinterpret_cast<const Fn*>(storage);
-  } else {
-    f = new (storage) Fn{};  // stateless: nothing to copy
-  }
+void run_items(CallReader& in, std::string& out) {
+  const auto f = in.template callable<std::decay_t<F>>();
+  auto count = in.template raw<std::uint32_t>();
   for (std::uint32_t i = 0; i < count; ++i) {
-    std::tuple<A...> args{codec::decode<A>(take_field(in))...};
+    std::tuple<A...> args = in.template args<A...>();
     if constexpr (std::is_void_v<R>) {
-      std::apply(*f, args);
-      out.append(sizeof(std::uint32_t), '\0');
+      std::apply(f, args);
+      put_bytes(out, {});
     } else {
-      put_field(out, std::apply(*f, args));
+      put_field(out, std::apply(f, args));
     }
   }
 }
 
 /// One chunk of work for a process pool: the encoded message and where its outcome goes.
 struct PoolTask {
-  std::string msg;  // [u64 runner][u32 fn size][fn bytes][u32 count][fields...]
+  std::string msg;  // [runner address][callable][u32 count][count x arguments] (mp/internal/call.hpp)
   std::shared_ptr<Sink> sink;
   std::size_t start = 0;
   std::uint32_t count = 0;
@@ -264,13 +247,9 @@ struct PoolTask {
 template <class F, class R, class... A>
 std::string task_header(const F& f, std::uint32_t count) {
   std::string msg;
-  Runner r = &run_items<F, R, A...>;
-  auto rp = reinterpret_cast<std::uintptr_t>(r);
-  msg.append(reinterpret_cast<const char*>(&rp), sizeof rp);
-  std::uint32_t fn_size = std::is_pointer_v<std::decay_t<F>> ? sizeof(F) : 0;
-  msg.append(reinterpret_cast<const char*>(&fn_size), sizeof fn_size);
-  if (fn_size) msg.append(reinterpret_cast<const char*>(&f), fn_size);
-  msg.append(reinterpret_cast<const char*>(&count), sizeof count);
+  put_raw(msg, Runner{&run_items<F, R, A...>});
+  put_callable(msg, f);
+  put_raw(msg, count);
   return msg;
 }
 

@@ -80,6 +80,7 @@
 
 #include "mp/codec.hpp"
 #include "mp/errors.hpp"
+#include "mp/internal/call.hpp"
 #include "mp/internal/futex.hpp"
 
 namespace mp {
@@ -160,50 +161,19 @@ struct ServerCall {
   std::string payload;
 };
 
-/// Arguments travel as a sequence of (u64 length, mp::codec bytes).
-inline void append_arg(std::string& out, const auto& value) {
-  std::size_t at = out.size();
-  out.append(sizeof(std::uint64_t), '\0');
-  codec::encode_into(value, out);
-  std::uint64_t n = out.size() - at - sizeof(std::uint64_t);
-  std::memcpy(out.data() + at, &n, sizeof n);
-}
+/// What a payload the fork server passes back may be wrong with (it cannot be, short of a
+/// broken server: the messages say where it came from).
+inline constexpr CallErrors kServerCallErrors{"Process arguments: truncated payload from the fork server",
+                                              "Process arguments: truncated payload from the fork server",
+                                              "Process arguments: unexpected bytes after the last argument"};
 
-class ArgReader {
- public:
-  explicit ArgReader(std::string_view bytes) noexcept : rest_(bytes) {}
-  std::string_view take(std::size_t n) {
-    if (n > rest_.size()) throw CodecError("Process arguments: truncated payload from the fork server");
-    auto out = rest_.substr(0, n);
-    rest_.remove_prefix(n);
-    return out;
-  }
-  template <class T>
-  T next() {
-    std::uint64_t n;
-    std::memcpy(&n, take(sizeof n).data(), sizeof n);
-    return codec::decode<T>(take(n));
-  }
-  [[nodiscard]] bool done() const noexcept { return rest_.empty(); }
-
- private:
-  std::string_view rest_;
-};
-
+/// The payload is the callable and one field per argument (mp/internal/call.hpp).
 template <class F, class... A>
 void server_trampoline(std::string_view payload) {
-  ArgReader r(payload);
-  F f = [&] {
-    if constexpr (std::is_pointer_v<F>) {
-      F p;
-      std::memcpy(static_cast<void*>(&p), r.take(sizeof p).data(), sizeof p);
-      return p;
-    } else {
-      return F{};
-    }
-  }();
-  std::tuple<A...> args{r.template next<A>()...};  // braced: decoded left to right
-  if (!r.done()) throw CodecError("Process arguments: unexpected bytes after the last argument");
+  CallReader r(payload, kServerCallErrors);
+  F f = r.template callable<F>();
+  std::tuple<A...> args = r.template args<A...>();
+  r.finish();
   std::apply([&](A&... a) { std::invoke(f, a...); }, args);
 }
 
@@ -236,8 +206,8 @@ class TargetImpl final : public Target {
           "StartMethod::fork");
     } else {
       ServerCall c{&server_trampoline<F, A...>, {}};
-      if constexpr (std::is_pointer_v<F>) c.payload.append(reinterpret_cast<const char*>(&f_), sizeof f_);
-      std::apply([&](const A&... a) { (append_arg(c.payload, a), ...); }, args_);
+      put_callable(c.payload, f_);
+      std::apply([&](const A&... a) { (put_field(c.payload, a), ...); }, args_);
       return c;
     }
   }

@@ -47,12 +47,6 @@
 
 namespace mp {
 
-/// An index outside [0, size()) (Python's IndexError).
-class IndexError : public Error {
- public:
-  using Error::Error;
-};
-
 /// Types that can live in shared memory: copied as bytes, no destructor to run.
 template <class T>
 concept SharedCType = std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T> && !std::is_pointer_v<T>;

@@ -107,26 +107,11 @@ class CalledProcessError : public SubprocessError {
   std::string stderr_;
 };
 
-/// The program (or the working directory) does not exist (Python's FileNotFoundError).
-class FileNotFoundError : public OSError {
- public:
-  FileNotFoundError(std::string filename, const std::string& what);
-  /// The path that was not found: the program as given, or the cwd.
-  [[nodiscard]] const std::string& filename() const noexcept { return filename_; }
-
- private:
-  std::string filename_;
-};
-
-/// The program exists but may not be executed (Python's PermissionError).
-class PermissionError : public OSError {
- public:
-  PermissionError(std::string filename, const std::string& what);
-  [[nodiscard]] const std::string& filename() const noexcept { return filename_; }
-
- private:
-  std::string filename_;
-};
+/// The program (or the working directory) does not exist: Python's builtin FileNotFoundError
+/// (declared in mp/errors.hpp); filename() is the program as given, or the cwd.
+using FileNotFoundError = mp::FileNotFoundError;
+/// The program exists but may not be executed: Python's builtin PermissionError (mp/errors.hpp).
+using PermissionError = mp::PermissionError;
 
 // ------------------------------------------------------------------------------- redirection
 

@@ -1,15 +1,15 @@
-// CPython's manager protocol, client side: dispatch, proxies, exception mapping, and the
-// python::Queue referent.
+// CPython's manager protocol, client side: dispatch, proxies, and the python::Queue
+// referent. Exceptions map to Python classes through src/common/exception_table.cpp.
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <unordered_map>
 
+#include "common/exception_table.hpp"
 #include "managers/python.hpp"
 #include "os/process.hpp"
 #include "mp/internal/manager_wire.hpp"
@@ -38,11 +38,6 @@ std::string describe_args(const std::vector<Value>& args) {
   return Value::tuple(args).repr(2000);
 }
 
-bool known_module(const std::string& m) {
-  static const std::set<std::string> known{"builtins", "_queue", "queue", "threading", "multiprocessing",
-                                           "multiprocessing.context"};
-  return known.contains(m);
-}
 }  // namespace
 
 Connection open(const std::string& address, const std::string& authkey) {
@@ -59,8 +54,7 @@ void raise_python_exception(const Value& exc, std::string_view method) {
   const pickle::Object& o = exc.as_object();
   std::string message = describe_args(o.args);
   std::string text = where + "Python raised " + o.type.dotted() + (message.empty() ? "" : ": " + message);
-  if (!known_module(o.type.module)) throw RemoteError(o.type.dotted(), text);
-  internal::manager::raise_reply_error(internal::manager::Reply::error(o.type.qualname, text));
+  exceptions::raise_python(o.type.module, o.type.qualname, o.type.dotted(), text);
 }
 
 Value dispatch(Connection& c, const Value& id, std::string_view method, std::vector<Value> args, pickle::Dict kwds) {
@@ -93,21 +87,8 @@ Value server_call(const std::string& address, const std::string& authkey, std::s
 }
 
 Value to_python_exception(const std::exception& e) {
-  std::string message = e.what();
-  if (dynamic_cast<const pickle::TypeError*>(&e)) return pickle::exception("TypeError", message);
-  if (dynamic_cast<const pickle::KeyError*>(&e)) return pickle::exception("KeyError", message);
-  std::string name = internal::manager::error_type_name(e);
-  if (name == "Empty") return pickle::exception("Empty", message, "_queue");
-  if (name == "Full") return pickle::exception("Full", message, "queue");
-  if (name == "BrokenBarrierError") return pickle::exception(name, message, "threading");
-  if (name == "AuthenticationError" || name == "ProcessError")
-    return pickle::exception(name, message, "multiprocessing.context");
-  if (name == "CodecError") return pickle::exception("ValueError", message);
-  static const std::set<std::string> builtin{"KeyError",    "IndexError", "AttributeError", "TimeoutError",
-                                             "EOFError",    "ValueError", "OSError",        "MemoryError",
-                                             "RuntimeError"};
-  if (builtin.contains(name)) return pickle::exception(name, message);
-  return pickle::exception("RuntimeError", name + ": " + message);
+  exceptions::PythonException p = exceptions::to_python(e);
+  return pickle::exception(std::move(p.name), std::move(p.message), std::move(p.module));
 }
 
 }  // namespace internal::python_manager

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "common/exception_table.hpp"
 #include "managers/python.hpp"
 #include "managers/socket.hpp"
 #include "mp/internal/manager_wire.hpp"
@@ -23,7 +24,7 @@ Value reply(const char* kind, Value result) { return Value::tuple({Value(kind), 
 
 /// What CPython sends as format_exc(): a traceback-like text ending in "Type: message".
 Value traceback(const std::exception& e) {
-  std::string type = dynamic_cast<const pickle::TypeError*>(&e) ? "TypeError" : manager::error_type_name(e);
+  std::string type = exceptions::traceback_name(e);
   return reply("#TRACEBACK", Value("Traceback (mp C++ manager server):\n" + type + ": " + e.what() + "\n"));
 }
 

@@ -1,9 +1,9 @@
-// The native manager wire encoding and the mapping between exceptions and their names.
+// The native manager wire encoding; exceptions travel by their names in the exception table.
 #include <cstring>
 
+#include "common/exception_table.hpp"
 #include "mp/internal/manager_wire.hpp"
 #include "mp/managers.hpp"
-#include "mp/sharedctypes.hpp"
 
 namespace mp::internal::manager {
 namespace {
@@ -116,45 +116,12 @@ const WireCodec& native_wire() noexcept {
   return wire;
 }
 
-std::string error_type_name(const std::exception& e) {
-  // Most derived first: AuthenticationError is a ProcessError, KeyError an Error...
-  if (dynamic_cast<const KeyError*>(&e)) return "KeyError";
-  if (dynamic_cast<const IndexError*>(&e)) return "IndexError";
-  if (dynamic_cast<const AttributeError*>(&e)) return "AttributeError";
-  if (dynamic_cast<const Empty*>(&e)) return "Empty";
-  if (dynamic_cast<const Full*>(&e)) return "Full";
-  if (dynamic_cast<const TimeoutError*>(&e)) return "TimeoutError";
-  if (dynamic_cast<const EOFError*>(&e)) return "EOFError";
-  if (dynamic_cast<const ValueError*>(&e)) return "ValueError";
-  if (dynamic_cast<const BrokenBarrierError*>(&e)) return "BrokenBarrierError";
-  if (dynamic_cast<const CodecError*>(&e)) return "CodecError";
-  if (dynamic_cast<const AuthenticationError*>(&e)) return "AuthenticationError";
-  if (dynamic_cast<const ProcessError*>(&e)) return "ProcessError";
-  if (auto* r = dynamic_cast<const RemoteError*>(&e)) return r->type_name();
-  if (dynamic_cast<const OSError*>(&e)) return "OSError";
-  if (dynamic_cast<const std::out_of_range*>(&e)) return "IndexError";
-  if (dynamic_cast<const std::bad_alloc*>(&e)) return "MemoryError";
-  return "RuntimeError";
-}
+// The names are one column of the exception table (src/common/exception_table.cpp).
+std::string error_type_name(const std::exception& e) { return exceptions::native_name(e); }
 
 void raise_reply_error(const Reply& r) {
   if (r.kind == ReplyKind::traceback) throw RemoteError("Traceback", r.body);
-  const std::string& t = r.type;
-  const std::string& m = r.body;
-  if (t == "KeyError") throw KeyError(m);
-  if (t == "IndexError") throw IndexError(m);
-  if (t == "AttributeError") throw AttributeError(m);
-  if (t == "Empty") throw Empty(m);
-  if (t == "Full") throw Full(m);
-  if (t == "TimeoutError") throw TimeoutError(m);
-  if (t == "EOFError") throw EOFError(m);
-  if (t == "ValueError") throw ValueError(m);
-  if (t == "BrokenBarrierError") throw BrokenBarrierError(m);
-  if (t == "CodecError") throw CodecError(m);
-  if (t == "AuthenticationError") throw AuthenticationError(m);
-  if (t == "ProcessError") throw ProcessError(m);
-  if (t == "RuntimeError") throw RuntimeError(m);
-  throw RemoteError(t, m);
+  exceptions::raise_native(r.type, r.body);
 }
 
 }  // namespace mp::internal::manager

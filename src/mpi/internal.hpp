@@ -2,7 +2,8 @@
 // shared by the registry, the serve loop and rank 0's engine.
 //
 // Messages (MPI_BYTE, on a private duplicate of MPI_COMM_WORLD):
-//   kTask   0 -> r  [u64 id][u32 n][name][u32 n][signature][u32 count][count x (fields)]
+//   kTask   0 -> r  [u64 id][field name][field signature][u32 count][count x arguments]
+//                   (fields and arguments as in include/mp/internal/call.hpp: u64 length, bytes)
 //   kResult r -> 0  [u64 id][u8 status][status 0: count x field | 1: field type, field message]
 //   kHello  r -> 0  [i32 pid][host name]            once, when r starts serving
 //   kBeat   r -> 0  (empty)                         every heartbeat interval
@@ -15,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/exception_table.hpp"
 #include "common/type_name.hpp"
 
 namespace mp::mpi::internal {

@@ -27,6 +27,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/exception_table.hpp"
 #include "mp/internal/fd.hpp"
 #include "mp/internal/segment.hpp"
 #include "mp/process.hpp"
@@ -199,17 +200,8 @@ void worker_main(WorkerShm* w, PoolShm* p, int efd, const std::function<void()>*
     out.assign(kHdr + 1, '\0');
     char status = 0;
     try {
-      std::string_view m(msg);
-      std::uintptr_t rp;
-      std::uint32_t fn_size, count;
-      std::memcpy(&rp, m.data(), sizeof rp);
-      std::memcpy(&fn_size, m.data() + sizeof rp, 4);
-      m.remove_prefix(sizeof rp + 4);
-      std::string_view fn = m.substr(0, fn_size);
-      m.remove_prefix(fn_size);
-      std::memcpy(&count, m.data(), 4);
-      m.remove_prefix(4);
-      reinterpret_cast<Runner>(rp)(fn, m, count, out);
+      CallReader in(msg, kPoolCallErrors);  // what task_header() and submit_encoded() wrote
+      in.raw<Runner>()(in, out);
     } catch (const SystemExit&) {
       throw;  // mp::exit() in a task ends the worker (the parent reports WorkerLost)
     } catch (...) {

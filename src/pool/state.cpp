@@ -1,71 +1,14 @@
 // Result states shared by the pools and executors. See include/mp/internal/pool_state.hpp.
 #include "mp/internal/pool_state.hpp"
-#include "common/type_name.hpp"
 
-#include <cxxabi.h>
 #include <sched.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <future>
 #include <new>
-#include <typeinfo>
 
 namespace mp::internal {
-
-namespace {
-
-template <class E>
-std::exception_ptr make(std::string_view msg) {
-  return std::make_exception_ptr(E(std::string(msg)));
-}
-
-}  // namespace
-
-std::exception_ptr remote_exception(std::string_view type, std::string_view msg) {
-  using Maker = std::exception_ptr (*)(std::string_view);
-  static const std::pair<std::string_view, Maker> known[] = {
-      {"std::runtime_error", make<std::runtime_error>},
-      {"std::logic_error", make<std::logic_error>},
-      {"std::invalid_argument", make<std::invalid_argument>},
-      {"std::out_of_range", make<std::out_of_range>},
-      {"std::domain_error", make<std::domain_error>},
-      {"std::length_error", make<std::length_error>},
-      {"std::range_error", make<std::range_error>},
-      {"std::overflow_error", make<std::overflow_error>},
-      {"std::underflow_error", make<std::underflow_error>},
-      {"mp::Error", make<Error>},
-      {"mp::ValueError", make<ValueError>},
-      {"mp::RuntimeError", make<RuntimeError>},
-      {"mp::TimeoutError", make<TimeoutError>},
-      {"mp::Empty", make<Empty>},
-      {"mp::Full", make<Full>},
-      {"mp::EOFError", make<EOFError>},
-      {"mp::ProcessError", make<ProcessError>},
-      {"mp::CodecError", make<CodecError>},
-      {"mp::BrokenPool", make<BrokenPool>},
-  };
-  for (auto& [name, fn] : known)
-    if (name == type) return fn(msg);
-  if (type == "std::bad_alloc") return std::make_exception_ptr(std::bad_alloc());
-  return std::make_exception_ptr(RemoteError(std::string(type), std::string(msg)));
-}
-
-void describe_current_exception(std::string& type, std::string& msg) {
-  try {
-    throw;
-  } catch (const RemoteError& e) {
-    type = e.type_name();
-    msg = e.message();
-  } catch (const std::exception& e) {
-    type = demangle(typeid(e).name());
-    msg = e.what();
-  } catch (...) {
-    auto* t = abi::__cxa_current_exception_type();
-    type = t ? demangle(t->name()) : "unknown exception";
-    msg = "(not a std::exception)";
-  }
-}
 
 // ----------------------------------------------------------------------------- Waiter
 

@@ -121,12 +121,6 @@ CalledProcessError::CalledProcessError(int returncode, std::vector<std::string> 
       output_(std::move(output)),
       stderr_(std::move(stderr_output)) {}
 
-FileNotFoundError::FileNotFoundError(std::string filename, const std::string& what)
-    : OSError(ENOENT, what), filename_(std::move(filename)) {}
-
-PermissionError::PermissionError(std::string filename, const std::string& what)
-    : OSError(EACCES, what), filename_(std::move(filename)) {}
-
 void CompletedProcess::check_returncode() const {
   if (returncode != 0) throw CalledProcessError(returncode, args, stdout, stderr);
 }

@@ -25,6 +25,7 @@
 
 #include "mp/codec.hpp"
 #include "mp/errors.hpp"
+#include "mp/internal/call.hpp"
 #include "mp/internal/futex.hpp"
 
 namespace mp {
@@ -33,13 +34,6 @@ namespace mp {
 /// std::vector<mp::None>.
 struct None {
   bool operator==(const None&) const = default;
-};
-
-/// concurrent.futures.CancelledError: the task was cancelled before it started (what a
-/// cancelled Future's result() raises).
-class CancelledError : public Error {
- public:
-  CancelledError() : Error("CancelledError: the task was cancelled before it started") {}
 };
 
 /// A progress report: `done` of `total` items have finished. Called on the pool's
@@ -51,14 +45,6 @@ namespace internal {
 /// R, or None for void: what a state stores.
 template <class R>
 using Stored = std::conditional_t<std::is_void_v<R>, None, R>;
-
-/// Rebuilds an exception that a task threw in another process from its type name and
-/// message: the same type for the standard exceptions (std::runtime_error,
-/// std::invalid_argument, std::out_of_range, ...) and mp's own (mp::ValueError, ...),
-/// mp::RemoteError(type, message) for anything else.
-std::exception_ptr remote_exception(std::string_view type_name, std::string_view message);
-/// The demangled type name and message of the exception being handled (call inside catch).
-void describe_current_exception(std::string& type_name, std::string& message);
 
 /// Wakes a set of waiters (as_completed, wait) when any of several states completes.
 class Waiter {
@@ -116,7 +102,7 @@ class Completion {
 /// first item; `count` its number of items.
 class Sink : public Completion {
  public:
-  /// Decodes `count` length-prefixed results from `payload`. Throws mp::CodecError.
+  /// Decodes `count` results (fields, mp/internal/call.hpp) from `payload`. Throws mp::CodecError.
   virtual void deliver_bytes(std::size_t start, std::size_t count, std::string_view payload) = 0;
   virtual void fail(std::size_t start, std::size_t count, std::exception_ptr e) = 0;
   /// Whether Executor.shutdown(cancel_futures=true) may cancel it (single results only).
@@ -124,18 +110,6 @@ class Sink : public Completion {
   /// Publishes "cancelled" after try_cancel() succeeded.
   virtual void on_cancel() {}
 };
-
-/// Reads one length-prefixed field of a result/argument payload.
-inline std::string_view take_field(std::string_view& in) {
-  std::uint32_t n;
-  if (in.size() < sizeof n) throw CodecError("pool: truncated message (missing a length field)");
-  std::memcpy(&n, in.data(), sizeof n);
-  in.remove_prefix(sizeof n);
-  if (n > in.size()) throw CodecError("pool: truncated message (field longer than the data)");
-  auto f = in.substr(0, n);
-  in.remove_prefix(n);
-  return f;
-}
 
 template <class R>
 Stored<R> decode_result(std::string_view bytes) {
