@@ -37,6 +37,12 @@
 // and any struct with a cereal-style `serialize(Archive&)` (mapped to a tuple of its fields)
 // convert implicitly to Value and back with `value.as<T>()`; specialize mp::pickle::Convert<T>
 // for another mapping (e.g. to a dict). See docs/pickle.md for the exact type mapping.
+//
+// One header, though it holds the value model, dumps/loads and the conversions: they are one
+// Python concept, and they cannot be included apart. Value's inline templates need the node
+// types complete, the nodes hold Dict, Set and Object, and every Convert<T> must be visible
+// wherever Value(T) or as<T>() is instantiated. Its template-free parts are public API, not
+// internal: the implementation lives in src/pickle/.
 #pragma once
 
 #include <atomic>

@@ -1,4 +1,8 @@
-// Running programs. See include/mp/subprocess.hpp for the contract.
+// mp::subprocess::Popen: spawning the child, reaping it exactly once, signalling it, and
+// communicate(). See include/mp/subprocess.hpp for the contract.
+//
+// communicate() stays with the rest of Popen: its progress survives a TimeoutExpired in
+// Popen::Impl, beside the reaping state, and it ends by waiting for the child like wait().
 #include "mp/subprocess.hpp"
 
 #include <poll.h>
@@ -17,25 +21,11 @@
 #include "os/file.hpp"
 #include "os/process.hpp"
 #include "os/spawn.hpp"
+#include "subprocess/pipe_read.hpp"
 
 namespace mp::subprocess {
 
 namespace {
-
-std::string quote_cmd(const std::vector<std::string>& cmd) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < cmd.size(); ++i) {
-    if (i) s += ", ";
-    s += "'" + cmd[i] + "'";
-  }
-  return s + "]";
-}
-
-std::string seconds_text(std::chrono::nanoseconds t) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%g", std::chrono::duration<double>(t).count());
-  return buf;
-}
 
 /// Python's universal newlines on output: "\r\n" and lone "\r" become "\n".
 void translate_newlines(std::string& s) {
@@ -75,134 +65,9 @@ void prepare_drain(int fd, std::string& out) {
   internal::prefault_writable(out.data() + out.size(), avail);
 }
 
-/// Reads what is available into `out` (one read call). Returns bytes read, 0 at EOF, -errno.
-/// Reads into a stack buffer and appends: no zero-filling of string space that a short
-/// read would not use.
-ssize_t read_some(int fd, std::string& out) {
-  char buf[64 * 1024];
-  ssize_t n;
-  do {
-    n = internal::read_from(fd, buf, sizeof buf);
-  } while (n == -EINTR);
-  if (n > 0) out.append(buf, static_cast<std::size_t>(n));
-  return n;
-}
-
 }  // namespace
 
-// -------------------------------------------------------------------------------- exceptions
-
-TimeoutExpired::TimeoutExpired(std::vector<std::string> cmd, std::chrono::nanoseconds timeout, std::string output,
-                               std::string stderr_output)
-    : SubprocessError("Command '" + quote_cmd(cmd) + "' timed out after " + seconds_text(timeout) + " seconds"),
-      cmd_(std::move(cmd)),
-      timeout_(timeout),
-      output_(std::move(output)),
-      stderr_(std::move(stderr_output)) {}
-
-namespace {
-std::string called_process_message(int rc, const std::vector<std::string>& cmd) {
-  std::string s = "Command '" + quote_cmd(cmd) + "' ";
-  if (rc < 0) {
-    const char* abbrev = sigabbrev_np(-rc);
-    s += "died with signal " + (abbrev ? std::string("SIG") + abbrev : std::to_string(-rc)) + ".";
-  } else {
-    s += "returned non-zero exit status " + std::to_string(rc) + ".";
-  }
-  return s;
-}
-}  // namespace
-
-CalledProcessError::CalledProcessError(int returncode, std::vector<std::string> cmd, std::string output,
-                                       std::string stderr_output)
-    : SubprocessError(called_process_message(returncode, cmd)),
-      returncode_(returncode),
-      cmd_(std::move(cmd)),
-      output_(std::move(output)),
-      stderr_(std::move(stderr_output)) {}
-
-void CompletedProcess::check_returncode() const {
-  if (returncode != 0) throw CalledProcessError(returncode, args, stdout, stderr);
-}
-
-// -------------------------------------------------------------------------------------- Pipe
-
-void Pipe::write(std::string_view data) {
-  if (!fd_) throw ValueError("Pipe.write(): the pipe is closed");
-  internal::SigpipeGuard guard;
-  while (!data.empty()) {
-    ssize_t n = internal::write_to(fd_.get(), data.data(), data.size());
-    if (n < 0) {
-      if (n == -EINTR) continue;
-      if (n == -EAGAIN) {  // left non-blocking by a timed-out communicate()
-        pollfd p{fd_.get(), POLLOUT, 0};
-        (void)internal::poll_fds(&p, 1, -1);
-        continue;
-      }
-      int e = static_cast<int>(-n);
-      if (e == EPIPE) guard.note_epipe();
-      throw OSError(e, "Pipe.write() to the child");
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
-
-std::string Pipe::read() {
-  if (!fd_) throw ValueError("Pipe.read(): the pipe is closed");
-  std::string out = std::move(buffered_);
-  buffered_.clear();
-  for (;;) {
-    ssize_t n = read_some(fd_.get(), out);
-    if (n == 0) return out;
-    if (n == -EAGAIN) {
-      pollfd p{fd_.get(), POLLIN, 0};
-      (void)internal::poll_fds(&p, 1, -1);
-    } else if (n < 0) {
-      throw OSError(static_cast<int>(-n), "Pipe.read() from the child");
-    }
-  }
-}
-
-std::string Pipe::read(std::size_t n) {
-  if (!fd_) throw ValueError("Pipe.read(): the pipe is closed");
-  while (buffered_.size() < n) {
-    ssize_t r = read_some(fd_.get(), buffered_);
-    if (r == 0) break;
-    if (r == -EAGAIN) {
-      pollfd p{fd_.get(), POLLIN, 0};
-      (void)internal::poll_fds(&p, 1, -1);
-    } else if (r < 0) {
-      throw OSError(static_cast<int>(-r), "Pipe.read() from the child");
-    }
-  }
-  std::string out = buffered_.substr(0, std::min(n, buffered_.size()));
-  buffered_.erase(0, out.size());
-  return out;
-}
-
-std::string Pipe::readline() {
-  if (!fd_) throw ValueError("Pipe.readline(): the pipe is closed");
-  std::size_t scanned = 0;
-  for (;;) {
-    auto nl = buffered_.find('\n', scanned);
-    if (nl != std::string::npos) {
-      std::string line = buffered_.substr(0, nl + 1);
-      buffered_.erase(0, nl + 1);
-      return line;
-    }
-    scanned = buffered_.size();
-    ssize_t r = read_some(fd_.get(), buffered_);
-    if (r == 0) return std::exchange(buffered_, {});
-    if (r == -EAGAIN) {
-      pollfd p{fd_.get(), POLLIN, 0};
-      (void)internal::poll_fds(&p, 1, -1);
-    } else if (r < 0) {
-      throw OSError(static_cast<int>(-r), "Pipe.readline() from the child");
-    }
-  }
-}
-
-// ------------------------------------------------------------------------------------- Popen
+using detail::read_some;
 
 struct Popen::Impl {
   std::vector<std::string> args;
@@ -586,67 +451,5 @@ void Popen::kill() { send_signal(SIGKILL); }
 Pipe& Popen::stdin() noexcept { return impl_->in; }
 Pipe& Popen::stdout() noexcept { return impl_->out; }
 Pipe& Popen::stderr() noexcept { return impl_->err; }
-
-// --------------------------------------------------------------------------------- functions
-
-CompletedProcess run(CommandLine args, RunOptions o) {
-  PopenOptions po;
-  po.executable = std::move(o.executable);
-  po.stdin = o.input ? PIPE : o.stdin;
-  po.stdout = o.capture_output ? PIPE : o.stdout;
-  po.stderr = o.capture_output ? PIPE : o.stderr;
-  if (o.input && o.stdin.kind() != Redirect::Kind::inherit)
-    throw ValueError("run(): stdin and input cannot both be used");
-  if (o.capture_output && (o.stdout.kind() != Redirect::Kind::inherit || o.stderr.kind() != Redirect::Kind::inherit))
-    throw ValueError("run(): stdout and stderr cannot be used with capture_output");
-  po.close_fds = o.close_fds;
-  po.shell = o.shell;
-  po.cwd = std::move(o.cwd);
-  po.env = std::move(o.env);
-  po.start_new_session = o.start_new_session;
-  po.pass_fds = std::move(o.pass_fds);
-  po.text = o.text;
-
-  Popen p(std::move(args), std::move(po));
-  CompletedProcess r;
-  bool needs_communicate = o.input || p.stdout() || p.stderr();
-  if (!needs_communicate && !o.timeout) {
-    r.returncode = p.wait();  // the fast path: spawn + waitpid, nothing else
-  } else {
-    try {
-      auto [out, err] = p.communicate(o.input ? o.input->view() : std::string_view{}, o.timeout);
-      r.stdout = std::move(out);
-      r.stderr = std::move(err);
-    } catch (const TimeoutExpired& e) {
-      // Python: kill, collect what is left, re-raise with all the output.
-      p.kill();
-      auto [out, err] = p.communicate();  // continues the timed-out call: returns all output
-      throw TimeoutExpired(p.args(), e.timeout(), std::move(out), std::move(err));
-    }
-    r.returncode = *p.returncode();
-  }
-  r.args = p.args();
-  if (o.check) r.check_returncode();
-  return r;
-}
-
-int call(CommandLine args, RunOptions opts) {
-  opts.check = false;
-  return run(std::move(args), std::move(opts)).returncode;
-}
-
-int check_call(CommandLine args, RunOptions opts) {
-  opts.check = true;
-  run(std::move(args), std::move(opts));
-  return 0;
-}
-
-std::string check_output(CommandLine args, RunOptions opts) {
-  if (opts.stdout.kind() != Redirect::Kind::inherit)
-    throw ValueError("check_output(): stdout argument not allowed, it will be overridden");
-  opts.stdout = PIPE;
-  opts.check = true;
-  return run(std::move(args), std::move(opts)).stdout;
-}
 
 }  // namespace mp::subprocess
