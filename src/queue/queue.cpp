@@ -8,6 +8,7 @@
 #include <string>
 
 #include "os/membarrier.hpp"
+#include "sync/robust_lock.hpp"
 #include "mp/internal/os.hpp"
 
 namespace mp::internal {
@@ -49,11 +50,8 @@ constexpr std::int64_t kSpinMaxNs = 50'000;
 // waiting for data (latency), longer when a producer waits for room (a busy consumer).
 constexpr int kDataPauses = 8;
 constexpr int kSpacePauses = 64;
-// A side's lock: spins before sleeping (critical sections are a memcpy), and when a waiter
-// first checks that the holder is alive, then at doubling intervals up to kLastProbe.
+// A side's lock spins this many times before sleeping (critical sections are a memcpy).
 constexpr int kLockSpins = 100;
-constexpr auto kFirstProbe = std::chrono::milliseconds(50);
-constexpr auto kLastProbe = std::chrono::milliseconds(1000);
 constexpr std::size_t kMinCapacity = 4096;
 constexpr std::size_t kMaxCapacity = std::size_t{1} << 30;
 constexpr std::size_t kMaxMaxsize = 0x7fffffff;
@@ -116,7 +114,8 @@ std::int32_t current_cpu() noexcept { return ::sched_getcpu(); }
 // instruction) followed by a look at `sleepers`, made safe by the asymmetric fence above:
 // a waiter announces itself in `sleepers`, runs heavy_fence(), and only then re-reads the
 // word and sleeps. A waiter that finds the holder dead (a SIGKILLed process) takes the
-// lock over: no repair is needed (see ring.hpp). Probing starts ~50 ms into a wait.
+// lock over (the takeover and its probe schedule: src/sync/robust_lock.hpp): no repair is
+// needed (see ring.hpp).
 struct SideLock {
   std::atomic<std::uint32_t> word{0};
   WaitWord sleepers;
@@ -140,12 +139,9 @@ struct SideLock {
     std::uint32_t free = 0;
     return word.compare_exchange_strong(free, me, std::memory_order_acquire, std::memory_order_relaxed);
   }
-  // The holder recorded in the word has exited: take the lock from it. The compare-exchange
-  // fails if anything changed since (a release, another waiter's takeover).
+  // The holder recorded in the word has exited: take the lock from it (sync/robust_lock.hpp).
   bool take_over_if_holder_dead(std::uint32_t me) noexcept {
-    std::uint32_t cur = word.load(std::memory_order_relaxed);
-    if (cur == 0 || cur == me || !process_has_exited(static_cast<pid_t>(cur))) return false;
-    return word.compare_exchange_strong(cur, me, std::memory_order_acquire, std::memory_order_relaxed);
+    return internal::take_over_if_holder_dead(word, me, ~std::uint32_t{0}, me);
   }
   [[gnu::noinline]] bool lock_slow(std::uint32_t me, Deadline deadline) noexcept {
     for (int i = 0; i < kLockSpins; ++i) {
@@ -153,12 +149,10 @@ struct SideLock {
       cpu_relax();
     }
     if (deadline && *deadline <= Clock::now()) return try_lock(me) || take_over_if_holder_dead(me);
-    auto probe_every = std::chrono::duration_cast<Clock::duration>(kFirstProbe);
-    auto next_probe = Clock::now() + probe_every;
+    HolderProbe probe;
     for (;;) {
       std::uint32_t v = sleepers.prepare();
-      Deadline until = deadline && *deadline <= next_probe ? deadline : Deadline(next_probe);
-      until = sleep_deadline_after_fence(until);
+      const Deadline until = sleep_deadline_after_fence(probe.sleep_until(deadline));
       if (word.load(std::memory_order_acquire) == 0) {
         if (try_lock(me)) return true;
         continue;
@@ -166,10 +160,9 @@ struct SideLock {
       if (futex_wait(sleepers.word, v, until) == WaitResult::woken) continue;
       const auto now = Clock::now();
       if (deadline && *deadline <= now) return try_lock(me) || take_over_if_holder_dead(me);
-      if (now >= next_probe) {
+      if (probe.due(now)) {
         if (take_over_if_holder_dead(me)) return true;
-        probe_every = std::min(probe_every * 2, std::chrono::duration_cast<Clock::duration>(kLastProbe));
-        next_probe = now + probe_every;
+        probe.probed(now);
       }
     }
   }
