@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/wait_policy.hpp"
 #include "mp/connection.hpp"
 #include "os/socket.hpp"
 
@@ -16,19 +17,6 @@ namespace mp {
 constexpr std::size_t kReadBuffer = 64 * 1024;
 // Reused buffers larger than this are released after use.
 constexpr std::size_t kKeepBuffer = 16u << 20;
-// A reader that finds nothing to read polls (non-blocking reads) for an adaptive time
-// before it blocks, as mp::Queue does. Why: a reader asleep in read() must be woken by the
-// writer's next write(), and that wake-up costs the writer more than the write itself;
-// worse, the kernel treats a pipe wake-up as a hand-off (WF_SYNC) and moves the reader
-// onto the writer's CPU, where the two then take turns. A reader that keeps draining the
-// pipe and sleeping cut a 64-byte stream to about half a plain reader's rate (measured).
-// Not after this end has sent something since its last receive: then the reader waits
-// for a reply, and the peer it has just woken may be queued on this very CPU, where
-// polling would only delay it. Same bounds as the queue: 1 to 50 us, starting at 20 us.
-constexpr std::int64_t kSpinInitialNs = 20'000;
-constexpr std::int64_t kSpinMinNs = 1'000;
-constexpr std::int64_t kSpinMaxNs = 50'000;
-constexpr int kSpinMaxPauses = 32;  // between two polls, each of which is a system call
 
 [[noreturn]] void throw_closed(const char* what);
 [[noreturn]] void throw_io(int err, const char* what);
@@ -39,7 +27,8 @@ struct Connection::RecvState {
   std::size_t end = 0;
   std::size_t pending = 0;  // bytes of the frame handed out by recv_frame_view
   bool fds_lost = false;
-  std::int64_t spin_ns = kSpinInitialNs;  // poll budget of a read that finds nothing (-1: cannot poll)
+  // Poll budget of a read that finds nothing (-1: this descriptor cannot poll).
+  std::int64_t spin_ns = internal::wait_policy::kSpinInitialNs;
   bool streaming = false;  // the last read found data waiting and took less than it could (kGatherNs)
   std::deque<UniqueFd> fds;  // descriptors that arrived with the bytes in `buf`
   std::string big;           // frames larger than the read buffer, for recv<T>

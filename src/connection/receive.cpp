@@ -2,7 +2,6 @@
 // descriptors that arrive with them. See include/mp/connection.hpp for the contract.
 #include "mp/connection.hpp"
 
-#include <sched.h>
 #include <sys/uio.h>
 
 #include <algorithm>
@@ -85,11 +84,17 @@ std::size_t Connection::buffered() const noexcept { return rs_ ? rs_->end - rs_-
   } while (internal::Clock::now() < end);
 }
 
-// The budget adapts as the queue's does (Ring::await_change in src/queue/queue.cpp): a wait that
-// ended within kSpinMaxNs, even after blocking, would have been caught by polling that
-// long, so the budget grows to twice that wait; a longer wait (an idle peer) halves it;
-// and a reader woken on the CPU where it polled in vain learns that its writer runs there
-// (polling only delayed it), so its next wait blocks at once.
+// A reader that finds nothing to read polls (non-blocking reads) for the adaptive budget of
+// the wait policy (src/common/wait_policy.hpp) before it blocks, as mp::Queue does. Why, for
+// a pipe: a reader asleep in read() must be woken by the writer's next write(), and that
+// wake-up costs the writer more than the write itself; worse, the kernel treats a pipe
+// wake-up as a hand-off (WF_SYNC) and moves the reader onto the writer's CPU, where the two
+// then take turns. A reader that keeps draining the pipe and sleeping cut a 64-byte stream
+// to about half a plain reader's rate (measured). Not after this end has sent something
+// since its last receive (fill()): then the reader waits for a reply, and the peer it has
+// just woken may be queued on this very CPU, where polling would only delay it.
+// The evidence that the writer ran on our CPU: the reader woke on the CPU where it polled
+// in vain (the kernel wakes a pipe reader on its writer's CPU).
 [[gnu::noinline]] std::size_t Connection::spin_then_read(char* dest, std::size_t n, const char* what, int err) {
   auto& s = *rs_;
   if (err != EAGAIN) {
@@ -102,13 +107,12 @@ std::size_t Connection::buffered() const noexcept { return rs_ ? rs_->end - rs_-
   const auto spin_end = start + std::chrono::nanoseconds(spin);
   auto adapt = [&](bool blocked, int cpu) {
     auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(internal::Clock::now() - start).count();
-    s.spin_ns = waited <= kSpinMaxNs ? std::clamp<std::int64_t>(2 * waited, spin, kSpinMaxNs)
-                                     : std::clamp<std::int64_t>(spin / 2, kSpinMinNs, kSpinMaxNs);
-    if (blocked && spin > 0 && cpu >= 0 && ::sched_getcpu() == cpu) s.spin_ns = 0;
+    s.spin_ns = internal::wait_policy::next_spin_ns(
+        spin, waited, blocked && spin > 0 && cpu >= 0 && internal::current_cpu() == cpu);
   };
-  for (int pauses = 1; internal::Clock::now() < spin_end;) {
-    for (int i = 0; i < pauses; ++i) internal::cpu_relax();
-    pauses = std::min(pauses * 2, kSpinMaxPauses);
+  internal::wait_policy::Backoff backoff(internal::wait_policy::kPausesBetweenReads);
+  while (internal::Clock::now() < spin_end) {
+    backoff.pause();
     ssize_t r = internal::read_nowait(fd_.get(), dest, n);
     if (r >= 0) {
       adapt(false, -1);
@@ -116,7 +120,7 @@ std::size_t Connection::buffered() const noexcept { return rs_ ? rs_->end - rs_-
     }
     if (r != -EAGAIN) io_failed(-r, what);
   }
-  const int cpu = ::sched_getcpu();
+  const int cpu = internal::current_cpu();
   std::size_t got = raw_read(dest, n, std::nullopt, what);
   adapt(true, cpu);
   return got;

@@ -3,15 +3,13 @@
 
 #include <algorithm>
 
+#include "common/wait_policy.hpp"
 #include "sync/robust_lock.hpp"
 
 namespace mp {
 namespace internal {
 
 namespace {
-// Most critical sections are shorter than a futex round trip: spin this many times first.
-constexpr int kSpins = 100;
-
 /// The holder recorded in `m` has exited: take the lock over, marking it kOwnerDied.
 bool take_over_if_holder_dead(MutexWord& m, std::uint32_t me) noexcept {
   return internal::take_over_if_holder_dead(m.word, me, MutexWord::kPidMask,
@@ -20,7 +18,7 @@ bool take_over_if_holder_dead(MutexWord& m, std::uint32_t me) noexcept {
 }  // namespace
 
 bool MutexWord::lock_slow(std::uint32_t me, Deadline deadline) noexcept {
-  for (int i = 0; i < kSpins; ++i) {
+  for (int i = 0; i < wait_policy::kLockSpins; ++i) {
     std::uint32_t v = word.load(std::memory_order_relaxed);
     if (v == 0 && try_lock(me)) return true;
     if (v & kWaiters) break;  // others are already asleep: spinning will not beat them
@@ -172,7 +170,7 @@ bool Semaphore::try_acquire() noexcept {
 bool Semaphore::acquire_impl(Deadline deadline) noexcept {
   if (try_acquire()) return true;
   auto& s = *state_;
-  for (int i = 0; i < internal::kSpins; ++i) {
+  for (int i = 0; i < internal::wait_policy::kLockSpins; ++i) {
     if (s.value.load(std::memory_order_relaxed) > 0 && try_acquire()) return true;
     internal::cpu_relax();
   }
