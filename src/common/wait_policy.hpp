@@ -21,7 +21,8 @@
 // long, so the budget grows to twice that wait; a longer wait (an idle peer) halves it, down
 // to kSpinMinNs. Judging by spin success alone has a trap: once both sides sleep, every wait
 // lasts a wake-up, longer than a short spin, and spinning would never be tried again.
-// The budget starts at kSpinInitialNs and is kept per process (or per connection).
+// The budget starts at kSpinInitialNs and is kept per queue side in each process, and per
+// Connection.
 //
 // Why give up when the waker ran on our CPU: then the peer could only run because we
 // stopped; spinning there just burnt its time slice, so the next wait sleeps at once
@@ -40,8 +41,8 @@
 // the spin's outcome alone (OutcomeBudget), spins that yield (YieldingSpin), and polling
 // with nothing to sleep on (poll_backoff).
 //
-// Everything here is inline and allocation-free: it sits on the queue's and the
-// connection's hot paths. The slow halves (the spin loops) stay out of line at their sites.
+// What the queue's and the Connection's hot paths use is inline and allocation-free; the
+// spin loops themselves stay at their sites, out of line where they were.
 #pragma once
 
 #include <sched.h>
