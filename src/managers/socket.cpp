@@ -1,7 +1,5 @@
 // The socket transport of managers: SocketServer and the client-side SocketLink.
-#include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,6 +11,7 @@
 #include <cstring>
 #include <thread>
 
+#include "common/wait_policy.hpp"
 #include "managers/client.hpp"
 #include "managers/socket.hpp"
 #include "os/file.hpp"
@@ -29,82 +28,27 @@ namespace {
 /// idle CPU, 30-40 µs on a VM, several times the cost of the call itself. A peer that
 /// answers within microseconds (the server computing a reply, a client issuing its next
 /// call) is caught by polling instead, so an active client/server pair never sleeps.
-///
-/// Bounded: polling lasts at most kMaxSpin (the same 50 µs as Linux's suggested
-/// net.core.busy_read), so an idle connection burns no CPU. Adaptive: polling that catches
-/// the message restores the full budget; polling that does not halves it, and below
-/// kMinSpin polling stops — a peer that is slow, idle, or cannot run because this thread
-/// holds the only CPU free for it (a loaded machine) soon costs nothing. From there,
-/// every kProbeEvery-th wait polls with the full budget again (at most 50 µs per 32
-/// messages), so a pair that has become active again finds its way back. Not used at all
-/// while no CPU is free for the peer (spinning_useful).
+/// The budget (wait_policy::OutcomeBudget) is judged by the polling's outcome, since the
+/// blocking wait happens in recv; no polling while no CPU is free for the peer.
 class ReadWaiter {
  public:
   void wait(Connection& c) {
-    if (!spinning_useful()) return;
-    auto budget = budget_;
-    if (budget == budget.zero()) {
-      if (++cold_waits_ % kProbeEvery != 0) return;
-      budget = kMaxSpin;
-    }
+    if (!wait_policy::spare_cpu_for_peer()) return;
+    const auto budget = budget_.next();
+    if (budget == budget.zero()) return;
     auto end = Clock::now() + budget;
     while (!c.poll()) {  // poll() also sees bytes already buffered by the Connection
       if (Clock::now() >= end) {
-        budget_ = budget_ / 2 < kMinSpin ? budget_.zero() : budget_ / 2;
+        budget_.missed();
         return;
       }
-      for (int i = 0; i < 16; ++i) cpu_relax();
+      for (int i = 0; i < wait_policy::kPausesBetweenPolls; ++i) cpu_relax();
     }
-    budget_ = kMaxSpin;
+    budget_.caught();
   }
 
  private:
-  static constexpr std::chrono::nanoseconds kMaxSpin = std::chrono::microseconds(50);
-  static constexpr std::chrono::nanoseconds kMinSpin = std::chrono::microseconds(1);
-  static constexpr unsigned kProbeEvery = 32;
-  /// The CPUs this process may run on (its affinity mask, not the machine's count).
-  static int usable_cpus() noexcept {
-    static const int n = [] {
-      cpu_set_t set;
-      return ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
-                                                            : static_cast<int>(std::thread::hardware_concurrency());
-    }();
-    return n;
-  }
-  /// Whether a CPU is free for the peer while we poll: more than one usable CPU, and no
-  /// more runnable threads on the machine than usable CPUs (we and a polling peer count
-  /// among them). The runnable count is /proc/loadavg's fourth field, read at most every
-  /// 10 ms per process. On a loaded machine a polling thread only takes CPU time from
-  /// others, the peer included, and the scheduler favours a sleeper it wakes.
-  static bool spinning_useful() noexcept {
-    if (usable_cpus() < 2) return false;
-    static std::atomic<Clock::rep> next_sample{0};
-    static std::atomic<bool> spare{true};
-    auto now = Clock::now().time_since_epoch().count();
-    if (now >= next_sample.load(std::memory_order_relaxed)) {
-      next_sample.store(now + std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(10)).count(),
-                        std::memory_order_relaxed);
-      int running = runnable_threads();
-      spare.store(running <= 0 || running <= usable_cpus(), std::memory_order_relaxed);
-    }
-    return spare.load(std::memory_order_relaxed);
-  }
-  /// "0.52 0.58 0.59 3/157 12345": the 3 (threads runnable right now), or -1.
-  static int runnable_threads() noexcept {
-    UniqueFd fd(::open("/proc/loadavg", O_RDONLY | O_CLOEXEC));
-    if (!fd) return -1;
-    char buf[128];
-    ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
-    if (n <= 0) return -1;
-    buf[n] = '\0';
-    const char* slash = std::strchr(buf, '/');
-    if (!slash) return -1;
-    const char* p = slash;
-    while (p > buf && p[-1] >= '0' && p[-1] <= '9') --p;
-    return p == slash ? -1 : std::atoi(p);
-  }
-  unsigned cold_waits_ = 0;
-  std::chrono::nanoseconds budget_ = kMaxSpin;
+  wait_policy::OutcomeBudget budget_;
 };
 
 }  // namespace

@@ -8,7 +8,6 @@
 // steal the CPU from the ones computing.
 #include <mpi.h>
 #include <poll.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -19,6 +18,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/wait_policy.hpp"
 #include "mp/internal/fd.hpp"
 #include "mp/mpi.hpp"
 #include "mpi/internal.hpp"
@@ -138,13 +138,9 @@ std::chrono::milliseconds heartbeat_interval() {
       MPI_Iprobe(0, MPI_ANY_TAG, comm, &flag, &st);
       if (!flag) {
         lk.unlock();
-        // Backoff: yield for a while (a chunk prefetched behind the current one usually
-        // arrives within microseconds), then sleep 50 us .. 1 ms.
-        if (++idle < 200) {
-          ::sched_yield();
-        } else {
-          ::usleep(std::min(1000u, 50u * (idle - 199)));
-        }
+        // Yield for a while (a chunk prefetched behind the current one usually arrives
+        // within microseconds), then nap, up to 1 ms (src/common/wait_policy.hpp).
+        mp::internal::wait_policy::poll_backoff(++idle);
         if (rank0 && (idle & 127) == 0) {
           pollfd p{rank0.get(), POLLIN, 0};
           if (mp::internal::poll_fds(&p, 1, 0) > 0) {

@@ -9,14 +9,13 @@
 // running when the worker died.
 //
 // Waiting: the parent's single handler thread (dispatch + results + callbacks) spins
-// briefly when idle, then sleeps in poll() on an eventfd (rung by workers only when the
+// briefly when idle (src/common/wait_policy.hpp), then sleeps in poll() on an eventfd (rung by workers only when the
 // parent has said it is asleep) and on the workers' pidfds (so a death wakes it at once).
 // A worker spins briefly, then sleeps on its ring's futex word. The flags are set with
 // seq_cst fences on both sides (Dekker): a wake-up can be spurious, never lost.
 #include "mp/pool.hpp"
 
 #include <poll.h>
-#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -28,6 +27,7 @@
 #include <thread>
 
 #include "common/exception_table.hpp"
+#include "common/wait_policy.hpp"
 #include "mp/internal/fd.hpp"
 #include "mp/internal/segment.hpp"
 #include "mp/process.hpp"
@@ -38,7 +38,6 @@ namespace {
 
 constexpr std::size_t kRingBytes = std::size_t{1} << 20;  // per direction per worker
 constexpr std::size_t kMaxWindow = 64;                     // tasks prefetched per worker, at most
-constexpr auto kSpinFor = std::chrono::microseconds(200);  // idle spin before sleeping
 
 struct RingCtl {
   alignas(64) std::atomic<std::uint64_t> head{0};  // bytes ever written (producer)
@@ -105,24 +104,9 @@ void wake_parent(PoolShm& p, int efd) noexcept {
   }
 }
 
-/// A spin budget: pure pauses first, then yields (so spinners on an oversubscribed box
-/// let the thread they wait for run), for about kSpinFor.
-class Spinner {
- public:
-  bool again() noexcept {
-    if (++n_ < 64) {
-      cpu_relax();
-      return true;
-    }
-    if (n_ == 64) t0_ = Clock::now();
-    ::sched_yield();
-    return (n_ & 15) != 0 || Clock::now() - t0_ < kSpinFor;
-  }
-  void reset() noexcept { n_ = 0; }
-
- private:
-  unsigned n_ = 0;
-  Clock::time_point t0_;
+/// An idle spin before sleeping: pauses, then yields (src/common/wait_policy.hpp).
+struct Spinner : wait_policy::YieldingSpin {
+  Spinner() noexcept : YieldingSpin(wait_policy::kPoolIdleSpin) {}
 };
 
 /// Worker side: waits until `ready()` (data to read / room to write) on ring `r`.

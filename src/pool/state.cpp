@@ -1,7 +1,6 @@
 // Result states shared by the pools and executors. See include/mp/internal/pool_state.hpp.
 #include "mp/internal/pool_state.hpp"
-
-#include <sched.h>
+#include "common/wait_policy.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -46,17 +45,9 @@ bool Waiter::has_any() {
 bool Completion::wait_until(Deadline deadline) const noexcept {
   if (ready()) return true;
   // A short spin: a busy pool answers within microseconds, a futex wake-up costs tens.
-  auto t0 = Clock::now();
-  for (unsigned i = 0;; ++i) {
-    if (ready()) return true;
-    if (i < 64) {
-      cpu_relax();
-      continue;
-    }
-    ::sched_yield();
-    if ((i & 15) == 0 && (Clock::now() - t0 > std::chrono::microseconds(100) || (deadline && Clock::now() >= *deadline)))
-      break;
-  }
+  wait_policy::YieldingSpin spin(wait_policy::kResultSpin);
+  while (!ready())
+    if (!spin.again(deadline)) break;
   for (;;) {
     std::uint32_t v = word_.load(std::memory_order_acquire);
     if (v == 1) return true;

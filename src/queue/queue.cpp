@@ -4,10 +4,11 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
-#include <sched.h>
 #include <string>
 
+#include "common/wait_policy.hpp"
 #include "os/membarrier.hpp"
+#include "sync/robust_lock.hpp"
 #include "mp/internal/os.hpp"
 
 namespace mp::internal {
@@ -40,20 +41,9 @@ constexpr std::uint32_t kHeader = 8;
 
 // How often a consumer assembling a fragmented message checks that its writer still lives.
 constexpr auto kWriterProbe = std::chrono::milliseconds(50);
-// Adaptive spin before sleeping: long enough to cover a peer that is busy right now (a
-// futex round trip costs 5-50 µs on VMs), short enough that an idle waiter soon sleeps.
-constexpr std::int64_t kSpinInitialNs = 20'000;
-constexpr std::int64_t kSpinMinNs = 1'000;
-constexpr std::int64_t kSpinMaxNs = 50'000;
-// Most pauses (~30 ns each here) between two polls of the other side's word: short when
-// waiting for data (latency), longer when a producer waits for room (a busy consumer).
-constexpr int kDataPauses = 8;
-constexpr int kSpacePauses = 64;
-// A side's lock: spins before sleeping (critical sections are a memcpy), and when a waiter
-// first checks that the holder is alive, then at doubling intervals up to kLastProbe.
-constexpr int kLockSpins = 100;
-constexpr auto kFirstProbe = std::chrono::milliseconds(50);
-constexpr auto kLastProbe = std::chrono::milliseconds(1000);
+// How a blocked side spins before it sleeps: src/common/wait_policy.hpp.
+constexpr int kDataPauses = wait_policy::kPausesWaitingForData;
+constexpr int kSpacePauses = wait_policy::kPausesWaitingForRoom;
 constexpr std::size_t kMinCapacity = 4096;
 constexpr std::size_t kMaxCapacity = std::size_t{1} << 30;
 constexpr std::size_t kMaxMaxsize = 0x7fffffff;
@@ -109,14 +99,13 @@ void fault_point(RingPoint p) noexcept {
 
 std::atomic<RingFaultHook> ring_fault_hook{nullptr};
 
-std::int32_t current_cpu() noexcept { return ::sched_getcpu(); }
-
 // The robust lock of one side (producers or consumers): the holder's pid, 0 when free.
 // Taking it is one compare-exchange; releasing it is a plain release store (no locked
 // instruction) followed by a look at `sleepers`, made safe by the asymmetric fence above:
 // a waiter announces itself in `sleepers`, runs heavy_fence(), and only then re-reads the
 // word and sleeps. A waiter that finds the holder dead (a SIGKILLed process) takes the
-// lock over: no repair is needed (see ring.hpp). Probing starts ~50 ms into a wait.
+// lock over (the takeover and its probe schedule: src/sync/robust_lock.hpp): no repair is
+// needed (see ring.hpp).
 struct SideLock {
   std::atomic<std::uint32_t> word{0};
   WaitWord sleepers;
@@ -140,25 +129,20 @@ struct SideLock {
     std::uint32_t free = 0;
     return word.compare_exchange_strong(free, me, std::memory_order_acquire, std::memory_order_relaxed);
   }
-  // The holder recorded in the word has exited: take the lock from it. The compare-exchange
-  // fails if anything changed since (a release, another waiter's takeover).
+  // The holder recorded in the word has exited: take the lock from it (sync/robust_lock.hpp).
   bool take_over_if_holder_dead(std::uint32_t me) noexcept {
-    std::uint32_t cur = word.load(std::memory_order_relaxed);
-    if (cur == 0 || cur == me || !process_has_exited(static_cast<pid_t>(cur))) return false;
-    return word.compare_exchange_strong(cur, me, std::memory_order_acquire, std::memory_order_relaxed);
+    return internal::take_over_if_holder_dead(word, me, ~std::uint32_t{0}, me);
   }
   [[gnu::noinline]] bool lock_slow(std::uint32_t me, Deadline deadline) noexcept {
-    for (int i = 0; i < kLockSpins; ++i) {
+    for (int i = 0; i < wait_policy::kLockSpins; ++i) {
       if (word.load(std::memory_order_relaxed) == 0 && try_lock(me)) return true;
       cpu_relax();
     }
     if (deadline && *deadline <= Clock::now()) return try_lock(me) || take_over_if_holder_dead(me);
-    auto probe_every = std::chrono::duration_cast<Clock::duration>(kFirstProbe);
-    auto next_probe = Clock::now() + probe_every;
+    HolderProbe probe;
     for (;;) {
       std::uint32_t v = sleepers.prepare();
-      Deadline until = deadline && *deadline <= next_probe ? deadline : Deadline(next_probe);
-      until = sleep_deadline_after_fence(until);
+      const Deadline until = sleep_deadline_after_fence(probe.sleep_until(deadline));
       if (word.load(std::memory_order_acquire) == 0) {
         if (try_lock(me)) return true;
         continue;
@@ -166,10 +150,9 @@ struct SideLock {
       if (futex_wait(sleepers.word, v, until) == WaitResult::woken) continue;
       const auto now = Clock::now();
       if (deadline && *deadline <= now) return try_lock(me) || take_over_if_holder_dead(me);
-      if (now >= next_probe) {
+      if (probe.due(now)) {
         if (take_over_if_holder_dead(me)) return true;
-        probe_every = std::min(probe_every * 2, std::chrono::duration_cast<Clock::duration>(kLastProbe));
-        next_probe = now + probe_every;
+        probe.probed(now);
       }
     }
   }
@@ -198,7 +181,7 @@ struct RingHeader {
 static_assert(sizeof(RingHeader) % 64 == 0);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
-Ring::Local::Local() : spin_get_ns(kSpinInitialNs), spin_put_ns(kSpinInitialNs) {}
+Ring::Local::Local() : spin_get_ns(wait_policy::kSpinInitialNs), spin_put_ns(wait_policy::kSpinInitialNs) {}
 
 Ring::Ring(RingOptions opts) {
   if (opts.capacity > kMaxCapacity)
@@ -514,13 +497,8 @@ bool Ring::assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std:
   }
 }
 
-// Spin, then sleep. The spin budget adapts to how long waits actually take: a wait that
-// ended within kSpinMaxNs, even after sleeping, would have been caught by spinning that
-// long, so the budget grows to twice that wait; a longer wait (an idle peer) halves it.
-// (Judging by spin success alone has a trap: once both sides sleep, each wait lasts a
-// futex wake-up, longer than a short spin, so spinning would never be tried again.)
-// Exception: woken by a process running on the CPU where we spun, the peer could only run
-// because we slept; spinning there just burns its time, so the next wait sleeps at once.
+// Spin for the adaptive budget, then sleep (src/common/wait_policy.hpp). The evidence that
+// the peer ran on our CPU: the waker's CPU, which WaitWord::notify records.
 bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen, WaitWord& sig, Deadline deadline,
                         std::atomic<std::int64_t>& budget, int max_pauses, RingProgress enough) noexcept {
   auto moved_enough = [&](std::uint64_t now) {
@@ -533,13 +511,12 @@ bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen,
   const std::int64_t spin = budget.load(std::memory_order_relaxed);
   auto spin_end = start + std::chrono::nanoseconds(spin);
   if (deadline && *deadline < spin_end) spin_end = *deadline;
-  // Poll with exponential back-off: each poll pulls the line the other side is about to
-  // write, and its next locked instruction then stalls until the line comes back. While
-  // spinning, wait for `enough` progress (any change once the spin is over).
-  for (int pauses = 1, polls = 1; spin > 0; ++polls) {
+  // Poll with back-off (wait_policy::Backoff). While spinning, wait for `enough` progress
+  // (any change once the spin is over).
+  wait_policy::Backoff backoff(max_pauses);
+  for (int polls = 1; spin > 0; ++polls) {
     if (moved_enough(w.load(std::memory_order_acquire))) return true;
-    for (int i = 0; i < pauses; ++i) cpu_relax();
-    pauses = std::min(pauses * 2, max_pauses);
+    backoff.pause();
     if (polls % 4 == 0 && Clock::now() >= spin_end) break;
   }
   if (w.load(std::memory_order_acquire) != seen) return true;
@@ -547,9 +524,8 @@ bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen,
   const std::int32_t spin_cpu = current_cpu();
   auto adapt = [&](bool slept) {
     auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
-    std::int64_t next = waited <= kSpinMaxNs ? std::clamp<std::int64_t>(2 * waited, spin, kSpinMaxNs)
-                                             : std::clamp<std::int64_t>(spin / 2, kSpinMinNs, kSpinMaxNs);
-    if (slept && sig.waker_cpu.load(std::memory_order_relaxed) == spin_cpu) next = 0;
+    std::int64_t next =
+        wait_policy::next_spin_ns(spin, waited, slept && sig.waker_cpu.load(std::memory_order_relaxed) == spin_cpu);
     if (next != spin) budget.store(next, std::memory_order_relaxed);
   };
   for (;;) {

@@ -3,40 +3,28 @@
 
 #include <algorithm>
 
+#include "common/wait_policy.hpp"
+#include "sync/robust_lock.hpp"
+
 namespace mp {
 namespace internal {
 
 namespace {
-// A waiter first checks whether the holder is alive after this long, then at doubling
-// intervals up to kLastProbe: a dead holder is detected within about a second, and a
-// long wait costs a handful of wake-ups per second at most.
-constexpr auto kFirstProbe = std::chrono::milliseconds(50);
-constexpr auto kLastProbe = std::chrono::milliseconds(1000);
-// Most critical sections are shorter than a futex round trip: spin this many times first.
-constexpr int kSpins = 100;
-
 /// The holder recorded in `m` has exited: take the lock over, marking it kOwnerDied.
 bool take_over_if_holder_dead(MutexWord& m, std::uint32_t me) noexcept {
-  std::uint32_t cur = m.word.load(std::memory_order_relaxed);
-  std::uint32_t holder = cur & MutexWord::kPidMask;
-  if (cur == 0 || holder == me) return false;  // free, or held by a thread of this (live) process
-  if (!process_has_exited(static_cast<pid_t>(holder))) return false;
-  // The compare-exchange fails if anything changed since `cur` was read (a release, another
-  // waiter's takeover), so exactly one waiter takes over from a given dead holder.
-  return m.word.compare_exchange_strong(cur, me | MutexWord::kWaiters | MutexWord::kOwnerDied,
-                                        std::memory_order_acquire, std::memory_order_relaxed);
+  return internal::take_over_if_holder_dead(m.word, me, MutexWord::kPidMask,
+                                            me | MutexWord::kWaiters | MutexWord::kOwnerDied);
 }
 }  // namespace
 
 bool MutexWord::lock_slow(std::uint32_t me, Deadline deadline) noexcept {
-  for (int i = 0; i < kSpins; ++i) {
+  for (int i = 0; i < wait_policy::kLockSpins; ++i) {
     std::uint32_t v = word.load(std::memory_order_relaxed);
     if (v == 0 && try_lock(me)) return true;
     if (v & kWaiters) break;  // others are already asleep: spinning will not beat them
     cpu_relax();
   }
-  auto probe_every = std::chrono::duration_cast<Clock::duration>(kFirstProbe);
-  auto next_probe = Clock::now() + probe_every;
+  HolderProbe probe;
   for (;;) {
     std::uint32_t v = word.load(std::memory_order_relaxed);
     if (v == 0) {
@@ -50,12 +38,11 @@ bool MutexWord::lock_slow(std::uint32_t me, Deadline deadline) noexcept {
         continue;
       v |= kWaiters;
     }
-    bool user_deadline_first = deadline && *deadline <= next_probe;
-    if (futex_wait(word, v, user_deadline_first ? deadline : Deadline(next_probe)) == WaitResult::woken) continue;
+    bool user_deadline_first = probe.deadline_first(deadline);
+    if (futex_wait(word, v, probe.sleep_until(deadline)) == WaitResult::woken) continue;
     if (user_deadline_first) return try_lock(me) || take_over_if_holder_dead(*this, me);
     if (take_over_if_holder_dead(*this, me)) return true;
-    probe_every = std::min(probe_every * 2, std::chrono::duration_cast<Clock::duration>(kLastProbe));
-    next_probe = Clock::now() + probe_every;
+    probe.probed(Clock::now());
   }
 }
 
@@ -183,7 +170,7 @@ bool Semaphore::try_acquire() noexcept {
 bool Semaphore::acquire_impl(Deadline deadline) noexcept {
   if (try_acquire()) return true;
   auto& s = *state_;
-  for (int i = 0; i < internal::kSpins; ++i) {
+  for (int i = 0; i < internal::wait_policy::kLockSpins; ++i) {
     if (s.value.load(std::memory_order_relaxed) > 0 && try_acquire()) return true;
     internal::cpu_relax();
   }

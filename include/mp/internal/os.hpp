@@ -22,9 +22,9 @@
 //
 // What stays outside the layer, on purpose: ::_exit (see above); the pthread_* calls of
 // threading/ and the atfork registrations (the threads library, not system calls);
-// sched_yield, sched_getcpu and usleep inside spin-then-sleep loops (hot paths owned by
-// the adaptive wait policy, together with the managers' /proc/loadavg probe); libc queries
-// (sysconf, isatty, opendir/readdir). Anything else outside src/os is a bug to fix.
+// sched_yield, sched_getcpu and usleep inside spin-then-sleep loops, and the affinity
+// query that sizes them (src/common/wait_policy: scheduler hints, not calls that fail in a
+// way a caller acts on); libc queries (sysconf, isatty, opendir/readdir). Anything else outside src/os is a bug to fix.
 #pragma once
 
 #include <sys/types.h>

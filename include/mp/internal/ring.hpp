@@ -28,11 +28,11 @@
 //   whose writer died, timed out (ABORT record) or was followed by a new FIRST is discarded.
 //
 // Waiting: a blocked side first spins for an adaptive budget (1 to 50 µs, tuned per
-// process from how long its recent waits took, and cut to the minimum when its waker ran on
-// the same CPU, where spinning only delays the peer), then sleeps on a futex WaitWord whose
-// bit 0 says "someone sleeps": the other side makes a system call only when that bit is
-// set, and clears it when it wakes everyone, so a sleeper that died costs at most one
-// spurious wake-up.
+// process from how long its recent waits took, and cut to nothing when its waker ran on
+// the same CPU, where spinning only delays the peer; the policy and its reasons are in
+// src/common/wait_policy.hpp), then sleeps on a futex WaitWord whose bit 0 says "someone
+// sleeps": the other side makes a system call only when that bit is set, and clears it
+// when it wakes everyone, so a sleeper that died costs at most one spurious wake-up.
 #pragma once
 
 #include <atomic>
@@ -47,7 +47,8 @@
 
 namespace mp::internal {
 
-/// The CPU the caller runs on (sched_getcpu, a vDSO call), or -1.
+/// The CPU the caller runs on (sched_getcpu, a vDSO call), or -1. Defined with the wait
+/// policy (src/common/wait_policy.cpp).
 std::int32_t current_cpu() noexcept;
 
 /// A futex word for "wait until something changes": bit 0 = sleepers present, bits 1..31
