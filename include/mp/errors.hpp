@@ -30,37 +30,36 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// A system call failed (Python's OSError). `code()` is the errno as a std::error_code.
+/// A system call failed (Python's OSError). `code()` is the errno as a std::error_code;
+/// `filename()` the path the call was about, when there is one (Python's OSError.filename).
 class OSError : public Error {
  public:
   OSError(int err, const std::string& what_failed)
       : Error(what_failed + ": " + std::generic_category().message(err)), code_(err, std::generic_category()) {}
   [[nodiscard]] std::error_code code() const noexcept { return code_; }
+  [[nodiscard]] const std::string& filename() const noexcept { return filename_; }
+
+ protected:
+  /// For the errno-specific subclasses below.
+  OSError(int err, std::string filename, const std::string& what_failed) : OSError(err, what_failed) {
+    filename_ = std::move(filename);
+  }
 
  private:
   std::error_code code_;
+  std::string filename_;
 };
 /// A file or directory that does not exist (Python's FileNotFoundError; errno ENOENT),
 /// e.g. a program subprocess cannot find. `filename()` is the path that was not found.
 class FileNotFoundError : public OSError {
  public:
-  FileNotFoundError(std::string filename, const std::string& what)
-      : OSError(ENOENT, what), filename_(std::move(filename)) {}
-  [[nodiscard]] const std::string& filename() const noexcept { return filename_; }
-
- private:
-  std::string filename_;
+  FileNotFoundError(std::string filename, const std::string& what) : OSError(ENOENT, std::move(filename), what) {}
 };
 /// A file that exists but may not be used so (Python's PermissionError; errno EACCES),
 /// e.g. a program subprocess may not execute.
 class PermissionError : public OSError {
  public:
-  PermissionError(std::string filename, const std::string& what)
-      : OSError(EACCES, what), filename_(std::move(filename)) {}
-  [[nodiscard]] const std::string& filename() const noexcept { return filename_; }
-
- private:
-  std::string filename_;
+  PermissionError(std::string filename, const std::string& what) : OSError(EACCES, std::move(filename), what) {}
 };
 
 /// A non-blocking or timed get found nothing (Python's queue.Empty).
