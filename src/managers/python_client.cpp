@@ -11,7 +11,7 @@
 #include <unordered_map>
 
 #include "managers/python.hpp"
-#include "mp/internal/manager_wire.hpp"
+#include "managers/wire.hpp"
 #include "mp/managers_python.hpp"
 
 namespace mp {

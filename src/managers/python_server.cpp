@@ -13,7 +13,7 @@
 
 #include "managers/python.hpp"
 #include "managers/socket.hpp"
-#include "mp/internal/manager_wire.hpp"
+#include "managers/wire.hpp"
 
 namespace mp::internal::python_manager {
 namespace {

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "mp/codec.hpp"
-#include "mp/internal/manager_server.hpp"
+#include "managers/server.hpp"
 #include "mp/managers.hpp"
 #include "mp/process.hpp"
 

@@ -1,7 +1,7 @@
 // The native manager wire encoding and the mapping between exceptions and their names.
 #include <cstring>
 
-#include "mp/internal/manager_wire.hpp"
+#include "managers/wire.hpp"
 #include "mp/managers.hpp"
 #include "mp/sharedctypes.hpp"
 

@@ -1,4 +1,4 @@
-// mp/internal/manager_server.hpp — the object registry and method dispatch of a manager
+// src/managers/server.hpp — the object registry and method dispatch of a manager
 // server, independent of how requests arrive (sockets, or in-process for tests).
 //
 // A server holds *objects*: referents (a std::map behind a dict, a queue...) wrapped with
@@ -22,29 +22,10 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "mp/internal/manager_wire.hpp"
+#include "managers/wire.hpp"
+#include "mp/managers.hpp"
 
 namespace mp::internal::manager {
-
-/// A served object: a referent behind its method table.
-class Object {
- public:
-  virtual ~Object() = default;
-  /// The typeid the object was exposed as ("dict<i,i>", "Queue<i>"...).
-  [[nodiscard]] virtual const std::string& type_name() const noexcept = 0;
-  /// Runs `method` on the referent with codec-encoded `args`; returns the codec-encoded
-  /// result. Throws what the method throws; mp::AttributeError for an unknown method,
-  /// mp::CodecError for arguments of the wrong types.
-  virtual std::string call(std::string_view method, std::string_view args) = 0;
-};
-
-/// Makes an object from the codec-encoded constructor arguments of a create request.
-using Factory = std::function<std::shared_ptr<Object>(std::string_view args)>;
-
-/// Process-wide table of the typeids this program can serve (filled at static
-/// initialisation by every Exposed type a proxy in this program refers to).
-void register_global_type(const std::string& name, Factory f);
-[[nodiscard]] Factory find_global_type(const std::string& name);
 
 /// The references one client connection holds.
 struct Session {
