@@ -7,10 +7,9 @@
 // a master and a worker built as different programs still agree on what "Queue<i>" and
 // its method "get" mean.
 //
-// Reference counting: every reference belongs to a Session (one client connection).
-// create and incref add one to the session, decref removes one; when a session ends —
-// the client closed it, died, or sent garbage — all its references are dropped at once.
-// An object whose count reaches zero is destroyed.
+// Reference counting: every reference belongs to a Session (one client connection);
+// the registry (managers/registry.hpp, shared with the CPython protocol's server) drops
+// all of a session's references when it ends.
 #pragma once
 
 #include <cstdint>
@@ -20,18 +19,12 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
+#include "managers/registry.hpp"
 #include "managers/wire.hpp"
 #include "mp/managers.hpp"
 
 namespace mp::internal::manager {
-
-/// The references one client connection holds.
-struct Session {
-  std::unordered_map<std::string, std::uint64_t> refs;
-  std::string name;  ///< for diagnostics: the peer's address
-};
 
 /// Registry + dispatcher. Thread-safe: one thread per connection calls handle().
 class ServerCore {
@@ -58,18 +51,10 @@ class ServerCore {
 
  private:
   Reply dispatch_server(Session& s, const Request& req);
-  std::shared_ptr<Object> lookup(const std::string& ident) const;
-  void add_ref(Session& s, const std::string& ident);
-  void drop_ref(Session& s, const std::string& ident);
 
-  struct Entry {
-    std::shared_ptr<Object> obj;
-    std::uint64_t refs = 0;
-  };
   std::map<std::string, Factory> callables_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, Entry> objects_;
-  std::uint64_t next_id_ = 1;
+  ObjectRegistry<Object> objects_;
+  mutable std::mutex mu_;  // guards shutdown_
   bool shutdown_ = false;
 };
 
