@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "managers/client.hpp"
+#include "managers/registry.hpp"
 
 namespace mm = mp::internal::manager;
 using namespace std::chrono_literals;
@@ -118,6 +119,44 @@ TEST(ManagerServer, UnknownTypeidMethodAndObjectAreErrorReplies) {
   EXPECT_EQ(r.type, "KeyError");
   r = core.handle(s, {"", "decref", mp::codec::encode(std::string("ffff"))});
   EXPECT_EQ(r.type, "KeyError");
+}
+
+TEST(ManagerRegistry, SessionPolicyDropsASessionsReferencesWhenItEnds) {
+  mm::ObjectRegistry<int> reg;  // the native protocol's policy: references held by sessions
+  mm::Session a, b;
+  std::string id = reg.add_numbered(std::make_shared<int>(7), &a);
+  EXPECT_TRUE(reg.incref(id, &b));
+  EXPECT_EQ(reg.decref(id, &b), mm::ObjectRegistry<int>::Decref::done);
+  EXPECT_EQ(reg.decref(id, &b), mm::ObjectRegistry<int>::Decref::not_held);  // b holds none now
+  ASSERT_NE(reg.find(id), nullptr);
+  reg.release(a);
+  EXPECT_EQ(reg.find(id), nullptr);
+  EXPECT_EQ(reg.size(), 0u);
+}
+
+TEST(ManagerRegistry, ServerWidePolicyCountsIncrefAndDecrefAlone) {
+  mm::ObjectRegistry<int> reg;  // CPython's policy: one count per object, no sessions
+  auto obj = std::make_shared<int>(7);
+  reg.add("7f00", obj, nullptr);
+  reg.add("7f00", obj, nullptr);  // the same referent again: one entry, two references
+  EXPECT_EQ(reg.size(), 1u);
+  EXPECT_FALSE(reg.incref("nope", nullptr));
+  EXPECT_EQ(reg.decref("7f00", nullptr), mm::ObjectRegistry<int>::Decref::done);
+  EXPECT_NE(reg.find("7f00"), nullptr);
+  EXPECT_EQ(reg.decref("7f00", nullptr), mm::ObjectRegistry<int>::Decref::done);
+  EXPECT_EQ(reg.find("7f00"), nullptr);
+  EXPECT_EQ(reg.decref("7f00", nullptr), mm::ObjectRegistry<int>::Decref::unknown_object);
+}
+
+TEST(ManagerProxy, DescriptorCallsAndCallsByNameReachTheSameMethod) {
+  Inproc srv;
+  auto d = mm::create_proxy<mp::DictProxy<std::string, int>>(srv.address());
+  using E = mp::Exposed<mp::managed::Dict<std::string, int>>;
+  d.call(E::setitem, "a", 1);  // const char* converts to the declared std::string
+  d.call<void>("__setitem__", std::string("b"), 2);
+  EXPECT_EQ(d.call(E::getitem, std::string("b")), 2);
+  EXPECT_EQ(d.call<int>("__getitem__", std::string("a")), 1);
+  EXPECT_EQ(d.size(), 2u);
 }
 
 TEST(ManagerServer, ReferencesDieWithTheirSession) {

@@ -16,6 +16,9 @@
 // An exception raised by the referent is re-raised in the caller with the server's
 // message and the same type when mp has it (mp::KeyError, mp::IndexError, mp::Empty,
 // mp::Full, mp::ValueError, mp::BrokenBarrierError...), else as mp::RemoteError.
+// Each method is described once, name and signature (mp::Method<"get", T(K)>), and the
+// server's table and the client's proxy both use that description, so they cannot
+// disagree: a mismatch is a compile error (see Exposed in mp/internal/managers/served.hpp).
 //
 // Guarantees:
 // - Proxies work in every process they reach: inherited by fork (mp::Process), or sent

@@ -1,4 +1,5 @@
-// Client side of managers: proxies' connections, references and remote calls.
+// Client side of managers: links to a server, the ProxyState both protocols share
+// (managers/proxy_state.hpp) with the native protocol's steps, and BaseProxy's calls.
 #include <unistd.h>
 
 #include <thread>

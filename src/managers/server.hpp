@@ -1,5 +1,6 @@
-// src/managers/server.hpp — the object registry and method dispatch of a manager
-// server, independent of how requests arrive (sockets, or in-process for tests).
+// src/managers/server.hpp — the native protocol's server: server calls and method
+// dispatch over the object registry, independent of how requests arrive (sockets, or
+// in-process for tests).
 //
 // A server holds *objects*: referents (a std::map behind a dict, a queue...) wrapped with
 // the method table of their type. A type is known by its *typeid*, a string both sides
@@ -26,7 +27,8 @@
 
 namespace mp::internal::manager {
 
-/// Registry + dispatcher. Thread-safe: one thread per connection calls handle().
+/// The native protocol's dispatcher over the shared registry. Thread-safe: one thread per
+/// connection calls handle().
 class ServerCore {
  public:
   /// `callables`: BaseManager.register(name, callable) entries, tried before the global
