@@ -27,6 +27,9 @@
 
 namespace mp::internal::manager {
 
+/// The factory register_global_type() recorded for `name`, or an empty one.
+[[nodiscard]] Factory find_global_type(const std::string& name);
+
 /// The native protocol's dispatcher over the shared registry. Thread-safe: one thread per
 /// connection calls handle().
 class ServerCore {

@@ -51,10 +51,10 @@ class Object {
 /// Makes an object from the codec-encoded constructor arguments of a create request.
 using Factory = std::function<std::shared_ptr<Object>(std::string_view args)>;
 
-/// Process-wide table of the typeids this program can serve (filled at static
-/// initialisation by every Exposed type a proxy in this program refers to).
+/// Adds to the process-wide table of the typeids this program can serve (filled at
+/// static initialisation by every Exposed type a proxy in this program refers to; the
+/// server looks them up, managers/server.hpp).
 void register_global_type(const std::string& name, Factory f);
-[[nodiscard]] Factory find_global_type(const std::string& name);
 
 /// A stable spelling of T for typeids: the ABI's type name (identical in every program
 /// built by the same compiler, unlike function addresses).
