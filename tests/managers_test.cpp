@@ -159,6 +159,34 @@ TEST(ManagerProxy, DescriptorCallsAndCallsByNameReachTheSameMethod) {
   EXPECT_EQ(d.size(), 2u);
 }
 
+namespace {
+struct Tally {
+  long n = 0;
+};
+}  // namespace
+
+template <>
+struct mp::Exposed<Tally> {
+  static constexpr bool serialized = true;
+  static std::string name() { return "Tally"; }
+  static constexpr mp::Method<"add", long(long)> add{};
+  static void methods(mp::MethodTable<Tally>& t) {
+    t.def(add, +[](Tally& c, long d) -> long { return c.n += d; });
+    t.def("get", +[](Tally& c) -> long { return c.n; });  // the string form (user types before descriptors)
+  }
+};
+
+TEST(ManagerProxy, UserTypesExposeMethodsByDescriptorOrByName) {
+  auto tally = std::make_shared<Tally>();
+  Inproc srv({{"tally", [tally](std::string_view) -> std::shared_ptr<mm::Object> {
+                 return std::make_shared<mm::Served<Tally>>(tally);
+               }}});
+  mp::Proxy<Tally> p(mp::BaseProxy::create(srv.address(), "tally", {}));
+  EXPECT_EQ(p.call(mp::Exposed<Tally>::add, 5), 5);  // the int converts to the declared long
+  EXPECT_EQ(p.call<long>("add", 2L), 7);
+  EXPECT_EQ(p.call<long>("get"), 7);
+}
+
 TEST(ManagerServer, ReferencesDieWithTheirSession) {
   Inproc srv;
   {
