@@ -187,6 +187,17 @@ TEST(ManagerProxy, UserTypesExposeMethodsByDescriptorOrByName) {
   EXPECT_EQ(p.call<long>("get"), 7);
 }
 
+TEST(ManagerProxy, ArrayProxyReadsAndWritesItemsOfItsList) {
+  Inproc srv;
+  auto a = mm::create_proxy<mp::ArrayProxy<int>>(srv.address(), std::vector<int>{1, 2, 3});
+  a[1] = 5;
+  a[-1] += 10;
+  EXPECT_EQ(a.getitem(1), 5);
+  EXPECT_EQ(a.size(), 3u);
+  EXPECT_EQ(a.copy(), (std::vector<int>{1, 5, 13}));
+  EXPECT_THROW((void)a.getitem(3), mp::IndexError);
+}
+
 TEST(ManagerServer, ReferencesDieWithTheirSession) {
   Inproc srv;
   {

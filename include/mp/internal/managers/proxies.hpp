@@ -70,21 +70,36 @@ class DictProxy : public Proxy<managed::Dict<K, V>> {
   std::map<K, V> copy() const { return this->call(E::copy); }
 };
 
-/// Proxy of m.list<T>() (Python's ListProxy). Indices may be negative, as in Python.
-template <class T>
-class ListProxy : public Proxy<managed::List<T>> {
+namespace internal::manager {
+/// What ListProxy and ArrayProxy share (both are proxies of a managed::List<T>).
+template <class Self, class T>
+class SequenceProxyBase : public Proxy<managed::List<T>> {
+ protected:
   using E = Exposed<managed::List<T>>;  // the descriptors of the methods called below
+
  public:
   using Proxy<managed::List<T>>::Proxy;
   /// Throws mp::IndexError when out of range.
   T getitem(std::int64_t i) const { return this->call(E::getitem, i); }
   void setitem(std::int64_t i, const T& v) const { this->call(E::setitem, i, v); }
+  ItemRef<Self, std::int64_t, T> operator[](std::int64_t i) const { return {static_cast<const Self&>(*this), i}; }
+  [[nodiscard]] std::size_t size() const { return this->call(E::len); }
+  std::vector<T> copy() const { return this->call(E::copy); }
+};
+}  // namespace internal::manager
+
+/// Proxy of m.list<T>() (Python's ListProxy). Indices may be negative, as in Python.
+template <class T>
+class ListProxy : public internal::manager::SequenceProxyBase<ListProxy<T>, T> {
+  using Base = internal::manager::SequenceProxyBase<ListProxy<T>, T>;
+  using E = typename Base::E;
+
+ public:
+  using Base::Base;
   void delitem(std::int64_t i) const { this->call(E::delitem, i); }
-  internal::manager::ItemRef<ListProxy, std::int64_t, T> operator[](std::int64_t i) const { return {*this, i}; }
   /// Adds `delta` to item i in one server call (atomic with respect to other proxy calls).
   T add(std::int64_t i, const T& delta) const { return this->call(E::iadd, i, delta); }
-  [[nodiscard]] std::size_t size() const { return this->call(E::len); }
-  [[nodiscard]] std::size_t len() const { return size(); }
+  [[nodiscard]] std::size_t len() const { return this->size(); }
   void append(const T& v) const { this->call(E::append, v); }
   void extend(const std::vector<T>& vs) const { this->call(E::extend, vs); }
   void insert(std::int64_t i, const T& v) const { this->call(E::insert, i, v); }
@@ -94,20 +109,13 @@ class ListProxy : public Proxy<managed::List<T>> {
   std::int64_t count(const T& v) const { return this->call(E::count, v); }
   void remove(const T& v) const { this->call(E::remove, v); }
   void clear() const { this->call(E::clear); }
-  std::vector<T> copy() const { return this->call(E::copy); }
 };
 
-/// Proxy of m.Array<T>(): a fixed-size list.
+/// Proxy of m.Array<T>(): a fixed-size list (getitem, setitem, [i], size, copy).
 template <class T>
-class ArrayProxy : public Proxy<managed::List<T>> {
-  using E = Exposed<managed::List<T>>;  // the descriptors of the methods called below
+class ArrayProxy : public internal::manager::SequenceProxyBase<ArrayProxy<T>, T> {
  public:
-  using Proxy<managed::List<T>>::Proxy;
-  T getitem(std::int64_t i) const { return this->call(E::getitem, i); }
-  void setitem(std::int64_t i, const T& v) const { this->call(E::setitem, i, v); }
-  internal::manager::ItemRef<ArrayProxy, std::int64_t, T> operator[](std::int64_t i) const { return {*this, i}; }
-  [[nodiscard]] std::size_t size() const { return this->call(E::len); }
-  std::vector<T> copy() const { return this->call(E::copy); }
+  using internal::manager::SequenceProxyBase<ArrayProxy<T>, T>::SequenceProxyBase;
 };
 
 /// Proxy of m.Namespace(): a bag of named, typed attributes.
