@@ -149,7 +149,7 @@ class Proxy {
   [[nodiscard]] std::string str() const { return callmethod("__str__").as_str(); }
 
  private:
-  std::shared_ptr<internal::manager::ProxyState> state_;  // shared with the native proxies
+  std::shared_ptr<internal::manager::ProxyState> state_;  // the same state type as BaseProxy's
 };
 
 /// Typed proxy for a served queue.Queue (Python's or python::Queue): items convert to and
