@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "managers/client.hpp"
+#include "managers/registry.hpp"
 
 namespace mm = mp::internal::manager;
 using namespace std::chrono_literals;
@@ -140,6 +141,83 @@ TEST(ManagerServer, UnknownTypeidMethodAndObjectAreErrorReplies) {
   EXPECT_EQ(r.type, "KeyError");
   r = core.handle(s, {"", "decref", mp::codec::encode(std::string("ffff"))});
   EXPECT_EQ(r.type, "KeyError");
+}
+
+TEST(ManagerRegistry, SessionPolicyDropsASessionsReferencesWhenItEnds) {
+  mm::ObjectRegistry<int> reg;  // the native protocol's policy: references held by sessions
+  mm::Session a, b;
+  std::string id = reg.add_numbered(std::make_shared<int>(7), &a);
+  EXPECT_TRUE(reg.incref(id, &b));
+  EXPECT_EQ(reg.decref(id, &b), mm::ObjectRegistry<int>::Decref::done);
+  EXPECT_EQ(reg.decref(id, &b), mm::ObjectRegistry<int>::Decref::not_held);  // b holds none now
+  ASSERT_NE(reg.find(id), nullptr);
+  reg.release(a);
+  EXPECT_EQ(reg.find(id), nullptr);
+  EXPECT_EQ(reg.size(), 0u);
+}
+
+TEST(ManagerRegistry, ServerWidePolicyCountsIncrefAndDecrefAlone) {
+  mm::ObjectRegistry<int> reg;  // CPython's policy: one count per object, no sessions
+  auto obj = std::make_shared<int>(7);
+  reg.add("7f00", obj, nullptr);
+  reg.add("7f00", obj, nullptr);  // the same referent again: one entry, two references
+  EXPECT_EQ(reg.size(), 1u);
+  EXPECT_FALSE(reg.incref("nope", nullptr));
+  EXPECT_EQ(reg.decref("7f00", nullptr), mm::ObjectRegistry<int>::Decref::done);
+  EXPECT_NE(reg.find("7f00"), nullptr);
+  EXPECT_EQ(reg.decref("7f00", nullptr), mm::ObjectRegistry<int>::Decref::done);
+  EXPECT_EQ(reg.find("7f00"), nullptr);
+  EXPECT_EQ(reg.decref("7f00", nullptr), mm::ObjectRegistry<int>::Decref::unknown_object);
+}
+
+TEST(ManagerProxy, DescriptorCallsAndCallsByNameReachTheSameMethod) {
+  Inproc srv;
+  auto d = mm::create_proxy<mp::DictProxy<std::string, int>>(srv.address());
+  using E = mp::Exposed<mp::managed::Dict<std::string, int>>;
+  d.call(E::setitem, "a", 1);  // const char* converts to the declared std::string
+  d.call<void>("__setitem__", std::string("b"), 2);
+  EXPECT_EQ(d.call(E::getitem, std::string("b")), 2);
+  EXPECT_EQ(d.call<int>("__getitem__", std::string("a")), 1);
+  EXPECT_EQ(d.size(), 2u);
+}
+
+namespace {
+struct Tally {
+  long n = 0;
+};
+}  // namespace
+
+template <>
+struct mp::Exposed<Tally> {
+  static constexpr bool serialized = true;
+  static std::string name() { return "Tally"; }
+  static constexpr mp::Method<"add", long(long)> add{};
+  static void methods(mp::MethodTable<Tally>& t) {
+    t.def(add, +[](Tally& c, long d) -> long { return c.n += d; });
+    t.def("get", +[](Tally& c) -> long { return c.n; });  // the string form (user types before descriptors)
+  }
+};
+
+TEST(ManagerProxy, UserTypesExposeMethodsByDescriptorOrByName) {
+  auto tally = std::make_shared<Tally>();
+  Inproc srv({{"tally", [tally](std::string_view) -> std::shared_ptr<mm::Object> {
+                 return std::make_shared<mm::Served<Tally>>(tally);
+               }}});
+  mp::Proxy<Tally> p(mp::BaseProxy::create(srv.address(), "tally", {}));
+  EXPECT_EQ(p.call(mp::Exposed<Tally>::add, 5), 5);  // the int converts to the declared long
+  EXPECT_EQ(p.call<long>("add", 2L), 7);
+  EXPECT_EQ(p.call<long>("get"), 7);
+}
+
+TEST(ManagerProxy, ArrayProxyReadsAndWritesItemsOfItsList) {
+  Inproc srv;
+  auto a = mm::create_proxy<mp::ArrayProxy<int>>(srv.address(), std::vector<int>{1, 2, 3});
+  a[1] = 5;
+  a[-1] += 10;
+  EXPECT_EQ(a.getitem(1), 5);
+  EXPECT_EQ(a.size(), 3u);
+  EXPECT_EQ(a.copy(), (std::vector<int>{1, 5, 13}));
+  EXPECT_THROW((void)a.getitem(3), mp::IndexError);
 }
 
 TEST(ManagerServer, ReferencesDieWithTheirSession) {

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "mp/connection.hpp"
-#include "mp/internal/manager_wire.hpp"
+#include "managers/wire.hpp"
 #include "mp/managers.hpp"
 #include "mp/process.hpp"
 #include "mp/shared_memory.hpp"

@@ -118,10 +118,6 @@ class Queue final : public Referent {
   managed::Queue<Value> q_;
 };
 
-namespace detail {
-struct ProxyState;
-}
-
 /// A proxy for an object in a CPython-protocol manager (Python's BaseProxy / AutoProxy):
 /// callmethod() calls any exposed method with pickle Values. Copies share one reference.
 /// Thread-safe. A default-constructed proxy refers to nothing (calls raise mp::ValueError).
@@ -153,7 +149,7 @@ class Proxy {
   [[nodiscard]] std::string str() const { return callmethod("__str__").as_str(); }
 
  private:
-  std::shared_ptr<detail::ProxyState> state_;
+  std::shared_ptr<internal::manager::ProxyState> state_;  // the same state type as BaseProxy's
 };
 
 /// Typed proxy for a served queue.Queue (Python's or python::Queue): items convert to and

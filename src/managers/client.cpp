@@ -1,9 +1,11 @@
-// Client side of managers: proxies' connections, references and remote calls.
+// Client side of managers: links to a server, the ProxyState both protocols share
+// (managers/proxy_state.hpp) with the native protocol's steps, and BaseProxy's calls.
 #include <unistd.h>
 
 #include <thread>
 
 #include "managers/client.hpp"
+#include "managers/proxy_state.hpp"
 #include "mp/internal/os.hpp"
 #include "mp/managers.hpp"
 
@@ -75,34 +77,44 @@ std::string roundtrip(Link& link, const Request& req) {
   return std::move(rep.body);
 }
 
-/// The shared state behind copies of one proxy in one process.
-struct ProxyState {
-  Token token;
-  pid_t pid = internal::self_pid();
-  std::mutex mu;
-  /// One connection per client thread. The first one made holds this process's reference
-  /// to the object (the server drops it when that connection closes).
-  std::unordered_map<std::thread::id, std::unique_ptr<Link>> links;
+ProxyState::~ProxyState() {
+  links_.clear();  // the server threads serving them see end of file and end
+  if (protocol_.give_back && owner_ == self_pid()) protocol_.give_back(*this);
+}
 
-  Link& link() {
-    std::lock_guard g(mu);
-    if (pid != internal::self_pid()) rebind_after_fork();  // cached pid: no syscall per call
-    auto& l = links[std::this_thread::get_id()];
-    if (!l) l = connect(token.address);
-    return *l;
+Link& ProxyState::link() {
+  std::lock_guard g(mu_);
+  if (owner_ != self_pid()) {
+    // A forked child: take our own reference first (the inherited connections keep the
+    // object alive until then), and only then drop our copies of the parent's.
+    std::unique_ptr<Link> mine = protocol_.take_reference(*this);
+    links_.clear();
+    if (mine) links_[std::this_thread::get_id()] = std::move(mine);
+    owner_ = self_pid();
   }
+  auto& l = links_[std::this_thread::get_id()];
+  if (!l) l = protocol_.open(*this);
+  return *l;
+}
 
-  /// In a forked child: the inherited connections are the parent's (their bytes would mix
-  /// with its frames). Take our own reference first — the inherited sockets keep the
-  /// object alive until then — and only then close our copies of them.
-  void rebind_after_fork() {
-    auto mine = connect(token.address);
-    roundtrip(*mine, Request{{}, "incref", codec::encode(token.id)});
-    links.clear();
-    links[std::this_thread::get_id()] = std::move(mine);
-    pid = internal::self_pid();
-  }
-};
+void ProxyState::adopt(std::unique_ptr<Link> l) {
+  std::lock_guard g(mu_);
+  links_[std::this_thread::get_id()] = std::move(l);
+}
+
+const ProxyProtocol& native_proxy_protocol() noexcept {
+  static const ProxyProtocol protocol{
+      .open = [](const ProxyState& s) { return connect(s.token.address); },
+      .take_reference =
+          [](const ProxyState& s) {
+            auto mine = connect(s.token.address);
+            roundtrip(*mine, Request{{}, "incref", codec::encode(s.token.id)});
+            return mine;
+          },
+      .give_back = nullptr,  // the server drops the reference when the first channel closes
+  };
+  return protocol;
+}
 
 }  // namespace internal::manager
 
@@ -123,11 +135,10 @@ std::string BaseProxy::call_raw(std::string_view method, std::string args) const
 }
 
 void BaseProxy::attach(const Token& t) {
-  auto s = std::make_shared<internal::manager::ProxyState>();
-  s->token = t;
   auto link = internal::manager::connect(t.address);
   internal::manager::roundtrip(*link, {{}, "incref", codec::encode(t.id)});
-  s->links[std::this_thread::get_id()] = std::move(link);
+  auto s = std::make_shared<internal::manager::ProxyState>(internal::manager::native_proxy_protocol(), t);
+  s->adopt(std::move(link));
   state_ = std::move(s);
 }
 
@@ -141,9 +152,9 @@ BaseProxy BaseProxy::create(const std::string& address, const std::string& typei
   auto link = internal::manager::connect(address);
   auto [ident, type] = codec::decode<std::pair<std::string, std::string>>(internal::manager::roundtrip(
       *link, {{}, "create", codec::encode(std::pair<std::string, std::string>(typeid_key, std::move(args)))}));
-  auto s = std::make_shared<internal::manager::ProxyState>();
-  s->token = Token{std::move(type), address, std::move(ident)};
-  s->links[std::this_thread::get_id()] = std::move(link);
+  auto s = std::make_shared<internal::manager::ProxyState>(internal::manager::native_proxy_protocol(),
+                                                           Token{std::move(type), address, std::move(ident)});
+  s->adopt(std::move(link));
   return BaseProxy(std::move(s));
 }
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "mp/internal/manager_server.hpp"
+#include "managers/server.hpp"
 
 namespace mp::internal::manager {
 

@@ -200,7 +200,7 @@ void BaseManager::start() {
 
 void BaseManager::connect() {
   if (options_.protocol == managers::Protocol::python) {
-    (void)internal::python_manager::server_call(address_, authkey_, "dummy");
+    (void)internal::manager::python_server_call(address_, authkey_, "dummy");
     connected_ = true;
     return;
   }
@@ -220,8 +220,7 @@ Server BaseManager::get_server() {
 
 std::unique_ptr<internal::manager::SocketServer> BaseManager::make_server() const {
   if (options_.protocol == managers::Protocol::python)
-    return internal::python_manager::make_python_server(python_callables_, address_, authkey_,
-                                                        options_.handshake_timeout);
+    return internal::manager::make_python_server(python_callables_, address_, authkey_, options_.handshake_timeout);
   return internal::manager::make_native_server(std::make_shared<internal::manager::ServerCore>(callables_), address_,
                                                authkey_, options_.handshake_timeout);
 }
@@ -231,7 +230,7 @@ void BaseManager::shutdown() {
     if (running_->owner != internal::kernel_pid()) return;  // a forked child's copy
     try {
       if (options_.protocol == managers::Protocol::python) {
-        (void)internal::python_manager::server_call(address_, authkey_, "shutdown");
+        (void)internal::manager::python_server_call(address_, authkey_, "shutdown");
       } else {
         auto link = internal::manager::connect(address_);
         internal::manager::roundtrip(*link, {{}, "shutdown", {}});
@@ -249,7 +248,7 @@ void BaseManager::shutdown() {
     connected_ = false;
     if (options_.protocol == managers::Protocol::python) {
       try {
-        (void)internal::python_manager::server_call(address_, authkey_, "shutdown");
+        (void)internal::manager::python_server_call(address_, authkey_, "shutdown");
       } catch (const EOFError&) {
       } catch (const OSError&) {
       }
@@ -266,7 +265,7 @@ void BaseManager::shutdown() {
 
 std::size_t BaseManager::number_of_objects() const {
   if (options_.protocol == managers::Protocol::python) {
-    auto n = internal::python_manager::server_call(address_, authkey_, "number_of_objects");
+    auto n = internal::manager::python_server_call(address_, authkey_, "number_of_objects");
     return static_cast<std::size_t>(n.as_int());
   }
   auto link = internal::manager::connect(address_);

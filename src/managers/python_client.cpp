@@ -10,9 +10,9 @@
 #include <unordered_map>
 
 #include "common/exception_table.hpp"
+#include "managers/proxy_state.hpp"
 #include "managers/python.hpp"
-#include "os/process.hpp"
-#include "mp/internal/manager_wire.hpp"
+#include "managers/wire.hpp"
 #include "mp/managers_python.hpp"
 
 namespace mp {
@@ -28,7 +28,7 @@ void BaseManager::require_protocol(managers::Protocol p, std::string_view what, 
                    "<mp/managers_python.hpp> (python::Queue, python::QueueProxy<T>, python::Proxy)");
 }
 
-namespace internal::python_manager {
+namespace internal::manager {
 namespace {
 using pickle::Value;
 
@@ -40,11 +40,27 @@ std::string describe_args(const std::vector<Value>& args) {
 
 }  // namespace
 
-Connection open(const std::string& address, const std::string& authkey) {
+namespace {
+/// A connection to a CPython-protocol server: plain send and receive, frames of at most
+/// kMaxFrame bytes.
+class PythonLink final : public Link {
+ public:
+  explicit PythonLink(Connection c) : c_(std::move(c)) {}
+  std::string roundtrip(std::string_view frame) override {
+    c_.send_bytes(frame);
+    return c_.recv_bytes(kMaxFrame);
+  }
+
+ private:
+  Connection c_;
+};
+}  // namespace
+
+std::unique_ptr<Link> python_open(const std::string& address, const std::string& authkey) {
   connection::ClientOptions o;
   if (!authkey.empty()) o.authkey = authkey;
   o.max_message_size = kMaxFrame;
-  return connection::Client(connection::Address(address), o);
+  return std::make_unique<PythonLink>(connection::Client(connection::Address(address), o));
 }
 
 void raise_python_exception(const Value& exc, std::string_view method) {
@@ -57,10 +73,9 @@ void raise_python_exception(const Value& exc, std::string_view method) {
   exceptions::raise_python(o.type.module, o.type.qualname, o.type.dotted(), text);
 }
 
-Value dispatch(Connection& c, const Value& id, std::string_view method, std::vector<Value> args, pickle::Dict kwds) {
-  c.send_bytes(pickle::dumps(
-      Value::tuple({id, Value(std::string(method)), Value::tuple(std::move(args)), Value::dict(std::move(kwds))})));
-  Value reply = pickle::loads(c.recv_bytes(kMaxFrame));
+Value python_dispatch(Link& c, const Value& id, std::string_view method, std::vector<Value> args, pickle::Dict kwds) {
+  Value reply = pickle::loads(c.roundtrip(pickle::dumps(
+      Value::tuple({id, Value(std::string(method)), Value::tuple(std::move(args)), Value::dict(std::move(kwds))}))));
   if (!reply.is_tuple() || reply.as_tuple().size() != 2 || !reply.as_tuple()[0].is_str())
     throw CodecError("manager (python protocol): the reply to '" + std::string(method) +
                      "' is not a (kind, result) tuple: " + reply.repr(200));
@@ -80,10 +95,38 @@ Value dispatch(Connection& c, const Value& id, std::string_view method, std::vec
   throw ValueError(std::string(method) + ": unrecognized message type '" + kind + "' from the manager");
 }
 
-Value server_call(const std::string& address, const std::string& authkey, std::string_view method,
-                  std::vector<Value> args) {
-  Connection c = open(address, authkey);
-  return dispatch(c, Value(), method, std::move(args));
+Value python_server_call(const std::string& address, const std::string& authkey, std::string_view method,
+                         std::vector<Value> args) {
+  auto c = python_open(address, authkey);
+  return python_dispatch(*c, Value(), method, std::move(args));
+}
+
+const ProxyProtocol& python_proxy_protocol() noexcept {
+  static const ProxyProtocol protocol{
+      // CPython's BaseProxy._connect: a channel is a connection that sent accept_connection.
+      .open =
+          [](const ProxyState& s) {
+            auto fresh = python_open(s.token.address, s.authkey);
+            std::string name = "mp-" + std::to_string(::getpid()) + "|" + std::to_string(::gettid());
+            (void)python_dispatch(*fresh, Value(), "accept_connection", {Value(name)});
+            return fresh;
+          },
+      // The parent's reference is the parent's: a forked child increfs on a server call.
+      .take_reference =
+          [](const ProxyState& s) -> std::unique_ptr<Link> {
+            (void)python_server_call(s.token.address, s.authkey, "incref", {Value(s.token.id)});
+            return nullptr;
+          },
+      // CPython's BaseProxy._decref. A server that is already gone has nothing to release.
+      .give_back =
+          [](const ProxyState& s) noexcept {
+            try {
+              (void)python_server_call(s.token.address, s.authkey, "decref", {Value(s.token.id)});
+            } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor; the server may have shut down
+            }
+          },
+  };
+  return protocol;
 }
 
 Value to_python_exception(const std::exception& e) {
@@ -91,10 +134,10 @@ Value to_python_exception(const std::exception& e) {
   return pickle::exception(std::move(p.name), std::move(p.message), std::move(p.module));
 }
 
-}  // namespace internal::python_manager
+}  // namespace internal::manager
 
 namespace managers::python {
-namespace pm = internal::python_manager;
+namespace mm = internal::manager;
 
 // ------------------------------------------------------------------------------ Call
 
@@ -233,60 +276,13 @@ std::string Queue::repr() const {
 
 // ----------------------------------------------------------------------------- Proxy
 
-namespace detail {
-/// Shared by the copies of one proxy in one process.
-struct ProxyState {
-  Token token;
-  std::string authkey;
-  std::vector<std::string> exposed;
-  pid_t owner = mp::internal::kernel_pid();  // the process holding this state's reference
-  std::mutex mu;
-  std::unordered_map<std::thread::id, std::unique_ptr<Connection>> channels;
-
-  ProxyState(Token t, std::string key, std::vector<std::string> ex)
-      : token(std::move(t)), authkey(std::move(key)), exposed(std::move(ex)) {}
-  ProxyState(const ProxyState&) = delete;
-  ProxyState& operator=(const ProxyState&) = delete;
-
-  /// Gives the process's reference back (CPython's BaseProxy._decref). A server that is
-  /// already gone has nothing to release: errors are dropped.
-  ~ProxyState() {
-    channels.clear();  // the server threads serving them see end of file and end
-    if (owner != mp::internal::kernel_pid()) return;
-    try {
-      (void)pm::server_call(token.address, authkey, "decref", {Value(token.id)});
-    } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor; the server may have shut down
-    }
-  }
-
-  /// This thread's method channel (CPython's _connect: accept_connection).
-  Connection& channel() {
-    std::lock_guard g(mu);
-    if (owner != mp::internal::kernel_pid()) {
-      // A forked child: the inherited channels belong to the parent (their frames would
-      // mix), and the parent's reference is the parent's. Take our own first.
-      (void)pm::server_call(token.address, authkey, "incref", {Value(token.id)});
-      channels.clear();
-      owner = mp::internal::kernel_pid();
-    }
-    auto& c = channels[std::this_thread::get_id()];
-    if (!c) {
-      auto fresh = std::make_unique<Connection>(pm::open(token.address, authkey));
-      std::string name = "mp-" + std::to_string(mp::internal::kernel_pid()) + "|" + std::to_string(mp::internal::kernel_tid());
-      (void)pm::dispatch(*fresh, Value(), "accept_connection", {Value(name)});
-      c = std::move(fresh);
-    }
-    return *c;
-  }
-};
-}  // namespace detail
 
 Proxy::Proxy(const BaseManager& manager, const std::string& typeid_name) {
   if (manager.protocol() != Protocol::python)
     throw ValueError("python::Proxy('" + typeid_name +
                      "'): the manager speaks mp's native protocol; construct it with "
                      "{.protocol = mp::managers::Protocol::python} to talk to a CPython-protocol server");
-  Value r = pm::server_call(manager.address(), manager.authkey(), "create", {Value(typeid_name)});
+  Value r = mm::python_server_call(manager.address(), manager.authkey(), "create", {Value(typeid_name)});
   if (!r.is_tuple() || r.as_tuple().size() != 2 || !r.as_tuple()[0].is_str() ||
       (!r.as_tuple()[1].is_tuple() && !r.as_tuple()[1].is_list()))
     throw CodecError("manager (python protocol): create('" + typeid_name +
@@ -294,8 +290,9 @@ Proxy::Proxy(const BaseManager& manager, const std::string& typeid_name) {
   std::vector<std::string> exposed;
   for (const Value& m : r.as_tuple()[1].as_sequence())
     if (m.is_str()) exposed.push_back(m.as_str());
-  state_ = std::make_shared<detail::ProxyState>(Token{typeid_name, manager.address(), r.as_tuple()[0].as_str()},
-                                                manager.authkey(), std::move(exposed));
+  state_ = std::make_shared<mm::ProxyState>(mm::python_proxy_protocol(),
+                                            Token{typeid_name, manager.address(), r.as_tuple()[0].as_str()},
+                                            manager.authkey(), std::move(exposed));
 }
 
 const Token& Proxy::token() const {
@@ -310,8 +307,7 @@ const std::vector<std::string>& Proxy::exposed() const {
 
 Value Proxy::callmethod(std::string_view method, std::vector<Value> args, pickle::Dict kwds) const {
   if (!state_) throw ValueError("python::Proxy: this proxy refers to no object (default-constructed)");
-  Connection& c = state_->channel();
-  return pm::dispatch(c, Value(state_->token.id), method, std::move(args), std::move(kwds));
+  return mm::python_dispatch(state_->link(), Value(state_->token.id), method, std::move(args), std::move(kwds));
 }
 
 }  // namespace managers::python

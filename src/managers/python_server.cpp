@@ -13,10 +13,11 @@
 
 #include "common/exception_table.hpp"
 #include "managers/python.hpp"
+#include "managers/registry.hpp"
 #include "managers/socket.hpp"
-#include "mp/internal/manager_wire.hpp"
+#include "managers/wire.hpp"
 
-namespace mp::internal::python_manager {
+namespace mp::internal::manager {
 namespace {
 using pickle::Value;
 
@@ -35,14 +36,14 @@ std::string hex_ident(const void* p) {
 }
 
 /// A request tuple (ident, methodname, args, kwds), checked.
-struct Request {
+struct PythonRequest {
   Value ident;
   std::string method;
   std::vector<Value> args;
   pickle::Dict kwds;
 };
 
-Request parse_request(std::string_view frame) {
+PythonRequest parse_request(std::string_view frame) {
   Value v = pickle::loads(frame);
   if (!v.is_tuple() || v.as_tuple().size() != 4)
     throw ValueError("the request is not an (ident, methodname, args, kwds) tuple: " + v.repr(200));
@@ -50,30 +51,28 @@ Request parse_request(std::string_view frame) {
   if (!t[1].is_str()) throw ValueError("the request's methodname is not a str: " + t[1].repr(200));
   if (!t[2].is_tuple() && !t[2].is_list()) throw ValueError("the request's args are not a tuple: " + t[2].repr(200));
   if (!t[3].is_dict()) throw ValueError("the request's kwds are not a dict: " + t[3].repr(200));
-  return Request{t[0], t[1].as_str(), t[2].as_sequence(), t[3].as_dict()};
+  return PythonRequest{t[0], t[1].as_str(), t[2].as_sequence(), t[3].as_dict()};
 }
 
 }  // namespace
 
-struct Registry::Impl {
-  std::map<std::string, Factory> callables;
+/// A served object of the CPython protocol: the referent and the method names it exposes.
+struct PythonObject {
+  std::shared_ptr<managers::python::Referent> obj;
+  std::shared_ptr<const std::vector<std::string>> exposed;
+};
 
-  struct Entry {
-    std::shared_ptr<managers::python::Referent> obj;
-    std::shared_ptr<const std::vector<std::string>> exposed;
-    std::int64_t refs = 0;
-  };
-  mutable std::mutex mu;
-  std::map<std::string, Entry> objects;
+struct PythonCore::Impl {
+  std::map<std::string, PythonFactory> callables;
+  ObjectRegistry<PythonObject> objects;  // CPython's policy: a server-wide count, no sessions
 
-  Entry lookup(const std::string& ident) const {
-    std::lock_guard g(mu);
-    auto it = objects.find(ident);
-    if (it == objects.end()) throw KeyError("'" + ident + "' (no object with this id: released, or never made)");
-    return it->second;
+  std::shared_ptr<PythonObject> lookup(const std::string& ident) const {
+    auto e = objects.find(ident);
+    if (!e) throw KeyError("'" + ident + "' (no object with this id: released, or never made)");
+    return e;
   }
 
-  Value create(const Request& r) {
+  Value create(const PythonRequest& r) {
     if (r.args.empty() || !r.args[0].is_str()) throw pickle::TypeError("create() needs the typeid (a str) first");
     const std::string& typeid_name = r.args[0].as_str();
     auto it = callables.find(typeid_name);
@@ -85,42 +84,26 @@ struct Registry::Impl {
     if (!obj) throw ValueError("the callable registered as '" + typeid_name + "' returned no object");
     auto exposed = std::make_shared<const std::vector<std::string>>(obj->exposed());
     std::string ident = hex_ident(obj.get());
-    {
-      std::lock_guard g(mu);
-      Entry& e = objects[ident];
-      e.obj = std::move(obj);
-      e.exposed = exposed;
-      ++e.refs;
-    }
+    objects.add(ident, std::make_shared<PythonObject>(PythonObject{std::move(obj), exposed}), nullptr);
     std::vector<Value> names(exposed->begin(), exposed->end());
     return Value::tuple({Value(ident), Value::tuple(std::move(names))});
   }
 
-  static std::string ident_arg(const Request& r) {
+  static std::string ident_arg(const PythonRequest& r) {
     if (r.args.size() != 1 || !r.args[0].is_str()) throw pickle::TypeError(r.method + "() takes one ident (a str)");
     return r.args[0].as_str();
   }
 
   void incref(const std::string& ident) {
-    std::lock_guard g(mu);
-    auto it = objects.find(ident);
-    if (it == objects.end()) throw KeyError("'" + ident + "'");
-    ++it->second.refs;
+    if (!objects.incref(ident, nullptr)) throw KeyError("'" + ident + "'");
   }
 
   void decref(const std::string& ident) {
-    std::shared_ptr<managers::python::Referent> dying;  // released after the lock
-    std::lock_guard g(mu);
-    auto it = objects.find(ident);
-    if (it == objects.end()) throw KeyError("'" + ident + "'");
-    if (--it->second.refs <= 0) {
-      dying = std::move(it->second.obj);
-      objects.erase(it);
-    }
+    if (objects.decref(ident, nullptr) != ObjectRegistry<PythonObject>::Decref::done) throw KeyError("'" + ident + "'");
   }
 
   /// The server's public functions except accept_connection and shutdown.
-  Value server_function(const Request& r) {
+  Value server_function(const PythonRequest& r) {
     const std::string& m = r.method;
     if (m == "dummy") return {};
     if (m == "create") return create(r);
@@ -140,19 +123,15 @@ struct Registry::Impl {
       if ((!state.is_tuple() && !state.is_list()) || state.as_sequence().size() != 3 || !state.as_sequence()[2].is_str())
         throw pickle::TypeError("get_methods() needs a Token, got " + t.repr(200));
       auto e = lookup(state.as_sequence()[2].as_str());
-      return Value::tuple(std::vector<Value>(e.exposed->begin(), e.exposed->end()));
+      return Value::tuple(std::vector<Value>(e->exposed->begin(), e->exposed->end()));
     }
-    if (m == "number_of_objects") {
-      std::lock_guard g(mu);
-      return Value(objects.size());
-    }
+    if (m == "number_of_objects") return Value(objects.size());
     if (m == "debug_info") {
-      std::lock_guard g(mu);
       std::string out;
-      for (const auto& [ident, e] : objects) {
+      objects.for_each([&](const std::string& ident, const PythonObject& e, std::uint64_t refs) {
         if (!out.empty()) out += "\n";
-        out += "  " + ident + ":       refcount=" + std::to_string(e.refs) + "\n    " + e.obj->repr().substr(0, 75);
-      }
+        out += "  " + ident + ":       refcount=" + std::to_string(refs) + "\n    " + e.obj->repr().substr(0, 75);
+      });
       return Value(out);
     }
     throw RuntimeError("'" + m + "' unrecognized (not one of the server's public functions)");
@@ -160,18 +139,18 @@ struct Registry::Impl {
 
   /// One request of CPython's Server.serve_client loop.
   Value method_call(std::string_view frame) const {
-    Request r = parse_request(frame);
+    PythonRequest r = parse_request(frame);
     if (!r.ident.is_str()) throw KeyError(r.ident.repr(200));
-    Entry e = lookup(r.ident.as_str());
+    std::shared_ptr<PythonObject> e = lookup(r.ident.as_str());
     bool is_exposed = false;
-    for (const auto& name : *e.exposed) is_exposed = is_exposed || name == r.method;
+    for (const auto& name : *e->exposed) is_exposed = is_exposed || name == r.method;
     if (!is_exposed) {
-      if (r.method == "__str__" || r.method == "__repr__") return reply("#RETURN", Value(e.obj->repr()));
-      if (r.method == "#GETVALUE") return reply("#RETURN", e.obj->getvalue());
+      if (r.method == "__str__" || r.method == "__repr__") return reply("#RETURN", Value(e->obj->repr()));
+      if (r.method == "#GETVALUE") return reply("#RETURN", e->obj->getvalue());
       throw AttributeError("method '" + r.method + "' of the C++ referent is not exposed");
     }
     try {
-      return reply("#RETURN", e.obj->call(managers::python::Call{r.method, r.args, r.kwds}));
+      return reply("#RETURN", e->obj->call(managers::python::Call{r.method, r.args, r.kwds}));
     } catch (const std::exception& ex) {
       return reply("#ERROR", to_python_exception(ex));
     }
@@ -194,17 +173,17 @@ std::string pickled(const Value& msg) noexcept {
 }
 }  // namespace
 
-Registry::Registry(std::map<std::string, Factory> callables) : impl_(std::make_unique<Impl>()) {
+PythonCore::PythonCore(std::map<std::string, PythonFactory> callables) : impl_(std::make_unique<Impl>()) {
   impl_->callables = std::move(callables);
 }
-Registry::~Registry() = default;
+PythonCore::~PythonCore() = default;
 
-std::string Registry::handle_server_request(std::string_view frame, Next& next) noexcept {
+std::string PythonCore::handle_server_request(std::string_view frame, Next& next) noexcept {
   next = Next::close;
   Value msg;
   try {
     try {
-      Request r = parse_request(frame);
+      PythonRequest r = parse_request(frame);
       if (r.method == "accept_connection") {
         next = Next::serve_client;
         msg = reply("#RETURN", Value());
@@ -223,7 +202,7 @@ std::string Registry::handle_server_request(std::string_view frame, Next& next) 
   return pickled(msg);
 }
 
-std::string Registry::handle_method_call(std::string_view frame) noexcept {
+std::string PythonCore::handle_method_call(std::string_view frame) noexcept {
   Value msg;
   try {
     try {
@@ -237,34 +216,31 @@ std::string Registry::handle_method_call(std::string_view frame) noexcept {
   return pickled(msg);
 }
 
-std::size_t Registry::number_of_objects() const {
-  std::lock_guard g(impl_->mu);
-  return impl_->objects.size();
-}
+std::size_t PythonCore::number_of_objects() const { return impl_->objects.size(); }
 
-std::unique_ptr<manager::SocketServer> make_python_server(std::map<std::string, Factory> callables,
-                                                          const std::string& address, std::string authkey,
-                                                          std::chrono::milliseconds handshake_timeout) {
-  auto registry = std::make_shared<Registry>(std::move(callables));
+std::unique_ptr<SocketServer> make_python_server(std::map<std::string, PythonFactory> callables,
+                                                const std::string& address, std::string authkey,
+                                                std::chrono::milliseconds handshake_timeout) {
+  auto registry = std::make_shared<PythonCore>(std::move(callables));
   auto stop = std::make_shared<std::function<void()>>();
   // One server call — or, after accept_connection, method calls until end of file or
   // stop(): CPython's handle_request + serve_client.
   auto handler = [registry, stop](Connection& c) {
     std::string frame;
     c.recv_bytes(frame, kMaxFrame);
-    Registry::Next next;
+    PythonCore::Next next;
     std::string out = registry->handle_server_request(frame, next);
     if (!out.empty()) c.send_bytes(out);
-    if (next == Registry::Next::shutdown) (*stop)();
-    while (next == Registry::Next::serve_client && !out.empty()) {
+    if (next == PythonCore::Next::shutdown) (*stop)();
+    while (next == PythonCore::Next::serve_client && !out.empty()) {
       c.recv_bytes(frame, kMaxFrame);  // EOFError / OSError end the loop
       out = registry->handle_method_call(frame);
       if (!out.empty()) c.send_bytes(out);
     }
   };
-  auto srv = std::make_unique<manager::SocketServer>(address, std::move(authkey), handshake_timeout, std::move(handler));
+  auto srv = std::make_unique<SocketServer>(address, std::move(authkey), handshake_timeout, std::move(handler));
   *stop = srv->stopper();  // before serve_forever: no connection thread runs yet
   return srv;
 }
 
-}  // namespace mp::internal::python_manager
+}  // namespace mp::internal::manager

@@ -1,9 +1,6 @@
-// Manager server core: object registry, reference counts per session, dispatch.
-#include <cinttypes>
-#include <cstdio>
-
+// Manager server core (native protocol): server calls, reference counts per session, dispatch.
 #include "mp/codec.hpp"
-#include "mp/internal/manager_server.hpp"
+#include "managers/server.hpp"
 #include "mp/managers.hpp"
 #include "mp/process.hpp"
 
@@ -34,59 +31,9 @@ Factory find_global_type(const std::string& name) {
 
 ServerCore::ServerCore(std::map<std::string, Factory> callables) : callables_(std::move(callables)) {}
 
-std::shared_ptr<Object> ServerCore::lookup(const std::string& ident) const {
-  std::lock_guard g(mu_);
-  auto it = objects_.find(ident);
-  if (it == objects_.end())
-    throw KeyError("manager: no object with id '" + ident + "' (it was released, or the id is forged)");
-  return it->second.obj;
-}
+void ServerCore::release(Session& s) noexcept { objects_.release(s); }
 
-void ServerCore::add_ref(Session& s, const std::string& ident) {
-  std::lock_guard g(mu_);
-  auto it = objects_.find(ident);
-  if (it == objects_.end()) throw KeyError("manager: incref of unknown object '" + ident + "'");
-  ++it->second.refs;
-  ++s.refs[ident];
-}
-
-void ServerCore::drop_ref(Session& s, const std::string& ident) {
-  std::shared_ptr<Object> dying;  // destroyed outside the lock: a referent may block in its destructor
-  {
-    std::lock_guard g(mu_);
-    auto mine = s.refs.find(ident);
-    if (mine == s.refs.end())
-      throw KeyError("manager: decref of '" + ident + "', which this connection holds no reference to");
-    if (--mine->second == 0) s.refs.erase(mine);
-    auto it = objects_.find(ident);
-    if (it != objects_.end() && --it->second.refs == 0) {
-      dying = std::move(it->second.obj);
-      objects_.erase(it);
-    }
-  }
-}
-
-void ServerCore::release(Session& s) noexcept {
-  std::vector<std::shared_ptr<Object>> dying;
-  {
-    std::lock_guard g(mu_);
-    for (auto& [ident, n] : s.refs) {
-      auto it = objects_.find(ident);
-      if (it == objects_.end()) continue;
-      it->second.refs = it->second.refs > n ? it->second.refs - n : 0;
-      if (it->second.refs == 0) {
-        dying.push_back(std::move(it->second.obj));
-        objects_.erase(it);
-      }
-    }
-    s.refs.clear();
-  }
-}
-
-std::size_t ServerCore::number_of_objects() const {
-  std::lock_guard g(mu_);
-  return objects_.size();
-}
+std::size_t ServerCore::number_of_objects() const { return objects_.size(); }
 
 bool ServerCore::shutdown_requested() const noexcept {
   std::lock_guard g(mu_);
@@ -106,23 +53,19 @@ Reply ServerCore::dispatch_server(Session& s, const Request& req) {
                        "program also uses");
     std::shared_ptr<Object> obj = f(ctor_args);
     if (!obj) throw ValueError("manager: the callable registered as '" + typeid_name + "' returned nothing");
-    std::string ident;
-    {
-      std::lock_guard g(mu_);
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%" PRIx64, next_id_++);
-      ident = buf;
-      objects_.emplace(ident, Entry{obj, 1});
-      ++s.refs[ident];
-    }
+    std::string ident = objects_.add_numbered(obj, &s);
     return Reply::value(codec::encode(std::pair<std::string, std::string>(ident, obj->type_name())));
   }
   if (m == "incref") {
-    add_ref(s, codec::decode<std::string>(req.args));
+    auto ident = codec::decode<std::string>(req.args);
+    if (!objects_.incref(ident, &s)) throw KeyError("manager: incref of unknown object '" + ident + "'");
     return Reply::value({});
   }
   if (m == "decref") {
-    drop_ref(s, codec::decode<std::string>(req.args));
+    // An object already gone (its other holders' sessions ended) needs no decref.
+    auto ident = codec::decode<std::string>(req.args);
+    if (objects_.decref(ident, &s) == ObjectRegistry<Object>::Decref::not_held)
+      throw KeyError("manager: decref of '" + ident + "', which this connection holds no reference to");
     return Reply::value({});
   }
   if (m == "dummy") return Reply::value({});
@@ -144,7 +87,9 @@ Reply ServerCore::handle(Session& s, const Request& req) noexcept {
   try {
     try {
       if (req.ident.empty()) return dispatch_server(s, req);
-      std::shared_ptr<Object> obj = lookup(req.ident);
+      std::shared_ptr<Object> obj = objects_.find(req.ident);
+      if (!obj)
+        throw KeyError("manager: no object with id '" + req.ident + "' (it was released, or the id is forged)");
       return Reply::value(obj->call(req.method, req.args));
     } catch (const std::exception& e) {
       return Reply::error(error_type_name(e), e.what());

@@ -27,7 +27,7 @@
 #include <string>
 
 #include "mp/connection.hpp"
-#include "mp/internal/manager_server.hpp"
+#include "managers/server.hpp"
 
 namespace mp::internal::manager {
 

@@ -2,7 +2,7 @@
 #include <cstring>
 
 #include "common/exception_table.hpp"
-#include "mp/internal/manager_wire.hpp"
+#include "managers/wire.hpp"
 #include "mp/managers.hpp"
 
 namespace mp::internal::manager {

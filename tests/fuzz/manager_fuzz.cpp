@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "mp/internal/manager_server.hpp"
+#include "managers/server.hpp"
 #include "mp/managers.hpp"
 
 namespace mm = mp::internal::manager;

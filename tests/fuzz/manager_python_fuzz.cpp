@@ -16,7 +16,7 @@
 #include "managers/python.hpp"
 #include "mp/managers_python.hpp"
 
-namespace pm = mp::internal::python_manager;
+namespace mm = mp::internal::manager;
 namespace py = mp::managers::python;
 namespace pk = mp::pickle;
 
@@ -39,8 +39,8 @@ void check_reply(const std::string& out) {
   if (kind != "#RETURN" && kind != "#ERROR" && kind != "#TRACEBACK" && kind != "#UNSERIALIZABLE") std::abort();
 }
 
-std::string create(pm::Registry& r, const char* typeid_name) {
-  pm::Registry::Next next;
+std::string create(mm::PythonCore& r, const char* typeid_name) {
+  mm::PythonCore::Next next;
   std::string out = r.handle_server_request(
       pk::dumps(pk::Value::tuple({pk::Value(), "create", pk::Value::tuple({typeid_name}), pk::Value::dict({})})), next);
   return pk::loads(out).as_tuple()[1].as_tuple()[0].as_str();
@@ -50,7 +50,7 @@ std::string create(pm::Registry& r, const char* typeid_name) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
-  static pm::Registry registry({{"q", [] {
+  static mm::PythonCore registry({{"q", [] {
                                    static auto q = std::make_shared<py::Queue>(4);
                                    return std::static_pointer_cast<py::Referent>(q);
                                  }},
@@ -61,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const std::string q_ident = create(registry, "q");
   static const std::string e_ident = create(registry, "e");
 
-  pm::Registry::Next next;
+  mm::PythonCore::Next next;
   check_reply(registry.handle_server_request(in, next));
   check_reply(registry.handle_method_call(in));
 

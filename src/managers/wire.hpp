@@ -1,4 +1,4 @@
-// mp/internal/manager_wire.hpp — the messages a manager client and server exchange.
+// src/managers/wire.hpp — the messages a manager client and server exchange.
 //
 // A manager connection carries *frames* (the Connection layer's length-prefixed byte
 // strings). Each frame holds exactly one message, encoded by a WireCodec. The codec is an
