@@ -13,6 +13,7 @@
 #include "managers/proxy_state.hpp"
 #include "managers/python.hpp"
 #include "managers/wire.hpp"
+#include "os/process.hpp"
 #include "mp/managers_python.hpp"
 
 namespace mp {
@@ -107,7 +108,7 @@ const ProxyProtocol& python_proxy_protocol() noexcept {
       .open =
           [](const ProxyState& s) {
             auto fresh = python_open(s.token.address, s.authkey);
-            std::string name = "mp-" + std::to_string(::getpid()) + "|" + std::to_string(::gettid());
+            std::string name = "mp-" + std::to_string(kernel_pid()) + "|" + std::to_string(kernel_tid());
             (void)python_dispatch(*fresh, Value(), "accept_connection", {Value(name)});
             return fresh;
           },
