@@ -18,6 +18,8 @@
 #include <set>
 #include <string>
 
+#include "managers/client.hpp"
+#include "managers/wire.hpp"
 #include "mp/connection.hpp"
 #include "mp/internal/futex.hpp"
 #include "mp/managers.hpp"
@@ -335,10 +337,19 @@ TEST(KillPoolWorker, MidTaskRaisesWorkerLostAndThePoolGoesOn) {
 
 // ---------------------------------------------------------------------------- manager
 
+/// The references the connections to `m`'s server hold (a server method of mp's own).
+std::uint64_t server_references(const mp::Manager& m) {
+  auto link = mp::internal::manager::connect(m.address());
+  return mp::codec::decode<std::uint64_t>(mp::internal::manager::roundtrip(*link, {{}, "number_of_references", {}}));
+}
+
 TEST(KillManagerClient, MidCallLeavesTheServerServing) {
   mp::Manager m;
   auto counter = m.list<long>({0});
   auto d = m.dict<int, int>();
+  (void)counter.size();  // this thread's connections exist (and hold the references) before the baseline
+  (void)d.size();
+  const std::uint64_t parent_references = server_references(m);
   SharedArray<std::atomic<long>> done(1);  // adds the client completed
   std::mt19937_64 rng(mp_rel::kSeed + 4);
   long total_done = 0, applied_in_flight = 0, served = 0, inconsistent = 0;
@@ -346,8 +357,7 @@ TEST(KillManagerClient, MidCallLeavesTheServerServing) {
     done.reset();
     const long before = counter[0].get();
     mp::Process client([&] {
-      // Released only when the server has read this connection to its end, i.e. after it
-      // finished whatever request was in flight: lets the parent wait for exactly that.
+      // An object of the client's own, gone when the client's connections are.
       auto mine = m.list<int>({-1});
       for (int j = 0;; ++j) {
         counter.add(0, 1);
@@ -363,8 +373,14 @@ TEST(KillManagerClient, MidCallLeavesTheServerServing) {
     client.kill();
     ASSERT_TRUE(client.join(mp_rel::kSafety));
     // The server may still be handling the dead client's last request: wait until it has
-    // read that connection to its end (and so released `mine`) before judging it.
-    ASSERT_TRUE(mp_rel::spin_until([&] { return m.number_of_objects() == 2u; })) << m.number_of_objects();
+    // read every one of the client's connections to its end before judging it. Each proxy
+    // has its own connection, and each of the client's connections holds a reference (its
+    // counter and dict references, `mine`), dropped when the server reaches its end: so
+    // `mine` gone is not enough (the counter's connection may not have been read yet), the
+    // parent's references alone must remain.
+    ASSERT_TRUE(mp_rel::spin_until([&] { return server_references(m) == parent_references; }))
+        << server_references(m) << " references, the parent holds " << parent_references;
+    ASSERT_EQ(m.number_of_objects(), 2u);
     // The server is still serving, and the killed client's add was applied whole or not at all.
     const long after = counter[0].get();
     const long completed = done[0].load();

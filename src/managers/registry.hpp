@@ -108,6 +108,13 @@ class ObjectRegistry {
     std::lock_guard g(mu_);
     return objects_.size();
   }
+  /// The references held, summed over the objects.
+  [[nodiscard]] std::uint64_t references() const {
+    std::lock_guard g(mu_);
+    std::uint64_t n = 0;
+    for (const auto& [ident, e] : objects_) n += e.refs;
+    return n;
+  }
   /// Calls f(ident, object, refs) for each object in ident order, under the lock.
   template <class F>
   void for_each(F f) const {
