@@ -136,7 +136,10 @@ class ExitStatus {
 /// Thrown by mp::exit(); ends the current child with that exit code (Python's SystemExit).
 /// A non-empty `message` is written to the child's stderr (followed by a newline) before
 /// it exits, as Python does for sys.exit("message"). Deliberately not an mp::Error, so
-/// `catch (const mp::Error&)` does not swallow it.
+/// `catch (const mp::Error&)` does not swallow it. In an mp::Thread it ends that thread
+/// silently; in a Pool task it ends the worker (the task fails with mp::WorkerLost). The
+/// main program has nothing to catch it (it would reach std::terminate): return from
+/// main() there.
 struct SystemExit {
   int code = 0;
   std::string message;
