@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <fcntl.h>
+#include <optional>
 #include <cstdlib>
 #include <latch>
 #include <numeric>
@@ -60,6 +62,31 @@ void set_initialized() { g_initialized = 42; }
 int read_initialized() { return g_initialized; }
 
 using mp_test::Gate;
+
+/// Tries to start a process from a task (a worker is a daemon).
+int start_a_process(int) {
+  mp::Process p([] {});
+  p.start();
+  p.join();
+  return 1;
+}
+int create_a_pool(int) {
+  mp::Pool inner(1);
+  return inner.apply(square, 2);
+}
+int square_on_a_thread_pool(int x) {
+  mp::ThreadPool threads(2);
+  return threads.apply(square, x);
+}
+int exit_with_message(int) { mp::exit("task gave up: no input"); }
+
+/// Reads what is written to `fd` until every writer has closed it.
+std::string read_to_eof(int fd) {
+  std::string out;
+  char buf[256];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  return out;
+}
 
 }  // namespace
 
@@ -292,6 +319,57 @@ TEST(Pool, ExitInATaskRaisesWorkerLost) {
     EXPECT_NE(std::string(e.what()).find("exited with code 3"), std::string::npos) << e.what();
   }
   EXPECT_EQ(pool.apply(square, 4), 16);
+}
+
+TEST(Pool, ExitWithAMessageInATaskPrintsItAndRaisesWorkerLost) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  int saved = ::dup(2);
+  ::dup2(fds[1], 2);  // the first worker's stderr; its replacement gets the test's again
+  std::optional<mp::Pool> pool(std::in_place, 1);
+  ::dup2(saved, 2);
+  ::close(saved);
+  ::close(fds[1]);
+  try {
+    pool->apply(exit_with_message, 0);
+    FAIL() << "the task's mp::exit(\"...\") did not end its worker";
+  } catch (const mp::WorkerLost& e) {
+    EXPECT_EQ(e.signal(), 0);
+    EXPECT_NE(std::string(e.what()).find("exited with code 1"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_to_eof(fds[0]), "task gave up: no input\n");  // the first worker is gone: EOF
+  ::close(fds[0]);
+  EXPECT_EQ(pool->apply(square, 4), 16);
+}
+
+TEST(Pool, NegativeMaxTasksPerChildRaisesValueError) {
+  // Python: ValueError("maxtasksperchild must be a positive int or None"); 0 is mp's None.
+  try {
+    mp::Pool pool(1, {}, -1);
+    FAIL() << "Pool(1, {}, -1) was accepted";
+  } catch (const mp::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("maxtasksperchild must be a positive int"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(mp::Pool(mp::PoolOptions{.processes = 1, .maxtasksperchild = -5}), mp::ValueError);
+  mp::Pool never(mp::PoolOptions{.processes = 1, .maxtasksperchild = 0});
+  EXPECT_EQ(never.apply(worker_pid), never.apply(worker_pid));  // 0: the worker is never recycled
+}
+
+TEST(Pool, WorkersAreDaemonsAndCannotHaveChildren) {
+  // Python: AssertionError("daemonic processes are not allowed to have children"), also for
+  // a Pool created in a task; mp raises mp::RuntimeError, which comes back as itself.
+  mp::Pool pool(1);
+  for (auto task : {start_a_process, create_a_pool}) {
+    try {
+      pool.apply(task, 0);
+      FAIL() << "a pool worker started a child process";
+    } catch (const mp::RuntimeError& e) {
+      EXPECT_NE(std::string(e.what()).find("daemonic processes are not allowed to have children"), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(pool.apply(square_on_a_thread_pool, 5), 25);  // threads are the way inside a worker
+  EXPECT_EQ(pool.pids().size(), 1u);
 }
 
 TEST(Pool, MaxTasksPerChildRecyclesWorkers) {

@@ -168,6 +168,36 @@ TEST(Process, ExitCodeKeepsLowEightBitsLikeAnyExitStatus) {
   EXPECT_EQ(p.exitcode(), 3);
 }
 
+TEST(Process, ExitWithoutArgumentIsStatusZeroAndSilent) {
+  Pipe err;
+  int w = err.w;
+  mp::Process p([w] {
+    ::dup2(w, 2);
+    mp::exit();  // Python's sys.exit() / sys.exit(None)
+  });
+  p.start();
+  err.close_w();
+  std::string text = read_all(err.r);
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(text, "");
+}
+
+TEST(Process, ExitWithMessageIsStatusOneAndPrintsIt) {
+  Pipe err;
+  int w = err.w;
+  mp::Process p([w] {
+    ::dup2(w, 2);
+    mp::exit("config file missing: /etc/x.conf");  // Python's sys.exit("...")
+  });
+  p.start();
+  err.close_w();
+  std::string text = read_all(err.r);
+  p.join();
+  EXPECT_EQ(p.exitcode(), 1);
+  EXPECT_EQ(text, "config file missing: /etc/x.conf\n");  // the message alone, as Python writes it
+}
+
 TEST(Process, UncaughtExceptionExitsOneAndIsPrinted) {
   Pipe err;
   int w = err.w;
@@ -228,7 +258,6 @@ TEST(Process, SentinelBecomesReadableWhenChildEnds) {
     char c;
     (void)!::read(r, &c, 1);
   });
-  EXPECT_THROW((void)p.sentinel(), mp::ProcessError);
   p.start();
   go.close_r();
   pollfd pf{p.sentinel(), POLLIN, 0};
@@ -237,6 +266,17 @@ TEST(Process, SentinelBecomesReadableWhenChildEnds) {
   EXPECT_EQ(::poll(&pf, 1, kSafetyMs), 1);
   p.join();
   EXPECT_EQ(p.exitcode(), 0);
+}
+
+TEST(Process, SentinelAndHandleBeforeStartRaiseValueError) {
+  mp::Process p(do_nothing);
+  try {
+    (void)p.sentinel();
+    FAIL() << "sentinel() before start() did not throw";
+  } catch (const mp::ValueError& e) {  // Python: ValueError("process not started")
+    EXPECT_NE(std::string(e.what()).find("process not started"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)p.handle(), mp::ValueError);
 }
 
 TEST(Process, SubclassRunsOverrideWithConstructorArguments) {
@@ -313,21 +353,78 @@ TEST(Process, CpuCountPositive) { EXPECT_GE(mp::cpu_count(), 1); }
 
 // ---------------------------------------------------------------------------------- misuse
 
-TEST(Process, MisuseRaises) {
+namespace {
+
+/// The message of the mp::RuntimeError `f` throws ("" if it throws nothing; other types escape).
+template <class F>
+std::string runtime_error_of(F f) {
+  try {
+    f();
+  } catch (const mp::RuntimeError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+// Python's AssertionErrors are mp::RuntimeError (mp/errors.hpp), its ValueErrors mp::ValueError.
+TEST(Process, MisuseRaisesWhatPythonRaises) {
   mp::Process p(do_nothing);
-  EXPECT_THROW(p.join(), mp::ProcessError);          // join before start
-  EXPECT_THROW((void)p.join(1s), mp::ProcessError);  // same with a timeout
+  EXPECT_NE(runtime_error_of([&] { p.join(); }).find("can only join a started process"), std::string::npos);
+  EXPECT_THROW((void)p.join(1s), mp::RuntimeError);  // same with a timeout
   EXPECT_FALSE(p.is_alive());
   p.daemon(true);  // fine before start
   p.start();
-  EXPECT_THROW(p.start(), mp::ProcessError);       // start twice
-  EXPECT_THROW(p.daemon(false), mp::ProcessError); // daemon change after start
+  EXPECT_NE(runtime_error_of([&] { p.start(); }).find("cannot start a process twice"), std::string::npos);
+  EXPECT_NE(runtime_error_of([&] { p.daemon(false); }).find("process has already started"), std::string::npos);
   p.join();
   p.close();
   EXPECT_THROW(p.start(), mp::ValueError);
   EXPECT_THROW(p.join(), mp::ValueError);
   EXPECT_THROW((void)p.is_alive(), mp::ValueError);
   EXPECT_THROW((void)p.exitcode(), mp::ValueError);
+  EXPECT_THROW((void)p.sentinel(), mp::ValueError);
+  EXPECT_THROW(p.daemon(true), mp::ValueError);
+}
+
+namespace {
+
+/// Tries to start a child and writes what happened to `w`.
+void try_to_have_a_child(int w) {
+  try {
+    mp::Process grandchild(do_nothing);
+    grandchild.start();
+    grandchild.join();
+    write_str(w, "started a child\n");
+  } catch (const mp::RuntimeError& e) {
+    write_str(w, std::string("RuntimeError: ") + e.what() + "\n");
+  }
+}
+
+}  // namespace
+
+TEST(Process, DaemonIsNotAllowedToHaveChildren) {
+  Pipe out;
+  mp::Process d({.name = "the-daemon", .daemon = true}, try_to_have_a_child, out.w);
+  d.start();
+  out.close_w();
+  std::string line = read_line(out.r);
+  d.join();
+  EXPECT_EQ(d.exitcode(), 0);
+  EXPECT_TRUE(line.starts_with("RuntimeError: ")) << line;
+  EXPECT_NE(line.find("daemonic processes are not allowed to have children"), std::string::npos) << line;
+  EXPECT_NE(line.find("'the-daemon'"), std::string::npos) << line;
+}
+
+TEST(Process, NonDaemonChildOfMainMayHaveChildren) {
+  Pipe out;
+  mp::Process p(try_to_have_a_child, out.w);
+  p.start();
+  out.close_w();
+  EXPECT_EQ(read_line(out.r), "started a child");
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0);
 }
 
 TEST(Process, CloseWhileRunningRaisesValueError) {
@@ -345,7 +442,7 @@ TEST(Process, JoinSelfRaises) {
       if (!is_alive()) mp::exit(4);  // its own Process object is alive inside the child
       try {
         join();
-      } catch (const mp::ProcessError& e) {
+      } catch (const mp::RuntimeError& e) {
         mp::exit(std::string(e.what()).find("cannot join itself") != std::string::npos ? 0 : 2);
       }
       mp::exit(3);
@@ -357,16 +454,18 @@ TEST(Process, JoinSelfRaises) {
   EXPECT_EQ(p.exitcode(), 0);
 }
 
-TEST(Process, SiblingObjectCannotBeJoinedFromAChild) {
+TEST(Process, SiblingObjectCannotBeUsedFromAChild) {
   mp::Process sibling(block_forever);
   sibling.start();
-  mp::Process p([&sibling] {
-    try {
-      sibling.join();  // the copy inherited through fork: not this process's child
-    } catch (const mp::ProcessError&) {
-      mp::exit(0);
-    }
-    mp::exit(3);
+  mp::Process unstarted(do_nothing);
+  mp::Process p([&sibling, &unstarted] {
+    // The copies inherited through fork: not this process's children (Python's
+    // AssertionError "can only join a child process" and friends).
+    if (runtime_error_of([&] { sibling.join(); }).empty()) mp::exit(3);
+    if (runtime_error_of([&] { (void)sibling.is_alive(); }).empty()) mp::exit(4);
+    if (runtime_error_of([&] { sibling.handle().join(); }).empty()) mp::exit(5);
+    if (runtime_error_of([&] { unstarted.start(); }).empty()) mp::exit(6);
+    mp::exit(0);
   });
   p.start();
   p.join();

@@ -280,7 +280,8 @@ class Executor {
 
 }  // namespace internal
 
-/// concurrent.futures.ProcessPoolExecutor over mp::Pool. max_workers 0: cpu_count().
+/// concurrent.futures.ProcessPoolExecutor over mp::Pool. max_workers 0: cpu_count();
+/// max_tasks_per_child 0: never recycle a worker (Python's None), negative: mp::ValueError.
 class ProcessPoolExecutor : public internal::Executor<Pool> {
  public:
   explicit ProcessPoolExecutor(int max_workers = 0, std::function<void()> initializer = {},

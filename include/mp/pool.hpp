@@ -35,16 +35,22 @@
 //   runs a task (SIGKILL, a segfault, abort(), exit()) fails exactly that task with
 //   mp::WorkerLost(pid, signal); tasks queued behind it are re-dispatched, a new worker
 //   takes its place, and the pool goes on. Only the task that was running is blamed.
-// - maxtasksperchild > 0: a worker exits after that many tasks (chunks) and is replaced.
+// - maxtasksperchild > 0: a worker exits after that many tasks (chunks) and is replaced;
+//   0 (the default) never recycles, as Python's None; a negative value is mp::ValueError.
 // - close() stops new submissions; join() (after close or terminate) returns when every
 //   submitted task has finished, its callbacks have run and the workers have exited.
 // - terminate() stops the workers now (SIGTERM, then SIGKILL after 1 s); tasks that had
 //   not finished fail with mp::BrokenPool. No zombie is left. The destructor calls
 //   terminate(), like leaving Python's `with Pool() as p:` block (close()+join() first
 //   when you want the work finished).
-// - All methods are thread-safe. Do not use a Pool from a worker task, and create pools
-//   from the main thread (the kernel's parent-death signal follows the thread that forked
-//   the workers).
+// - All methods are thread-safe. Create pools from the main thread (the kernel's
+//   parent-death signal follows the thread that forked the workers).
+// - Workers are daemonic processes, and daemonic processes are not allowed to have
+//   children (as in Python): creating a Pool or a ProcessPoolExecutor, or starting an
+//   mp::Process, inside a task (or in any daemon Process) throws mp::RuntimeError. Use
+//   mp::ThreadPool or threads there.
+// - A task that calls mp::exit() ends its worker (the message of mp::exit("message") is
+//   printed on the worker's stderr): that task fails with mp::WorkerLost, as above.
 #pragma once
 
 #include <chrono>
@@ -167,7 +173,7 @@ Args<std::decay_t<A>...> args(A&&... a) {
 struct PoolOptions {
   int processes = 0;                  ///< worker count; 0 = cpu_count()
   std::function<void()> initializer;  ///< run in each worker before its first task
-  int maxtasksperchild = 0;           ///< recycle a worker after this many tasks; 0 = never
+  int maxtasksperchild = 0;           ///< recycle a worker after this many tasks; 0 = never (Python's None); < 0: ValueError
 };
 
 namespace internal {
@@ -427,8 +433,10 @@ struct ThreadTask {
 /// A pool of worker processes (multiprocessing.Pool). See the header comment.
 class Pool : public internal::PoolApi<Pool> {
  public:
-  /// `processes` workers (0: cpu_count()). Throws mp::ValueError for a negative count,
-  /// mp::OSError when the workers cannot be created.
+  /// `processes` workers (0: cpu_count()). Throws mp::ValueError for a negative count or
+  /// a negative maxtasksperchild, mp::RuntimeError inside a daemonic process (a Pool
+  /// worker, a daemon Process: "daemonic processes are not allowed to have children", as
+  /// in Python; use mp::ThreadPool there), mp::OSError when the workers cannot be created.
   explicit Pool(int processes = 0, std::function<void()> initializer = {}, int maxtasksperchild = 0);
   explicit Pool(PoolOptions opts);
   Pool(const Pool&) = delete;

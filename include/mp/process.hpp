@@ -12,10 +12,12 @@
 //   };
 //
 // Exit state (exitcode(), Python's convention exactly): nullopt before the child ends;
-// 0 when run() returns; n for mp::exit(n); 1 for an uncaught exception (printed on the
-// child's stderr as "Process <name>:" then "<type>: <what()>"); -N when killed by signal N
-// (terminate() gives -15, kill() gives -9); 255 when the status was lost (the child was
-// reaped by someone else, e.g. SIGCHLD set to SIG_IGN, or its fork server was killed).
+// 0 when run() returns or for mp::exit(); n for mp::exit(n); 1 for mp::exit("message")
+// (the message printed on the child's stderr, as sys.exit("message")) and for an uncaught
+// exception (printed on the child's stderr as "Process <name>:" then "<type>: <what()>");
+// -N when killed by signal N (terminate() gives -15, kill() gives -9); 255 when the status
+// was lost (the child was reaped by someone else, e.g. SIGCHLD set to SIG_IGN, or its fork
+// server was killed).
 // status() gives the same as a value type (ExitStatus) instead of a signed int.
 //
 // Lifetime guarantees:
@@ -41,6 +43,17 @@
 //   terminated, the others joined, stdio flushed): the parent's static destructors and
 //   atexit handlers never run twice. Inside a child, end early with mp::exit(code), not
 //   std::exit() (which would run the parent's copies of those handlers).
+// - Daemonic processes are not allowed to have children, as in Python: start() inside a
+//   daemon (a Process started with daemon = true, a Pool worker, a manager's server)
+//   throws mp::RuntimeError, and so does creating an mp::Pool there (its workers are
+//   processes). Use threads or mp::ThreadPool inside a daemon.
+//
+// Misuse raises what Python raises, with Python's AssertionError mapped to
+// mp::RuntimeError (mp/errors.hpp): start() twice, start()/join()/is_alive() on an object
+// created by another process, join() before start(), join() of itself, daemon(bool) after
+// start(), start() inside a daemon. Python's ValueError stays mp::ValueError: sentinel() or
+// handle() before start() ("process not started"), any use after close(), close() while
+// the child runs.
 //
 // Start methods (set_start_method):
 // - StartMethod::fork (default): start() forks the calling process. Fast, and the child
@@ -121,13 +134,24 @@ class ExitStatus {
 };
 
 /// Thrown by mp::exit(); ends the current child with that exit code (Python's SystemExit).
-/// Deliberately not an mp::Error, so `catch (const mp::Error&)` does not swallow it.
+/// A non-empty `message` is written to the child's stderr (followed by a newline) before
+/// it exits, as Python does for sys.exit("message"). Deliberately not an mp::Error, so
+/// `catch (const mp::Error&)` does not swallow it. In an mp::Thread it ends that thread
+/// silently; in a Pool task it ends the worker (the task fails with mp::WorkerLost). The
+/// main program has nothing to catch it (it would reach std::terminate): return from
+/// main() there.
 struct SystemExit {
-  int code;
+  int code = 0;
+  std::string message;
 };
 /// Ends the current mp child process with `code` (unwinding its stack first), like
-/// sys.exit(). Only the low 8 bits reach the parent, as with any exit status.
-[[noreturn]] inline void exit(int code) { throw SystemExit{code}; }
+/// sys.exit(code). Only the low 8 bits reach the parent, as with any exit status.
+[[noreturn]] inline void exit(int code) { throw SystemExit{code, {}}; }
+/// Ends the current mp child process with status 0, like sys.exit() / sys.exit(None).
+[[noreturn]] inline void exit() { throw SystemExit{0, {}}; }
+/// Ends the current mp child process with status 1 after writing `message` and a newline
+/// to its stderr, like sys.exit("message").
+[[noreturn]] inline void exit(std::string message) { throw SystemExit{1, std::move(message)}; }
 
 /// A target the fork server can run: a function pointer or a captureless lambda (any empty,
 /// default-constructible, trivially copyable function object), whose arguments are all
@@ -294,17 +318,20 @@ class Process {
   /// Neither waits nor kills (see the header comment); reaps children that have ended.
   virtual ~Process();
 
-  /// Starts the child with the current start method. Throws mp::ProcessError if already
-  /// started, if this object was created by another process (a copy inherited through
-  /// fork), or if the fork server cannot run this target; mp::ValueError after close();
-  /// mp::OSError if the system refuses to create a process.
+  /// Starts the child with the current start method. Throws mp::RuntimeError if already
+  /// started ("cannot start a process twice"), if this object was created by another
+  /// process (a copy inherited through fork), or inside a daemonic process ("daemonic
+  /// processes are not allowed to have children"); mp::ProcessError if the fork server
+  /// cannot run this target; mp::ValueError after close(); mp::OSError if the system
+  /// refuses to create a process.
   void start();
   /// What the child runs. The default calls the target given to the constructor.
   virtual void run();
 
-  /// Waits for the child to end and reaps it. Throws mp::ProcessError if not started, if
-  /// called from the child itself ("a process cannot join itself"), or if this process is
-  /// not the one that started it.
+  /// Waits for the child to end and reaps it. Throws mp::RuntimeError if not started ("can
+  /// only join a started process"), if called from the child itself ("a process cannot
+  /// join itself"), or if this process is not the one that started it; mp::ValueError
+  /// after close().
   void join();
   /// Waits at most `timeout` (zero or negative: just checks); returns true if the child
   /// has ended. Same errors as join().
@@ -316,7 +343,7 @@ class Process {
 
   /// True from start() until the child has ended (it may still be true right after
   /// terminate(): the signal is asynchronous). False before start(). Inside the child,
-  /// true for its own Process object. Throws mp::ProcessError from another process.
+  /// true for its own Process object. Throws mp::RuntimeError from another process.
   [[nodiscard]] bool is_alive() const;
   /// Sends SIGTERM (Python's terminate()). No effect before start() or once the child has
   /// ended: the signal goes through a pidfd, so it never reaches a recycled pid.
@@ -330,7 +357,7 @@ class Process {
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   void name(std::string n) { name_ = std::move(n); }
   [[nodiscard]] bool daemon() const noexcept { return daemon_; }
-  /// Sets the daemon flag. Throws mp::ProcessError after start().
+  /// Sets the daemon flag. Throws mp::RuntimeError after start(), mp::ValueError after close().
   void daemon(bool d);
   /// The child's pid; 0 before start().
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
@@ -341,13 +368,14 @@ class Process {
   [[nodiscard]] ExitStatus status() const;
   /// A file descriptor that becomes readable (POLLIN) when the child ends, for use with
   /// poll()/epoll (Python's sentinel). Owned by the Process: do not read or close it.
-  /// Throws mp::ProcessError before start().
+  /// Throws mp::ValueError before start() ("process not started"), as Python does.
   [[nodiscard]] int sentinel() const;
-  /// A copyable reference to the started child. Throws mp::ProcessError before start().
+  /// A copyable reference to the started child. Throws mp::ValueError before start().
   [[nodiscard]] ProcessHandle handle() const;
 
  private:
   const std::shared_ptr<internal::ProcessState>& started(const char* what) const;
+  const std::shared_ptr<internal::ProcessState>& joinable() const;
   void check_creator(const char* what) const;
   std::string name_;
   bool daemon_ = false;

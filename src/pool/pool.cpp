@@ -72,6 +72,9 @@ class ProcessPoolCore {
  public:
   explicit ProcessPoolCore(PoolOptions opts) : opts_(std::move(opts)), pshm_("mp-pool") {
     if (opts_.processes < 0) throw ValueError("Pool: processes must be at least 1 (or 0 for cpu_count())");
+    if (opts_.maxtasksperchild < 0)
+      throw ValueError("Pool: maxtasksperchild must be a positive int or 0 (never recycle a worker: Python's None), "
+                       "not " + std::to_string(opts_.maxtasksperchild));
     if (get_start_method() != StartMethod::fork)
       throw ValueError("Pool: workers must be forked from this program (they receive functions as code addresses); "
                        "use mp::set_start_method(mp::StartMethod::fork) or mp::ThreadPool");

@@ -122,7 +122,10 @@ bool ProcessState::wait_until(Deadline deadline) {
     {
       std::lock_guard g(mu);
       if (poll_locked().finished()) return true;
-      if (owner != self_pid()) throw ProcessError("Process.join(): '" + name + "' is not a child of this process");
+      if (owner != self_pid())
+        throw RuntimeError("Process.join(): '" + name +
+                           "' is not a child of this process (can only join a child process); join it from the "
+                           "process that started it");
       fd = via_server && !server_lost ? status_fd.get() : pidfd.get();
     }
     timespec ts{};
@@ -316,6 +319,10 @@ bool has_unfinished_server_children() {
     body(ctx);
   } catch (const SystemExit& e) {
     code = e.code;
+    if (!e.message.empty()) {  // Python's sys.exit("message")
+      flush_std_streams();
+      std::fprintf(stderr, "%s\n", e.message.c_str());
+    }
   } catch (const std::exception& e) {
     flush_std_streams();
     std::fprintf(stderr, "Process %s:\n%s: %s\n", id.name.c_str(), demangle(typeid(e).name()).c_str(), e.what());
@@ -374,38 +381,55 @@ void Process::run() {
 }
 
 void Process::daemon(bool d) {
-  if (state_ || closed_)
-    throw ProcessError("Process.daemon: cannot change the daemon flag of '" + name_ + "' after start()");
+  if (closed_) throw ValueError("Process.daemon: '" + name_ + "' has been closed");
+  if (state_)
+    throw RuntimeError("Process.daemon: cannot change the daemon flag of '" + name_ +
+                       "' after start() (process has already started); set it before start()");
   daemon_ = d;
 }
 
 void Process::check_creator(const char* what) const {
   if (creator_ != internal::self_pid())
-    throw ProcessError(std::string("Process.") + what + "(): '" + name_ +
+    throw RuntimeError(std::string("Process.") + what + "(): '" + name_ +
                        "' was created by another process; only its creator can " + what + "() it");
 }
 
 const std::shared_ptr<internal::ProcessState>& Process::started(const char* what) const {
   if (closed_) throw ValueError(std::string("Process.") + what + "(): '" + name_ + "' has been closed");
-  if (!state_) throw ProcessError(std::string("Process.") + what + "(): '" + name_ + "' has not been started");
+  if (!state_)
+    throw ValueError(std::string("Process.") + what + "(): '" + name_ +
+                     "' has not been started (process not started); call start() first");
+  return state_;
+}
+
+const std::shared_ptr<internal::ProcessState>& Process::joinable() const {
+  if (internal::g_running == this) throw RuntimeError("Process.join(): a process cannot join itself");
+  if (closed_) throw ValueError("Process.join(): '" + name_ + "' has been closed");
+  check_creator("join");
+  if (!state_)
+    throw RuntimeError("Process.join(): '" + name_ +
+                       "' has not been started (can only join a started process); call start() first");
   return state_;
 }
 
 void Process::start() {
   if (closed_) throw ValueError("Process.start(): '" + name_ + "' has been closed");
   if (state_)
-    throw ProcessError("Process.start(): '" + name_ + "' was already started (a process can only be started once)");
+    throw RuntimeError("Process.start(): '" + name_ +
+                       "' was already started (cannot start a process twice); create a new Process");
   check_creator("start");
   auto& me = internal::self();
-  // Python forbids daemonic processes to have children; we allow it, but keep them
-  // daemonic so that they die with us.
-  bool daemon = daemon_ || me.daemon;
+  if (me.daemon)
+    throw RuntimeError("Process.start(): daemonic processes are not allowed to have children: this process ('" +
+                       me.name + "') is a daemon, so it cannot start '" + name_ +
+                       "'. Start children from a non-daemon process; inside a daemon (a Pool worker, for one) "
+                       "use threads or mp::ThreadPool");
   internal::reap_finished();
   pid_t self = internal::self_pid();
-  internal::ChildIdentity id{name_, daemon, self, me.name, self, internal::self_tid() == self};
+  internal::ChildIdentity id{name_, daemon_, self, me.name, self, internal::self_tid() == self};
   auto st = std::make_shared<internal::ProcessState>();
   st->name = name_;
-  st->daemon = daemon;
+  st->daemon = daemon_;
   st->owner = self;
   if (get_start_method() == StartMethod::forkserver) {
     if (typeid(*this) != typeid(Process))
@@ -428,24 +452,13 @@ void Process::start() {
     st->pidfd.reset(std::max(internal::open_pidfd(pid), -1));  // -1: none (old kernel, out of fds)
   }
   pid_ = st->pid;
-  daemon_ = daemon;
   state_ = st;
   internal::register_child(std::move(st));
 }
 
-void Process::join() {
-  if (internal::g_running == this) throw ProcessError("Process.join(): a process cannot join itself");
-  auto s = started("join");
-  check_creator("join");
-  s->wait_until(std::nullopt);
-}
+void Process::join() { joinable()->wait_until(std::nullopt); }
 
-bool Process::join_until(internal::Clock::time_point deadline) {
-  if (internal::g_running == this) throw ProcessError("Process.join(): a process cannot join itself");
-  auto s = started("join");
-  check_creator("join");
-  return s->wait_until(deadline);
-}
+bool Process::join_until(internal::Clock::time_point deadline) { return joinable()->wait_until(deadline); }
 
 bool Process::is_alive() const {
   if (closed_) throw ValueError("Process.is_alive(): '" + name_ + "' has been closed");
