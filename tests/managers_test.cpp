@@ -508,6 +508,37 @@ TEST(ManagerSocket, TheServerDiesWithItsOwner) {
   EXPECT_TRUE(eventually([&] { return process_gone(server); }));
 }
 
+namespace {
+/// A referent whose method starts a process in the server (CPython's server allows it).
+struct Spawner {};
+}  // namespace
+
+template <>
+struct mp::Exposed<Spawner> {
+  static constexpr bool serialized = true;
+  static std::string name() { return "Spawner"; }
+  static constexpr mp::Method<"child_exitcode", int(int)> child_exitcode{};
+  static void methods(mp::MethodTable<Spawner>& t) {
+    t.def(child_exitcode, +[](Spawner&, int code) -> int {
+      mp::Process p([](int c) { mp::exit(c); }, code);
+      p.start();
+      p.join();
+      return *p.exitcode();
+    });
+  }
+};
+
+TEST(ManagerSocket, ARegisteredMethodMayStartProcessesInTheServer) {
+  // The server runs as a daemon of its owner, yet its referents may have children: a
+  // regression test for the daemon rule ("daemonic processes are not allowed to have
+  // children") applied to the server.
+  mp::BaseManager server("127.0.0.1:0", std::string("k"));
+  server.register_<Spawner>("spawner", [] { return std::make_shared<Spawner>(); });
+  server.start();
+  mp::Proxy<Spawner> p(mp::BaseProxy::create(server.address(), "spawner", {}));
+  EXPECT_EQ(p.call(mp::Exposed<Spawner>::child_exitcode, 7), 7);
+}
+
 TEST(ManagerSocket, AWrongAuthkeyIsRejectedAndTheServerKeepsServing) {
   mp::BaseManager server("127.0.0.1:0", std::string("right key"));
   server.register_<mp::managed::ValueBox<int>>("value", [] {

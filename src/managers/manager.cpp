@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "mp/connection.hpp"
+#include "process/internal.hpp"
 #include "managers/client.hpp"
 #include "managers/python.hpp"
 #include "managers/socket.hpp"
@@ -175,6 +176,9 @@ void BaseManager::start() {
   const pid_t owner = r->owner;
   r->proc = Process(ProcessOptions{.name = "SyncManager-server", .daemon = true}, [&] {
     mine.close();
+    // A daemon for its owner's sake (it goes when the owner does), but inside, the host of
+    // referents whose methods may start processes, as CPython's non-daemonic server allows.
+    internal::self().daemon = false;
     internal::manager::run_server(theirs, [&] { return make_server(); }, address_.empty(), owner);
   });
   r->proc.start();
