@@ -109,7 +109,8 @@ endif()
 # README.md, "Using mp in your project": g++ -o app app.cpp $(pkg-config --cflags --libs --static mp)
 step("compiling main.cpp with the README's pkg-config command"
   sh -c "${CXX} ${CXX_FLAGS} -o ${WORK}/consumer-pkgconfig ${CONSUMER_SRC}/main.cpp $(pkg-config --cflags --libs --static mp)")
-step("running the pkg-config consumer" ${WORK}/consumer-pkgconfig)
+get_filename_component(libdir ${pc_dir} DIRECTORY)  # for a shared libmp in this scratch prefix
+step("running the pkg-config consumer" ${CMAKE_COMMAND} -E env LD_LIBRARY_PATH=${libdir} ${WORK}/consumer-pkgconfig)
 expect_output("the pkg-config consumer")
 
 # 5. An mp built with MP_WITH_MPI=OFF installs a config whose MP_WITH_MPI is OFF and no
