@@ -1,6 +1,11 @@
 # Proves that mp installs as a usable package: `cmake --install` this build into a
-# temporary prefix, then build tests/consumer/ against it twice, once with
-# find_package(mp) and once with `pkg-config --cflags --libs mp`, and run both programs.
+# temporary prefix, then build tests/consumer/ (which sets no C++ standard) against it:
+# 1. find_package(mp) + mp::mp with MPI and fmt made unfindable (mp::mp needs neither);
+# 2. find_package(mp COMPONENTS mpi) + mp::mpi, when mp was built with MPI; asking for it
+#    with MPI unfindable fails naming MPI;
+# 3. pkg-config, with exactly the README's command shape; libcrypto stays private;
+# 4. the version agrees everywhere: <mp/version.hpp>, find_package, pkg-config, project();
+# 5. an mp built without MPI (its installed config, simulated) rejects COMPONENTS mpi clearly.
 #
 # Included by tests/CMakeLists.txt to register the test; the test itself runs this same
 # file in script mode (cmake -P), where CMAKE_SCRIPT_MODE_FILE is set.
@@ -15,6 +20,7 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
       -DCXX=${CMAKE_CXX_COMPILER}
       "-DCXX_FLAGS=${CMAKE_CXX_FLAGS}"
       -DBUILD_TYPE=${CMAKE_BUILD_TYPE}
+      -DMP_VERSION=${PROJECT_VERSION}
       -P ${CMAKE_CURRENT_LIST_FILE})
   set_tests_properties(Consumer.InstalledPackageWorksWithCMakeAndPkgConfig PROPERTIES TIMEOUT 900)
   return()
@@ -28,8 +34,25 @@ function(step what)
   set(step_output "${out}" PARENT_SCOPE)
 endfunction()
 
+# A step that must fail, saying `reason`.
+function(step_fails what reason)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "consumer check: ${what} succeeded, but it must fail\n${out}\n${err}")
+  endif()
+  string(REGEX REPLACE "[ \n]+" " " flat "${out} ${err}")  # CMake wraps its messages
+  string(FIND "${flat}" "${reason}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "consumer check: ${what} failed without saying '${reason}':\n${out}\n${err}")
+  endif()
+endfunction()
+
+# The program's output; its version line is MP_VERSION_STRING (MAJOR.MINOR.PATCH): both
+# must be project()'s version.
 function(expect_output program)
-  foreach(line "consumer: main holds the lock" "consumer: child 1 holds the lock" "consumer: child exitcode 0")
+  foreach(line "consumer: mp version ${MP_VERSION} (${MP_VERSION})" "consumer: main holds the lock"
+               "consumer: child 1 holds the lock" "consumer: child exitcode 0"
+               "consumer: authkey challenge answered")
     string(FIND "${step_output}" "${line}" at)
     if(at EQUAL -1)
       message(FATAL_ERROR "consumer check: ${program} did not print '${line}':\n${step_output}")
@@ -40,16 +63,33 @@ endfunction()
 file(REMOVE_RECURSE ${WORK})
 set(prefix ${WORK}/prefix)
 step("cmake --install" ${CMAKE_COMMAND} --install ${MP_BUILD_DIR} --prefix ${prefix})
+# A machine without MPI, as CMake sees it: a FindMPI module that finds nothing.
+file(WRITE ${WORK}/no-mpi/FindMPI.cmake "set(MPI_FOUND FALSE)  # tests/consumer.cmake: no MPI here\n")
+set(no_mpi -DCMAKE_MODULE_PATH=${WORK}/no-mpi)
+set(configure ${CMAKE_COMMAND} -S ${CONSUMER_SRC} -G ${GENERATOR} -DCMAKE_PREFIX_PATH=${prefix}
+  -DCMAKE_CXX_COMPILER=${CXX} "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}" -DCMAKE_BUILD_TYPE=${BUILD_TYPE})
 
-# 1. find_package(mp) + target_link_libraries(mp::mp)
-step("configuring tests/consumer" ${CMAKE_COMMAND} -S ${CONSUMER_SRC} -B ${WORK}/build -G ${GENERATOR}
-  -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX} "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}"
-  -DCMAKE_BUILD_TYPE=${BUILD_TYPE})
+# 1. find_package(mp) + target_link_libraries(mp::mp): needs neither MPI nor fmt
+step("configuring tests/consumer with MPI and fmt unfindable" ${configure} -B ${WORK}/build
+  ${no_mpi} -DCMAKE_DISABLE_FIND_PACKAGE_fmt=ON)
+string(FIND "${step_output}" "consumer: find_package(mp) found version ${MP_VERSION}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "consumer check: find_package(mp) did not find version ${MP_VERSION}:\n${step_output}")
+endif()
 step("building tests/consumer" ${CMAKE_COMMAND} --build ${WORK}/build)
 step("running the CMake consumer" ${WORK}/build/consumer)
 expect_output("the CMake consumer")
 
-# 2. pkg-config, the way a Makefile would do it
+# 2. find_package(mp COMPONENTS mpi) + mp::mpi
+file(GLOB mpi_targets ${prefix}/*/cmake/mp/mpMpiTargets.cmake)
+if(mpi_targets)
+  step("configuring tests/consumer with COMPONENTS mpi" ${configure} -B ${WORK}/build-mpi -DCONSUMER_WITH_MPI=ON)
+  step("building tests/consumer with mp::mpi" ${CMAKE_COMMAND} --build ${WORK}/build-mpi)
+  step_fails("configuring tests/consumer with COMPONENTS mpi and MPI unfindable" "dependency MPI could not be found"
+    ${configure} -B ${WORK}/build-mpi-hidden -DCONSUMER_WITH_MPI=ON ${no_mpi})
+endif()
+
+# 3. pkg-config, the way a Makefile would do it: the README's command
 file(GLOB_RECURSE pc_files ${prefix}/*/mp.pc)
 list(LENGTH pc_files n)
 if(NOT n EQUAL 1)
@@ -57,12 +97,36 @@ if(NOT n EQUAL 1)
 endif()
 get_filename_component(pc_dir ${pc_files} DIRECTORY)
 set(ENV{PKG_CONFIG_PATH} ${pc_dir})
-step("pkg-config --cflags --libs mp" pkg-config --cflags --libs mp)
-string(STRIP "${step_output}" pc_flags)
-separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
-separate_arguments(extra UNIX_COMMAND "${CXX_FLAGS}")
-step("compiling main.cpp with pkg-config's flags"
-  ${CXX} ${extra} ${CONSUMER_SRC}/main.cpp ${pc_flags} -o ${WORK}/consumer-pkgconfig)
-step("running the pkg-config consumer" ${WORK}/consumer-pkgconfig)
+step("pkg-config --print-requires mp" pkg-config --print-requires mp)
+if(NOT step_output STREQUAL "")  # libcrypto is Requires.private; fmt is not used at all
+  message(FATAL_ERROR "consumer check: mp.pc makes its users require: ${step_output}")
+endif()
+step("pkg-config --modversion mp" pkg-config --modversion mp)
+string(STRIP "${step_output}" pc_version)
+if(NOT pc_version STREQUAL MP_VERSION)
+  message(FATAL_ERROR "consumer check: pkg-config --modversion mp says ${pc_version}, project() says ${MP_VERSION}")
+endif()
+# README.md, "Using mp in your project": g++ -o app app.cpp $(pkg-config --cflags --libs --static mp)
+step("compiling main.cpp with the README's pkg-config command"
+  sh -c "${CXX} ${CXX_FLAGS} -o ${WORK}/consumer-pkgconfig ${CONSUMER_SRC}/main.cpp $(pkg-config --cflags --libs --static mp)")
+get_filename_component(libdir ${pc_dir} DIRECTORY)  # for a shared libmp in this scratch prefix
+step("running the pkg-config consumer" ${CMAKE_COMMAND} -E env LD_LIBRARY_PATH=${libdir} ${WORK}/consumer-pkgconfig)
 expect_output("the pkg-config consumer")
-message(STATUS "consumer check: installed package works with find_package and pkg-config")
+
+# 5. An mp built with MP_WITH_MPI=OFF installs a config whose MP_WITH_MPI is OFF and no
+#    mpMpiTargets.cmake; rebuilding mp for that is costly, so edit this install to match.
+file(GLOB config ${prefix}/*/cmake/mp/mpConfig.cmake)
+file(READ ${config} text)
+string(REGEX REPLACE "set\\(_mp_built_with_mpi \"[^\"]*\"\\)" "set(_mp_built_with_mpi \"OFF\")" edited "${text}")
+if(edited STREQUAL text)
+  message(FATAL_ERROR "consumer check: ${config} does not set _mp_built_with_mpi")
+endif()
+file(WRITE ${config} "${edited}")
+file(GLOB mpi_files ${prefix}/*/cmake/mp/mpMpiTargets*.cmake)
+if(mpi_files)
+  file(REMOVE ${mpi_files})
+endif()
+step_fails("configuring tests/consumer with COMPONENTS mpi against an mp built without MPI"
+  "was built without MPI (MP_WITH_MPI=OFF), so it has no mp::mpi"
+  ${configure} -B ${WORK}/build-no-mpi -DCONSUMER_WITH_MPI=ON)
+message(STATUS "consumer check: installed package works with find_package (with and without mpi) and pkg-config")
