@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <new>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -400,6 +401,7 @@ TEST(QueueProxy, ABlockedGetIsWokenByAPutFromAnotherThread) {
 
 #include "mp/connection.hpp"
 #include "mp/process.hpp"
+#include "helpers/relay.hpp"
 
 namespace {
 /// Polls `done` until it holds or a generous safety-net deadline passes (the server
@@ -444,6 +446,48 @@ TEST(ManagerSocket, ProxiesWorkFromForkedChildren) {
   EXPECT_EQ(l[0].get(), 92);
   EXPECT_EQ(d.size(), 8u);
   EXPECT_THROW((void)d.getitem("nope"), mp::KeyError);
+}
+
+// Regression (issue 19): a thread of the parent was inside a call on a proxy — holding the
+// proxy's mutex while it opened its connection — when another thread forked; the children
+// inherited the mutex locked and hung on their first call for good. Here the thread's
+// connection is held at a relay, so it stays inside the call for as long as the children
+// run; without the fix every child hangs and the bounded joins fail.
+TEST(ManagerSocket, ChildrenForkedWhileAThreadIsInsideAProxyCallCanUseTheProxy) {
+  mp::Manager m;
+  mp_test::Relay relay(m.address(), /*held=*/2);  // 1: creating the queue; 2: the thread's first call
+  mp::SyncManager via(relay.address(), m.authkey());
+  auto q = via.Queue<int>();
+  int got = -1;
+  std::thread inside([&] {  // stuck connecting until release()
+    try {
+      got = q.get();
+    } catch (const mp::Error& e) {  // without the fix: the handshake times out meanwhile
+      ADD_FAILURE() << e.what();
+    }
+  });
+  relay.wait_held();
+  constexpr int kChildren = 20;
+  std::vector<mp::Process> ps;
+  for (int i = 0; i < kChildren; ++i) {
+    ps.emplace_back([&q, i] { q.put(i); });
+    ps.back().start();
+  }
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  int finished = 0;
+  for (auto& p : ps) {
+    if (p.join_until(deadline) && p.exitcode() == 0) ++finished;
+    else p.kill();
+  }
+  EXPECT_EQ(finished, kChildren) << "children hung on a lock copied from the parent";
+  relay.release();
+  inside.join();
+  std::set<int> all{got};
+  for (int i = 1; i < finished; ++i) all.insert(q.get(60s));
+  if (finished == kChildren) {
+    EXPECT_EQ(all.size(), std::size_t{kChildren});
+    EXPECT_EQ(*all.rbegin(), kChildren - 1);
+  }
 }
 
 TEST(ManagerSocket, AProxySentThroughAConnectionWorksInTheReceiver) {
