@@ -476,8 +476,10 @@ TEST(ManagerSocket, ChildrenForkedWhileAThreadIsInsideAProxyCallCanUseTheProxy) 
   auto deadline = std::chrono::steady_clock::now() + 60s;
   int finished = 0;
   for (auto& p : ps) {
-    if (p.join_until(deadline) && p.exitcode() == 0) ++finished;
-    else p.kill();
+    if (p.join_until(deadline) && p.exitcode() == 0)
+      ++finished;
+    else
+      p.kill();
   }
   EXPECT_EQ(finished, kChildren) << "children hung on a lock copied from the parent";
   relay.release();
