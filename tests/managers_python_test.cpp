@@ -25,6 +25,7 @@
 #include "helpers/support.hpp"
 #include "mp/managers_python.hpp"
 #include "mp/process.hpp"
+#include "mp/synchronize.hpp"
 
 extern char** environ;
 
@@ -262,11 +263,18 @@ TEST_F(PythonServer, ChildrenForkedWhileAThreadIsInsideAProxyCallCanUseTheProxy)
   });
   relay.wait_held();
   constexpr int kChildren = 20;
+  // The children call once all are forked, so nothing else in the parent allocates while
+  // it forks (ASan's allocator, unlike glibc's, can be copied locked).
+  mp::Event go;
   std::vector<mp::Process> ps;
   for (int i = 0; i < kChildren; ++i) {
-    ps.emplace_back([&q, i] { q.put(i); });
+    ps.emplace_back([&q, &go, i] {
+      go.wait();
+      q.put(i);
+    });
     ps.back().start();
   }
+  go.set();
   auto deadline = std::chrono::steady_clock::now() + 60s;
   int finished = 0;
   for (auto& p : ps) {

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <new>
 #include <set>
 #include <stdexcept>
@@ -404,6 +405,7 @@ TEST(QueueProxy, ABlockedGetIsWokenByAPutFromAnotherThread) {
 
 #include "mp/connection.hpp"
 #include "mp/process.hpp"
+#include "mp/synchronize.hpp"
 #include "helpers/relay.hpp"
 
 namespace {
@@ -471,11 +473,18 @@ TEST(ManagerSocket, ChildrenForkedWhileAThreadIsInsideAProxyCallCanUseTheProxy) 
   });
   relay.wait_held();
   constexpr int kChildren = 20;
+  // The children call once all are forked, so nothing else in the parent allocates while
+  // it forks (ASan's allocator, unlike glibc's, can be copied locked).
+  mp::Event go;
   std::vector<mp::Process> ps;
   for (int i = 0; i < kChildren; ++i) {
-    ps.emplace_back([&q, i] { q.put(i); });
+    ps.emplace_back([&q, &go, i] {
+      go.wait();
+      q.put(i);
+    });
     ps.back().start();
   }
+  go.set();
   auto deadline = std::chrono::steady_clock::now() + 60s;
   int finished = 0;
   for (auto& p : ps) {
@@ -501,6 +510,10 @@ TEST(ManagerSocket, ChildrenForkedWhileAThreadIsInsideAProxyCallCanUseTheProxy) 
 // queued client at once, keeps serving open connections, and accepts again once
 // descriptors are free. In a child process: the lowered limit stays there.
 TEST(ManagerSocket, OutOfDescriptorsTheServerRefusesNewClientsAndServesTheOthers) {
+#if defined(__SANITIZE_ADDRESS__)  // the asan-ubsan preset
+  GTEST_SKIP() << "UBSan's vptr check probes memory through a pipe, which fails out of descriptors "
+                  "(false reports on every exception caught meanwhile)";
+#endif
   mp::Process p([] {
     auto check = [](bool ok, const char* what) {  // the serving thread is never joined on failure
       if (ok) return;
