@@ -22,8 +22,8 @@
 // a channel, blocked inside a call, taking a reference), the child sees either a whole
 // entry or none. Why not a mutex re-initialised by an atfork child handler: that needs a
 // registry of every live proxy (with its own lock, itself inherited), and a map another
-// thread was changing at fork time cannot be trusted whatever its lock says; CPython's
-// ForkAwareThreadLock + ForkAwareLocal do the same as here, per process.
+// thread was changing at fork time cannot be trusted whatever its lock says. (CPython gets
+// the same effect by resetting ForkAwareThreadLock and ForkAwareLocal after fork.)
 //
 // The parent's reference and connections in a child: they stay the parent's. The child
 // takes its own reference on its first call (native: incref on a new channel, which stays
