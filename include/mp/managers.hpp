@@ -35,6 +35,9 @@
 //   takes its own reference *before* it lets go of the parent's inherited connection, so a
 //   proxy passed by fork can never be freed under the child. A proxy sent through a
 //   Connection is only safe while the sender still holds its copy (as in Python).
+// - Fork safety: fork whenever you like, even while other threads are inside calls on the
+//   same proxy. A child never uses a lock or a connection it inherited: on its first call
+//   it starts from fresh per-process state and opens its own connections.
 // - Security: every connection authenticates (CPython's HMAC challenge/response, sha256,
 //   constant-time comparison) before a single request byte is parsed, within
 //   BaseManagerOptions::handshake_timeout (30 s) or is dropped. The request parser is bounded

@@ -1,5 +1,6 @@
 // Client side of managers: links to a server, the ProxyState both protocols share
 // (managers/proxy_state.hpp) with the native protocol's steps, and BaseProxy's calls.
+#include <pthread.h>
 #include <unistd.h>
 
 #include <thread>
@@ -13,9 +14,16 @@ namespace mp {
 namespace internal::manager {
 namespace {
 
+/// Guards the address maps below. Held only around map operations, and taken by an
+/// atfork prepare handler, so no other thread holds it when this process forks: a child's
+/// first connect() never waits for a lock copied locked, nor reads a map mid-update.
 std::mutex& registry_mu() {
-  static std::mutex mu;
-  return mu;
+  static std::mutex* mu = [] {
+    auto* m = new std::mutex;  // leaked: connect() may run from static destructors
+    ::pthread_atfork([] { registry_mu().lock(); }, [] { registry_mu().unlock(); }, [] { registry_mu().unlock(); });
+    return m;
+  }();
+  return *mu;
 }
 std::map<std::string, std::string>& authkeys() {
   static std::map<std::string, std::string> keys;
@@ -78,29 +86,80 @@ std::string roundtrip(Link& link, const Request& req) {
 }
 
 ProxyState::~ProxyState() {
-  links_.clear();  // the server threads serving them see end of file and end
-  if (protocol_.give_back && owner_ == self_pid()) protocol_.give_back(*this);
+  Local* l = local_.load(std::memory_order_acquire);
+  const bool holds = l->pid == self_pid() && l->reference.load(std::memory_order_acquire) == Local::kHeld;
+  close_channels(l);  // the server threads serving ours see end of file; copies of a parent's just close
+  if (holds && protocol_.give_back) protocol_.give_back(*this);
+  while (l) {
+    Local* up = l->inherited;
+    delete l;
+    l = up;
+  }
 }
 
-Link& ProxyState::link() {
-  std::lock_guard g(mu_);
-  if (owner_ != self_pid()) {
-    // A forked child: take our own reference first (the inherited connections keep the
-    // object alive until then), and only then drop our copies of the parent's.
-    std::unique_ptr<Link> mine = protocol_.take_reference(*this);
-    links_.clear();
-    if (mine) links_[std::this_thread::get_id()] = std::move(mine);
-    owner_ = self_pid();
+ProxyState::Local& ProxyState::local() {
+  Local* l = local_.load(std::memory_order_acquire);
+  while (l->pid != self_pid()) {  // a forked child's first call: no lock, nothing of the parent's used
+    auto* fresh = new Local(/*holds_reference=*/false, l);
+    if (local_.compare_exchange_strong(l, fresh, std::memory_order_acq_rel, std::memory_order_acquire))
+      return *fresh;
+    delete fresh;  // another thread of this process installed one first: `l` is now that one
   }
-  auto& l = links_[std::this_thread::get_id()];
-  if (!l) l = protocol_.open(*this);
   return *l;
 }
 
-void ProxyState::adopt(std::unique_ptr<Link> l) {
-  std::lock_guard g(mu_);
-  links_[std::this_thread::get_id()] = std::move(l);
+void ProxyState::take_reference(Local& me) {
+  int none = Local::kNone;
+  if (!me.reference.compare_exchange_strong(none, Local::kTaking, std::memory_order_acq_rel)) return;
+  std::unique_ptr<Link> taker;
+  try {
+    taker = protocol_.take_reference(*this);
+  } catch (...) {
+    me.reference.store(Local::kNone, std::memory_order_release);  // the next call tries again
+    throw;
+  }
+  if (taker) {
+    bool has_own = false;
+    for (Channel* c = me.channels.load(std::memory_order_acquire); c; c = c->next)
+      has_own = has_own || c->thread == std::this_thread::get_id();
+    if (has_own)
+      me.reference_link = std::move(taker);
+    else
+      (void)push(me, std::move(taker));
+  }
+  me.reference.store(Local::kHeld, std::memory_order_release);
+  close_channels(me.inherited);  // only now: until here they kept the object alive
 }
+
+Link& ProxyState::push(Local& me, std::unique_ptr<Link> l) {
+  auto* c = new Channel{std::this_thread::get_id(), std::move(l), me.channels.load(std::memory_order_relaxed)};
+  while (!me.channels.compare_exchange_weak(c->next, c, std::memory_order_release, std::memory_order_relaxed)) {
+  }
+  return *c->link;
+}
+
+void ProxyState::close_channels(Local* l) noexcept {
+  for (; l; l = l->inherited) {
+    Channel* c = l->channels.exchange(nullptr, std::memory_order_acq_rel);
+    while (c) {
+      Channel* next = c->next;
+      delete c;
+      c = next;
+    }
+    l->reference_link.reset();
+  }
+}
+
+Link& ProxyState::link() {
+  Local& me = local();
+  if (me.reference.load(std::memory_order_acquire) != Local::kHeld) take_reference(me);
+  const auto self = std::this_thread::get_id();
+  for (Channel* c = me.channels.load(std::memory_order_acquire); c; c = c->next)
+    if (c->thread == self) return *c->link;
+  return push(me, protocol_.open(*this));  // opened without any lock held
+}
+
+void ProxyState::adopt(std::unique_ptr<Link> l) { (void)push(local(), std::move(l)); }
 
 const ProxyProtocol& native_proxy_protocol() noexcept {
   static const ProxyProtocol protocol{

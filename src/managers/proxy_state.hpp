@@ -9,21 +9,40 @@
 // given back (native: the server drops it when the connection that holds it closes;
 // CPython: an explicit decref).
 //
-// After fork: the child inherits the state with the parent's connections (their frames
-// would mix with the parent's) and the parent's reference. On its first call the child
-// takes its own reference — while the inherited sockets still keep the object alive —
-// and only then drops its copies of them. The owner pid is internal::self_pid(), refreshed
-// by a pthread_atfork child handler before the child runs anything, so it is right after
-// every fork() without a getpid() system call per proxy call.
+// Fork safety, by construction: a forked child never takes a lock it inherited, and never
+// talks over a connection it inherited. All that one process uses lives in a Local (its
+// pid, its threads' channels, whether it holds a reference), and the state points to the
+// current process's Local through one atomic pointer. A call first compares that Local's
+// pid with internal::self_pid() (refreshed by a pthread_atfork child handler before the
+// child runs anything, so no getpid() per call); in a forked child they differ, and the
+// first thread to notice installs a fresh Local for the child with a compare-and-swap —
+// before, and without, taking any lock. There is no mutex at all on the call path: a
+// Local's channels are a push-only list (each thread adds only its own, published with a
+// release CAS), so whatever other threads of the parent were doing when it forked (opening
+// a channel, blocked inside a call, taking a reference), the child sees either a whole
+// entry or none. Why not a mutex re-initialised by an atfork child handler: that needs a
+// registry of every live proxy (with its own lock, itself inherited), and a map another
+// thread was changing at fork time cannot be trusted whatever its lock says. (CPython gets
+// the same effect by resetting ForkAwareThreadLock and ForkAwareLocal after fork.)
+//
+// The parent's reference and connections in a child: they stay the parent's. The child
+// takes its own reference on its first call (native: incref on a new channel, which stays
+// open and so holds it; CPython: an incref call) while its inherited copies of the
+// parent's sockets still keep the object alive, and only then closes those copies (never
+// using them: their frames would mix with the parent's). Closing a copy does not end the
+// parent's session — the parent's own descriptor keeps it open — and the child never gives
+// back the parent's reference. Calls by other child threads meanwhile open their own
+// channels and go ahead: the object is alive either way. The parent's Local (now just
+// memory) is kept until the state dies, since another child thread may still be reading
+// its pid; a child that never calls closes the copies when its last proxy copy goes.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "managers/client.hpp"
@@ -49,7 +68,11 @@ struct ProxyProtocol {
 
 struct ProxyState {
   ProxyState(const ProxyProtocol& protocol, Token t, std::string key = {}, std::vector<std::string> methods = {})
-      : token(std::move(t)), authkey(std::move(key)), exposed(std::move(methods)), protocol_(protocol) {}
+      : token(std::move(t)),
+        authkey(std::move(key)),
+        exposed(std::move(methods)),
+        protocol_(protocol),
+        local_(new Local(/*holds_reference=*/true, nullptr)) {}
   ProxyState(const ProxyState&) = delete;
   ProxyState& operator=(const ProxyState&) = delete;
   ~ProxyState();
@@ -61,13 +84,41 @@ struct ProxyState {
   /// The calling thread's channel (opened on first use; rebinding first after a fork).
   Link& link();
   /// Makes `l` the calling thread's channel (the one that took this process's reference).
+  /// Only right after construction, before the state is shared.
   void adopt(std::unique_ptr<Link> l);
 
  private:
+  /// One thread's channel; a Local's list of them only grows (nodes are published whole).
+  struct Channel {
+    std::thread::id thread;
+    std::unique_ptr<Link> link;
+    Channel* next = nullptr;
+  };
+  /// What one process uses. See the comment at the top: never locked, since a child may
+  /// inherit it in any state.
+  struct Local {
+    explicit Local(bool holds_reference, Local* parent)
+        : reference(holds_reference ? kHeld : kNone), inherited(parent) {}
+    const pid_t pid = self_pid();
+    std::atomic<Channel*> channels{nullptr};
+    static constexpr int kNone = 0, kTaking = 1, kHeld = 2;
+    std::atomic<int> reference;          // this process's own reference to the object
+    std::unique_ptr<Link> reference_link;  // the channel that took it, if not a thread's
+    Local* const inherited;              // the parent's Local (owned: freed with the state)
+  };
+
+  /// This process's Local: a fresh one (swapped in lock-free) on the first call after fork.
+  Local& local();
+  /// In a forked child: takes this process's reference (once; others go ahead meanwhile)
+  /// and then closes the inherited channels.
+  void take_reference(Local& me);
+  /// Pushes `l` as the calling thread's channel of `me`.
+  static Link& push(Local& me, std::unique_ptr<Link> l);
+  /// Closes (and frees) the channels of `l` and of every Local it inherited.
+  static void close_channels(Local* l) noexcept;
+
   const ProxyProtocol& protocol_;
-  pid_t owner_ = self_pid();  // the process holding this state's reference
-  std::mutex mu_;
-  std::unordered_map<std::thread::id, std::unique_ptr<Link>> links_;
+  std::atomic<Local*> local_;
 };
 
 /// mp's native protocol: channels from connect(address); the first channel holds the
