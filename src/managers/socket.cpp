@@ -1,5 +1,4 @@
 // The socket transport of managers: SocketServer and the client-side SocketLink.
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -58,8 +57,7 @@ struct SocketServer::Shared {
   std::string authkey;
   std::chrono::milliseconds handshake_timeout;
   Handler handler;
-  UniqueFd wake;   // eventfd: readable once stop() was called
-  UniqueFd freed;  // eventfd: readable once a connection ended (a descriptor was released)
+  UniqueFd wake;  // eventfd: readable once stop() was called
   std::atomic<bool> stopping{false};
   std::mutex mu;
   std::set<int> conn_fds;  // sockets of live connections (shut down by stop())
@@ -102,8 +100,6 @@ struct SocketServer::Shared {
     self->conn_fds.erase(fd);
     // `c` closes here, after fd left conn_fds (stop() never shuts down a reused number).
     c.close();
-    std::uint64_t one = 1;
-    (void)write_to(self->freed.get(), &one, sizeof one);
     if (--self->active == 0) self->idle.notify_all();
   }
 };
@@ -126,10 +122,6 @@ SocketServer::SocketServer(const std::string& address, std::string authkey,
   int wake = make_eventfd(0, EFD_CLOEXEC);
   if (wake < 0) throw OSError(-wake, "manager server: eventfd");
   shared_->wake = UniqueFd(wake);
-  int freed = make_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (freed < 0) throw OSError(-freed, "manager server: eventfd");
-  shared_->freed = UniqueFd(freed);
-  reserve_ = UniqueFd(open_path("/", O_RDONLY | O_CLOEXEC));  // may fail: then only the backoff
 }
 
 SocketServer::~SocketServer() {
@@ -156,44 +148,15 @@ bool SocketServer::wait_idle(Deadline deadline) {
   return shared_->idle.wait_for(g, left, done);
 }
 
-bool SocketServer::refuse_pending() noexcept {
-  if (reserve_) {
-    reserve_.reset();
-    for (;;) {  // every client queued now: accepted on the reserve's number and closed
-      try {
-        (void)listener_.accept_until(deadline_after(std::chrono::seconds(0)));
-      } catch (...) {  // NOLINT(bugprone-empty-catch): none left (or still no descriptor)
-        break;
-      }
-    }
-  }
-  reserve_ = UniqueFd(open_path("/", O_RDONLY | O_CLOEXEC));
-  return static_cast<bool>(reserve_);
-}
-
 void SocketServer::serve_forever() {
-  bool listening = true;  // false: out of descriptors, until a connection ends (or a retry)
   while (!shared_->stopping) {
-    ::pollfd fds[4] = {{listening ? listener_.fileno() : -1, POLLIN, 0},
-                       {shared_->wake.get(), POLLIN, 0},
-                       {shared_->freed.get(), POLLIN, 0},
-                       {watch_fd_, POLLIN, 0}};
-    // Not listening: a descriptor may also be released elsewhere in the process, which
-    // nothing signals; look again after a pause rather than never.
-    if (int n = poll_fds(fds, watch_fd_ >= 0 ? 4 : 3, listening ? -1 : 200); n < 0) {
+    ::pollfd fds[3] = {{listener_.fileno(), POLLIN, 0}, {shared_->wake.get(), POLLIN, 0}, {watch_fd_, POLLIN, 0}};
+    if (int n = poll_fds(fds, watch_fd_ >= 0 ? 3 : 2, -1); n < 0) {
       if (n == -EINTR) continue;
       throw OSError(-n, "manager server: poll");
     }
-    if (watch_fd_ >= 0 && fds[3].revents != 0) stop();  // the owner is gone
+    if (watch_fd_ >= 0 && fds[2].revents != 0) stop();  // the owner is gone
     if (shared_->stopping) break;
-    if (fds[2].revents & POLLIN) {
-      std::uint64_t n;
-      (void)read_from(shared_->freed.get(), &n, sizeof n);
-    }
-    if (!listening) {
-      listening = refuse_pending();
-      continue;
-    }
     if (!(fds[0].revents & POLLIN)) continue;
     Connection c;
     try {
@@ -204,8 +167,6 @@ void SocketServer::serve_forever() {
       continue;
     } catch (const OSError& e) {
       int err = e.code().value();
-      // Out of descriptors, the listener stays readable: polling it again would spin.
-      if (err == EMFILE || err == ENFILE) listening = refuse_pending();
       if (err == EMFILE || err == ENFILE || err == ECONNABORTED || err == EINTR || err == EAGAIN) continue;
       throw;
     }

@@ -14,13 +14,6 @@
 // of every connection: replies in flight are still sent, idle connections end.
 // serve_forever() returns once stop() is called (by anyone, or through stopper() by a
 // client's shutdown request), and stops listening at once.
-//
-// Out of descriptors: accept fails with EMFILE/ENFILE while the client stays queued, so
-// the listener stays readable and a naive loop spins a core. The server keeps one reserve
-// descriptor (libuv's uv__emfile_trick): it closes it, accepts and closes each queued
-// client (which sees its connection closed at once instead of hanging), and reopens it.
-// If it cannot, it stops polling the listener until a connection ends (or after 200 ms).
-// Open connections are served throughout; once descriptors free up, clients are accepted.
 #pragma once
 
 #include <sys/types.h>
@@ -75,17 +68,10 @@ class SocketServer {
   struct Shared;  // state shared with the connection threads
 
  private:
-  /// Out of descriptors (EMFILE/ENFILE), libuv's way: frees the reserve descriptor,
-  /// accepts and closes every queued client (they see the connection closed instead of
-  /// waiting), and takes the reserve again. False when the reserve cannot be had back:
-  /// stop polling the listener until a connection ends or a pause passes.
-  bool refuse_pending() noexcept;
-
   std::shared_ptr<Shared> shared_;
   connection::Listener listener_;
   std::string address_;
   int watch_fd_ = -1;
-  UniqueFd reserve_;  // a spare descriptor ("/"), given up to refuse clients when out of them
 };
 
 /// The native protocol's server: each connection runs ServerCore's frame loop, and a
