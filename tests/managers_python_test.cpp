@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "helpers/python_peer.hpp"
+#include "helpers/fork_mid_call.hpp"
 #include "helpers/relay.hpp"
 #include "helpers/support.hpp"
 #include "mp/managers_python.hpp"
@@ -253,42 +254,7 @@ TEST_F(PythonServer, ChildrenForkedWhileAThreadIsInsideAProxyCallCanUseTheProxy)
   mp_test::Relay relay(address, /*held=*/2);  // 1: create; 2: the thread's first call
   auto m = python_manager(relay.address());
   auto q = m.get<py::QueueProxy<int>>("get_task_queue");
-  int got = -1;
-  std::thread inside([&] {
-    try {
-      got = q.get();
-    } catch (const mp::Error& e) {
-      ADD_FAILURE() << e.what();
-    }
-  });
-  relay.wait_held();
-  constexpr int kChildren = 20;
-  // The children call once all are forked, so nothing else in the parent allocates while
-  // it forks (ASan's allocator, unlike glibc's, can be copied locked).
-  mp::Event go;
-  std::vector<mp::Process> ps;
-  for (int i = 0; i < kChildren; ++i) {
-    ps.emplace_back([&q, &go, i] {
-      go.wait();
-      q.put(i);
-    });
-    ps.back().start();
-  }
-  go.set();
-  auto deadline = std::chrono::steady_clock::now() + 60s;
-  int finished = 0;
-  for (auto& p : ps) {
-    if (p.join_until(deadline) && p.exitcode() == 0)
-      ++finished;
-    else
-      p.kill();
-  }
-  EXPECT_EQ(finished, kChildren) << "children hung on a lock copied from the parent";
-  relay.release();
-  inside.join();
-  std::set<int> all{got};
-  for (int i = 1; i < finished; ++i) all.insert(q.get(60s));
-  if (finished == kChildren) EXPECT_EQ(all.size(), std::size_t{kChildren});
+  mp_test::children_forked_mid_call_put(q, relay);
   EXPECT_EQ(m.number_of_objects(), 1u);  // each child gave back only its own reference
 }
 

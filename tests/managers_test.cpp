@@ -403,6 +403,7 @@ TEST(QueueProxy, ABlockedGetIsWokenByAPutFromAnotherThread) {
 #include "mp/connection.hpp"
 #include "mp/process.hpp"
 #include "mp/synchronize.hpp"
+#include "helpers/fork_mid_call.hpp"
 #include "helpers/relay.hpp"
 
 namespace {
@@ -460,45 +461,7 @@ TEST(ManagerSocket, ChildrenForkedWhileAThreadIsInsideAProxyCallCanUseTheProxy) 
   mp_test::Relay relay(m.address(), /*held=*/2);  // 1: creating the queue; 2: the thread's first call
   mp::SyncManager via(relay.address(), m.authkey());
   auto q = via.Queue<int>();
-  int got = -1;
-  std::thread inside([&] {  // stuck connecting until release()
-    try {
-      got = q.get();
-    } catch (const mp::Error& e) {  // without the fix: the handshake times out meanwhile
-      ADD_FAILURE() << e.what();
-    }
-  });
-  relay.wait_held();
-  constexpr int kChildren = 20;
-  // The children call once all are forked, so nothing else in the parent allocates while
-  // it forks (ASan's allocator, unlike glibc's, can be copied locked).
-  mp::Event go;
-  std::vector<mp::Process> ps;
-  for (int i = 0; i < kChildren; ++i) {
-    ps.emplace_back([&q, &go, i] {
-      go.wait();
-      q.put(i);
-    });
-    ps.back().start();
-  }
-  go.set();
-  auto deadline = std::chrono::steady_clock::now() + 60s;
-  int finished = 0;
-  for (auto& p : ps) {
-    if (p.join_until(deadline) && p.exitcode() == 0)
-      ++finished;
-    else
-      p.kill();
-  }
-  EXPECT_EQ(finished, kChildren) << "children hung on a lock copied from the parent";
-  relay.release();
-  inside.join();
-  std::set<int> all{got};
-  for (int i = 1; i < finished; ++i) all.insert(q.get(60s));
-  if (finished == kChildren) {
-    EXPECT_EQ(all.size(), std::size_t{kChildren});
-    EXPECT_EQ(*all.rbegin(), kChildren - 1);
-  }
+  mp_test::children_forked_mid_call_put(q, relay);
 }
 
 TEST(ManagerSocket, AProxySentThroughAConnectionWorksInTheReceiver) {
