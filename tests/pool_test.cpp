@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 #include "helpers/support.hpp"
 
@@ -340,6 +341,33 @@ TEST(Pool, ExitWithAMessageInATaskPrintsItAndRaisesWorkerLost) {
   EXPECT_EQ(read_to_eof(fds[0]), "task gave up: no input\n");  // the first worker is gone: EOF
   ::close(fds[0]);
   EXPECT_EQ(pool->apply(square, 4), 16);
+}
+
+// The shape of a TSan-only CI failure: the caller catches a task's error and lets go, then the
+// pool's handler thread drops the last reference and destroys it. libstdc++ orders the two with
+// an atomic count TSan cannot see, so without tests/tsan.supp the tsan pass reports a race here
+// (and halts). The relaxed flag gives TSan no ordering of its own, as in the pool.
+TEST(Pool, AnErrorReleasedOnAnotherThreadAfterTheCallerReadItIsNotReported) {
+  std::exception_ptr given;  // the caller's copy, like the AsyncResult's
+  std::atomic<bool> caller_done{false};
+  std::latch made(1);
+  std::thread handler([&] {
+    auto held = std::make_exception_ptr(mp::WorkerLost(1234, 0, "worker 'ForkPoolWorker-1' exited with code 1"));
+    given = held;
+    made.count_down();
+    while (!caller_done.load(std::memory_order_relaxed)) std::this_thread::yield();
+    held = nullptr;  // the last reference: ~WorkerLost runs on this thread
+  });
+  made.wait();
+  std::string what;
+  try {
+    std::rethrow_exception(std::exchange(given, nullptr));
+  } catch (const mp::WorkerLost& e) {
+    what = e.what();
+  }
+  caller_done.store(true, std::memory_order_relaxed);
+  handler.join();
+  EXPECT_NE(what.find("exited with code 1"), std::string::npos) << what;
 }
 
 TEST(Pool, NegativeMaxTasksPerChildRaisesValueError) {
