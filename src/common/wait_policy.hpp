@@ -56,10 +56,6 @@
 
 namespace mp::internal {
 
-/// The CPU the caller runs on (sched_getcpu, a vDSO call), or -1. (Also declared in
-/// mp/internal/ring.hpp, whose WaitWord records it; defined in wait_policy.cpp.)
-std::int32_t current_cpu() noexcept;
-
 namespace wait_policy {
 
 /// The adaptive spin budget, in nanoseconds: its start, floor and ceiling (see the top).

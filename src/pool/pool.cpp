@@ -381,7 +381,7 @@ class ProcessPoolCore {
     std::unique_lock lk(mu_);
     std::vector<Outcome> outs;
     std::deque<std::string> batches;
-    Spinner spin;
+    wait_policy::YieldingSpin spin(wait_policy::kPoolIdleSpin);
     unsigned iter = 0;
     for (;;) {
       if (terminating_) return;

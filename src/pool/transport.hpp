@@ -84,11 +84,6 @@ inline void wake_parent(PoolShm& p, int efd) noexcept {
   }
 }
 
-/// An idle spin before sleeping: pauses, then yields (src/common/wait_policy.hpp).
-struct Spinner : wait_policy::YieldingSpin {
-  Spinner() noexcept : YieldingSpin(wait_policy::kPoolIdleSpin) {}
-};
-
 constexpr std::size_t kHdr = sizeof(std::uint32_t) + sizeof(std::uint64_t);
 
 

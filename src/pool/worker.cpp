@@ -15,7 +15,7 @@ namespace {
 /// Worker side: waits until `ready()` (data to read / room to write) on ring `r`.
 template <class Pred>
 void worker_wait(RingCtl& r, Pred ready) noexcept {
-  Spinner s;
+  wait_policy::YieldingSpin s(wait_policy::kPoolIdleSpin);
   while (!ready())
     if (!s.again()) break;
   while (!ready()) {

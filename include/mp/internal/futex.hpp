@@ -39,6 +39,11 @@ WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, 
 int futex_wake(std::atomic<std::uint32_t>& word, int n) noexcept;
 inline int futex_wake_all(std::atomic<std::uint32_t>& word) noexcept { return futex_wake(word, 0x7fffffff); }
 
+/// The CPU the caller runs on (sched_getcpu, a vDSO call), or -1. The spin-then-sleep
+/// waits compare it with the waker's (ring.hpp's WaitWord records it); defined with the
+/// wait policy (src/common/wait_policy.cpp).
+std::int32_t current_cpu() noexcept;
+
 /// One pause of a spin-wait loop (x86 `pause`), cheap and polite to the sibling hyperthread.
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)

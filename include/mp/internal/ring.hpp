@@ -47,10 +47,6 @@
 
 namespace mp::internal {
 
-/// The CPU the caller runs on (sched_getcpu, a vDSO call), or -1. Defined with the wait
-/// policy (src/common/wait_policy.cpp).
-std::int32_t current_cpu() noexcept;
-
 /// A futex word for "wait until something changes": bit 0 = sleepers present, bits 1..31
 /// a sequence bumped by every notify that saw sleepers. Shared between processes.
 struct WaitWord {
