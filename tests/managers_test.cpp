@@ -451,6 +451,44 @@ TEST(ManagerSocket, ProxiesWorkFromForkedChildren) {
   EXPECT_THROW((void)d.getitem("nope"), mp::KeyError);
 }
 
+// Regression (issue 19): under mp::Manager() the server chose its own address, but only the
+// owner recorded the key for it; a server decoding a stored proxy connects to itself to take
+// its reference, and got "manager wire: not a reply (bad tag)". A proxy goes into a dict and a
+// list, comes back out, and both the owner and a child change the inner object through it.
+TEST(ManagerSocket, ProxiesStoredInsideManagedDictsAndListsUnderManager) {
+  mp::Manager m;
+  auto scores = m.dict<std::string, int>({{"a", 1}});
+  auto names = m.list<std::string>({"x"});
+  auto by_name = m.dict<std::string, mp::DictProxy<std::string, int>>();
+  by_name["scores"] = scores;
+  auto holder = m.dict<std::string, mp::ListProxy<std::string>>();
+  holder.setitem("names", names);
+  mp::Process child([&] {
+    auto inner = by_name.getitem("scores");
+    inner["b"] = 2;
+    holder.getitem("names").append("y");
+  });
+  child.start();
+  ASSERT_TRUE(child.join(60s));
+  EXPECT_EQ(child.exitcode(), 0);
+  auto back = by_name.getitem("scores");
+  back["c"] = 3;
+  EXPECT_EQ(scores.copy(), (std::map<std::string, int>{{"a", 1}, {"b", 2}, {"c", 3}}));
+  EXPECT_EQ(names.copy(), (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(holder.getitem("names").copy(), (std::vector<std::string>{"x", "y"}));
+}
+
+TEST(ManagerSocket, ConnectingWithoutTheServersKeyNamesTheMissingKey) {
+  mp::Manager m;
+  auto link = mm::connect_socket(m.address(), "");  // a process that was never told m's key
+  try {
+    (void)mm::roundtrip(*link, {{}, "dummy", {}});
+    FAIL() << "a keyed server answered a keyless client";
+  } catch (const mp::AuthenticationError& e) {
+    EXPECT_NE(std::string(e.what()).find("knows none for that address"), std::string::npos) << e.what();
+  }
+}
+
 // Regression (issue 19): a thread of the parent was inside a call on a proxy — holding the
 // proxy's mutex while it opened its connection — when another thread forked; the children
 // inherited the mutex locked and hung on their first call for good. Here the thread's

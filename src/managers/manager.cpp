@@ -218,15 +218,19 @@ Server BaseManager::get_server() {
   internal::manager::check_exposure(address_, authkey_);
   auto s = make_server();
   address_ = s->address();
-  set_authkey(address_, authkey_);
   return Server(std::move(s));
 }
 
 std::unique_ptr<internal::manager::SocketServer> BaseManager::make_server() const {
-  if (options_.protocol == managers::Protocol::python)
-    return internal::manager::make_python_server(python_callables_, address_, authkey_, options_.handshake_timeout);
-  return internal::manager::make_native_server(std::make_shared<internal::manager::ServerCore>(callables_), address_,
-                                               authkey_, options_.handshake_timeout);
+  std::unique_ptr<internal::manager::SocketServer> s =
+      options_.protocol == managers::Protocol::python
+          ? internal::manager::make_python_server(python_callables_, address_, authkey_, options_.handshake_timeout)
+          : internal::manager::make_native_server(std::make_shared<internal::manager::ServerCore>(callables_),
+                                                  address_, authkey_, options_.handshake_timeout);
+  // The serving process's own key for the address it got (an empty address_ lets the server
+  // choose one): decoding a proxy stored in a referent connects back to this very server.
+  set_authkey(s->address(), authkey_);
+  return s;
 }
 
 void BaseManager::shutdown() {

@@ -206,23 +206,32 @@ std::unique_ptr<SocketServer> make_native_server(std::shared_ptr<ServerCore> cor
 namespace {
 class SocketLink final : public Link {
  public:
-  explicit SocketLink(Connection c) : c_(std::move(c)) {}
+  SocketLink(Connection c, std::string address, bool keyless)
+      : c_(std::move(c)), address_(std::move(address)), keyless_(keyless) {}
   std::string roundtrip(std::string_view frame) override {
     c_.send_bytes(frame);
     reader_.wait(c_);  // most replies take the server microseconds
-    return c_.recv_bytes();
+    std::string reply = c_.recv_bytes();
+    if (keyless_ && reply.starts_with("#CHALLENGE#"))
+      throw AuthenticationError("manager at '" + address_ + "' asks for an authkey, and this process knows none for "
+                                "that address: construct a BaseManager/SyncManager with its address and key, or "
+                                "call mp::set_authkey(address, key), before using its proxies");
+    keyless_ = false;
+    return reply;
   }
 
  private:
   Connection c_;
   ReadWaiter reader_;
+  std::string address_;
+  bool keyless_;  // connected without a key: until the first reply, a challenge means "key missing"
 };
 }  // namespace
 
 std::unique_ptr<Link> connect_socket(const std::string& address, const std::string& authkey) {
   connection::ClientOptions o;
   if (!authkey.empty()) o.authkey = authkey;
-  return std::make_unique<SocketLink>(connection::Client(connection::Address(address), o));
+  return std::make_unique<SocketLink>(connection::Client(connection::Address(address), o), address, authkey.empty());
 }
 
 }  // namespace mp::internal::manager
