@@ -453,8 +453,8 @@ TEST(ManagerSocket, ProxiesWorkFromForkedChildren) {
 
 // Regression (issue 19): under mp::Manager() the server chose its own address, but only the
 // owner recorded the key for it; a server decoding a stored proxy connects to itself to take
-// its reference, and got "manager wire: not a reply (bad tag)". A proxy goes into a dict and a
-// list, comes back out, and both the owner and a child change the inner object through it.
+// its reference, and got "manager wire: not a reply (bad tag)". Proxies go into dicts and a
+// list, come back out, and both the owner and a child change the inner objects through them.
 TEST(ManagerSocket, ProxiesStoredInsideManagedDictsAndListsUnderManager) {
   mp::Manager m;
   auto scores = m.dict<std::string, int>({{"a", 1}});
@@ -463,10 +463,13 @@ TEST(ManagerSocket, ProxiesStoredInsideManagedDictsAndListsUnderManager) {
   by_name["scores"] = scores;
   auto holder = m.dict<std::string, mp::ListProxy<std::string>>();
   holder.setitem("names", names);
+  auto lists = m.list<mp::ListProxy<std::string>>();  // a list of proxies, as m.list([l1, l2])
+  lists.append(names);
   mp::Process child([&] {
     auto inner = by_name.getitem("scores");
     inner["b"] = 2;
     holder.getitem("names").append("y");
+    lists.getitem(0).append("z");
   });
   child.start();
   ASSERT_TRUE(child.join(60s));
@@ -474,8 +477,10 @@ TEST(ManagerSocket, ProxiesStoredInsideManagedDictsAndListsUnderManager) {
   auto back = by_name.getitem("scores");
   back["c"] = 3;
   EXPECT_EQ(scores.copy(), (std::map<std::string, int>{{"a", 1}, {"b", 2}, {"c", 3}}));
-  EXPECT_EQ(names.copy(), (std::vector<std::string>{"x", "y"}));
-  EXPECT_EQ(holder.getitem("names").copy(), (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(names.copy(), (std::vector<std::string>{"x", "y", "z"}));
+  EXPECT_EQ(holder.getitem("names").copy(), (std::vector<std::string>{"x", "y", "z"}));
+  EXPECT_EQ(lists.index(names), 0);  // proxies compare by the object they refer to
+  EXPECT_EQ(lists.count(m.list<std::string>()), 0);
 }
 
 TEST(ManagerSocket, ConnectingWithoutTheServersKeyNamesTheMissingKey) {

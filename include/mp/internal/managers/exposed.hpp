@@ -114,11 +114,6 @@ struct Exposed<managed::List<T>> {
           r.v.erase(r.v.begin() + static_cast<std::ptrdiff_t>(wrap_index(i, r.v.size(), "list assignment")));
         })
         .def(len, +[](R& r) -> std::uint64_t { return r.v.size(); })
-        .def(iadd, +[](R& r, std::int64_t i, T delta) -> T {
-          T& x = r.v[wrap_index(i, r.v.size(), "list")];
-          x = x + delta;
-          return x;
-        })
         .def(append, +[](R& r, T x) { r.v.push_back(std::move(x)); })
         .def(extend, +[](R& r, std::vector<T> xs) { r.v.insert(r.v.end(), xs.begin(), xs.end()); })
         .def(insert, +[](R& r, std::int64_t i, T x) {
@@ -146,6 +141,12 @@ struct Exposed<managed::List<T>> {
         })
         .def(clear, +[](R& r) { r.v.clear(); })
         .def(copy, +[](R& r) -> std::vector<T> { return r.v; });
+    if constexpr (requires(T& x, T d) { x = x + d; })  // numbers, strings; not a list of proxies
+      t.def(iadd, +[](R& r, std::int64_t i, T delta) -> T {
+        T& x = r.v[wrap_index(i, r.v.size(), "list")];
+        x = x + delta;
+        return x;
+      });
   }
 };
 

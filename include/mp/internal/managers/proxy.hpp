@@ -46,6 +46,12 @@ class BaseProxy {
   BaseProxy() = default;
   [[nodiscard]] const Token& token() const;
   [[nodiscard]] explicit operator bool() const noexcept { return state_ != nullptr; }
+  /// Two proxies are equal when they refer to the same managed object (same token), as
+  /// list.index()/count()/remove() on a list of proxies need; empty proxies are equal.
+  friend bool operator==(const BaseProxy& a, const BaseProxy& b) {
+    if (!a.state_ || !b.state_) return !a.state_ && !b.state_;
+    return a.token() == b.token();
+  }
 
   /// Calls `method` on the referent by name (Python's _callmethod) and decodes its result
   /// as Ret: for types exposed with string names (MethodTable::def("name", fn)).
