@@ -7,8 +7,12 @@ if(NOT MP_CHECK_DOC_BLOCKS)
   return()
 endif()
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
-find_program(MP_DOC_GXX NAMES g++-12 g++ REQUIRED)
-find_program(MP_DOC_CLANGXX NAMES clang++-14 REQUIRED)  # scripts/setup: clang (Debian 12: 14)
+find_program(MP_DOC_GXX NAMES g++-12 g++)
+find_program(MP_DOC_CLANGXX NAMES clang++-14)  # Debian 12's clang, which scripts/setup installs
+if(NOT MP_DOC_GXX OR NOT MP_DOC_CLANGXX)
+  message(FATAL_ERROR "MP_CHECK_DOC_BLOCKS (on in the release preset) compiles the docs' C++ blocks with "
+    "g++ and clang++-14, and one of them is missing: run ./scripts/setup, or configure with -DMP_CHECK_DOC_BLOCKS=OFF")
+endif()
 function(mp_doc_blocks_test name compiler)
   add_test(NAME DocBlocks.CompileWith${name}
     COMMAND Python3::Interpreter ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/doc_blocks.py
