@@ -37,8 +37,7 @@ void say(const std::string& line) {
   [[maybe_unused]] auto n = ::write(STDOUT_FILENO, out.data(), out.size());
 }
 
-// ---- scenario 1: the seed's 守护线程 ----------------------------------------------------
-
+// Scenario 1, the seed's 守护线程.
 void task(mp::Event until) {
   say(mp::current_thread().name());
   if (mp::current_thread().daemon())
@@ -60,8 +59,7 @@ void daemon_cut_off() {
   say("zhu");
 }  // the process waits for t1 and t2 here, not for t3
 
-// ---- scenario 2: the seed's 小例子 -------------------------------------------------------
-
+// Scenario 2, the seed's 小例子.
 void foo(mp::Event done) {
   say("123");
   std::this_thread::sleep_for(100ms);  // the seed's time.sleep(1)
