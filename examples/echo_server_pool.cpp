@@ -8,8 +8,8 @@
 //                                       free port) and exits; clients come from outside
 //
 // The first line printed is always "listening on 127.0.0.1:<port>" (tests read it).
-// Protocol: one message per line ('\n'-terminated; TCP is a byte stream). The worker
-// answers each line in upper case until the client closes its end (the seed's
+// Protocol, the seed's: the worker sends back whatever bytes arrive (each recv(1024)), in
+// upper case, no newline needed, until the client closes its end (the seed's
 // `if not msg: break`).
 //
 // How the accepted socket reaches the worker. In Python, `p.apply_async(talk, args=(conn,))`
@@ -69,8 +69,8 @@ struct Served {
   int messages;
 };
 
-/// The seed's talk(conn), run by a pool worker: fetch the socket for `ticket`, then echo
-/// every line in upper case until the client closes.
+/// The seed's talk(conn), run by a pool worker: fetch the socket for `ticket`, then send
+/// back every recv(1024) in upper case until the client closes.
 Served talk(int ticket, std::string handoff_path) {
   Socket conn;
   {
@@ -82,22 +82,23 @@ Served talk(int ticket, std::string handoff_path) {
   say("worker pid %d serves connection %d\n", pid, ticket);  // the seed's print('进程pid: ...')
   std::string msg;
   int n = 0;
-  while (conn.recv_line(msg)) {
+  while (conn.recv_some(msg)) {
     std::transform(msg.begin(), msg.end(), msg.begin(), [](unsigned char c) { return std::toupper(c); });
-    if (!conn.send_line(msg)) break;
+    if (!conn.send_all(msg)) break;
     ++n;
   }
   return {pid, n};
 }
 
-/// A demo client (runs as its own process): three messages, checks each upper-cased echo.
+/// A demo client (runs as its own process), written the seed's way: send a message without
+/// a newline, wait for the answer; three times, each checked against the upper-cased text.
 void client(std::uint16_t port, int id) {
   Socket s = Socket::connect_local(port);
   std::string reply;
   for (int i = 0; i < 3; ++i) {
     std::string msg = "hello " + std::to_string(id) + "." + std::to_string(i);
     std::string want = "HELLO " + std::to_string(id) + "." + std::to_string(i);
-    if (!s.send_line(msg) || !s.recv_line(reply) || reply != want) {
+    if (!s.send_all(msg) || !s.recv_exactly(reply, want.size()) || reply != want) {
       say("client %d: bad echo for '%s': '%s'\n", id, msg.c_str(), reply.c_str());
       std::exit(1);
     }

@@ -7,9 +7,11 @@
 //                                       free port) and exits; clients come from outside
 //
 // The first line printed is always "listening on 127.0.0.1:<port>" (tests read it).
-// Protocol: one message per line ('\n'-terminated; TCP is a byte stream, so the seed's
-// recv(1024)-is-one-message assumption is replaced by explicit lines). The handler echoes
-// each line back until the client sends "over" or closes, then closes the connection.
+// Protocol, the seed's: the handler echoes whatever bytes arrive (each recv(1024) is sent
+// back as is; no newline needed) until a recv returns exactly "over" — also "over\n" or
+// "over\r\n", as typed into nc or telnet — or the client closes; then it closes the
+// connection. Like the seed's client, a client sends one message and waits for its echo
+// before sending the next, so each recv is one message.
 //
 // How the socket reaches the child: mp::Process forks, so the child inherits the accepted
 // descriptor (as Python's fork start method does). The parent closes its copy right after
@@ -40,33 +42,38 @@ using echo::Socket;
 
 // ---- the server ------------------------------------------------------------------------
 
+/// The seed's `msg.decode('utf-8') == 'over'`, also accepting the line end a terminal adds.
+bool is_over(const std::string& msg) { return msg == "over" || msg == "over\n" || msg == "over\r\n"; }
+
 /// The seed's fun(conn): runs in the child process.
 void fun(Socket& conn, int id) {
   std::string msg;
   int n = 0;
-  while (conn.recv_line(msg)) {
-    if (msg == "over") break;
-    say("[pid %d] connection %d: %s\n", static_cast<int>(::getpid()), id, msg.c_str());
-    if (!conn.send_line(msg)) break;
+  while (conn.recv_some(msg)) {
+    if (is_over(msg)) break;
+    std::string shown = msg.substr(0, msg.find_last_not_of("\r\n") + 1);  // the seed's print(msg)
+    say("[pid %d] connection %d: %s\n", static_cast<int>(::getpid()), id, shown.c_str());
+    if (!conn.send_all(msg)) break;
     ++n;
   }
   conn.close();
   say("[pid %d] connection %d closed after %d messages\n", static_cast<int>(::getpid()), id, n);
 }
 
-/// A demo client (runs as its own process): three messages, checks each echo, says over.
+/// A demo client (runs as its own process), written the seed's way: send a message without
+/// a newline, wait for its echo; three times, then "over".
 void client(std::uint16_t port, int id) {
   Socket s = Socket::connect_local(port);
   std::string reply;
   for (int i = 0; i < 3; ++i) {
     std::string msg = "hello " + std::to_string(id) + "." + std::to_string(i);
-    if (!s.send_line(msg) || !s.recv_line(reply) || reply != msg) {
+    if (!s.send_all(msg) || !s.recv_exactly(reply, msg.size()) || reply != msg) {
       say("client %d: bad echo for '%s': '%s'\n", id, msg.c_str(), reply.c_str());
       std::exit(1);
     }
   }
-  s.send_line("over");
-  if (s.recv_line(reply)) {  // the server closes after "over": end of stream, no reply
+  s.send_all("over");
+  if (s.recv_some(reply)) {  // the server closes after "over": end of stream, no reply
     say("client %d: unexpected data after over\n", id);
     std::exit(1);
   }

@@ -1,5 +1,8 @@
-// A tiny line-oriented TCP socket helper shared by the echo server examples (raw sockets,
-// as in the seeds' socket servers; mp itself only supplies the processes and fd passing).
+// A tiny TCP socket helper shared by the echo server examples (raw sockets, as in the
+// seeds' socket servers; mp itself only supplies the processes and fd passing).
+// Like the seeds, it moves bytes, not lines: recv_some() is the seed's conn.recv(1024) and
+// send_all() its conn.send(msg), so a client that sends "hello" without a newline gets
+// "hello" back.
 #pragma once
 
 #include <arpa/inet.h>
@@ -15,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 namespace echo {
 
@@ -37,10 +41,9 @@ inline void say(const char* fmt, ...) {
 class Socket {
  public:
   explicit Socket(int fd = -1) noexcept : fd_(fd) {}
-  Socket(Socket&& o) noexcept : fd_(o.fd_), buf_(std::move(o.buf_)) { o.fd_ = -1; }
+  Socket(Socket&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
   Socket& operator=(Socket&& o) noexcept {
     std::swap(fd_, o.fd_);
-    std::swap(buf_, o.buf_);
     return *this;
   }
   ~Socket() { close(); }
@@ -87,37 +90,43 @@ class Socket {
       if (errno != EINTR) die("accept");
     }
   }
-  /// Sends `line` + '\n'. False if the peer is gone.
-  bool send_line(const std::string& line) const {
-    std::string out = line + "\n";
+  /// Sends every byte of `data` (the seed's send()). False if the peer is gone.
+  bool send_all(std::string_view data) const {
     std::size_t at = 0;
-    while (at < out.size()) {
-      ssize_t n = ::send(fd_, out.data() + at, out.size() - at, MSG_NOSIGNAL);
+    while (at < data.size()) {
+      ssize_t n = ::send(fd_, data.data() + at, data.size() - at, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return false;
       at += static_cast<std::size_t>(n);
     }
     return true;
   }
-  /// Next line without its '\n'; false at end of stream (or on error).
-  bool recv_line(std::string& line) {
+  /// The seed's recv(1024): whatever bytes have arrived (1 to 1024 of them), waiting for
+  /// at least one; false at end of stream (the seed's `if not msg: break`) or on error.
+  bool recv_some(std::string& data) const {
+    char chunk[1024];
     for (;;) {
-      if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-        line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return true;
-      }
-      char chunk[1024];  // the seed's recv(1024)
       ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return false;
-      buf_.append(chunk, static_cast<std::size_t>(n));
+      data.assign(chunk, static_cast<std::size_t>(n));
+      return true;
     }
+  }
+  /// Receives until `data` holds `size` bytes (a reply may arrive in several pieces:
+  /// TCP is a byte stream); false if the stream ends first.
+  bool recv_exactly(std::string& data, std::size_t size) const {
+    data.clear();
+    std::string piece;
+    while (data.size() < size) {
+      if (!recv_some(piece)) return false;
+      data += piece;
+    }
+    return true;
   }
 
  private:
   int fd_;
-  std::string buf_;
 };
 
 }  // namespace echo

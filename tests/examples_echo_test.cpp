@@ -1,5 +1,7 @@
 // Drives the seed's socket servers (examples/echo_server_process, examples/echo_server_pool)
 // with 6 concurrent clients from this test, over TCP on 127.0.0.1, and runs their demo modes.
+// The clients talk either the seed's way (client.send(msg) with no newline, then recv) or
+// in newline-terminated lines (what nc and telnet send): the servers echo bytes, so both work.
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -8,7 +10,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <cstdint>
 #include <regex>
 #include <set>
@@ -29,11 +33,17 @@ namespace {
 constexpr int kClients = 6;
 constexpr int kMessages = 4;
 
-/// A blocking line client with a generous receive timeout (a safety net against a hung
-/// server, never a synchronisation device).
-class LineClient {
+/// How a test client frames its messages.
+enum class Style {
+  Seed,   // the seeds' clients: client.send(msg.encode()) — no newline — then recv
+  Lines,  // each message followed by '\n', as typed into nc or telnet
+};
+
+/// A blocking client with a generous receive timeout (a safety net against a hung server,
+/// never a synchronisation device).
+class Client {
  public:
-  explicit LineClient(std::uint16_t port) {
+  explicit Client(std::uint16_t port) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) return;
     timeval tv{60, 0};
@@ -44,16 +54,16 @@ class LineClient {
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   }
-  ~LineClient() { close(); }
-  LineClient(const LineClient&) = delete;
-  LineClient& operator=(const LineClient&) = delete;
+  ~Client() { close(); }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
   [[nodiscard]] bool connected() const { return connected_; }
-  bool send_line(const std::string& s) {
-    std::string out = s + "\n";
+  /// Sends exactly these bytes.
+  bool send_raw(const std::string& out) {
     for (std::size_t at = 0; at < out.size();) {
       ssize_t n = ::send(fd_, out.data() + at, out.size() - at, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
@@ -62,26 +72,32 @@ class LineClient {
     }
     return true;
   }
-  /// The next line, or nullopt at end of stream / error / timeout.
-  std::optional<std::string> recv_line() {
-    for (;;) {
-      if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-        std::string line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return line;
-      }
-      char chunk[256];
-      ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+  /// The seed's recv(1024), repeated until `size` bytes have arrived (TCP may split a
+  /// reply); nullopt at end of stream / error / timeout.
+  std::optional<std::string> recv_bytes(std::size_t size) {
+    std::string got;
+    while (got.size() < size) {
+      char chunk[1024];
+      ssize_t n = ::recv(fd_, chunk, std::min(sizeof chunk, size - got.size()), 0);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return std::nullopt;
-      buf_.append(chunk, static_cast<std::size_t>(n));
+      got.append(chunk, static_cast<std::size_t>(n));
+    }
+    return got;
+  }
+  /// True once the server has closed the connection (recv returns 0) with nothing sent first.
+  bool sees_end_of_stream() {
+    char c;
+    for (;;) {
+      ssize_t n = ::recv(fd_, &c, 1, 0);
+      if (n < 0 && errno == EINTR) continue;
+      return n == 0;
     }
   }
 
  private:
   int fd_ = -1;
   bool connected_ = false;
-  std::string buf_;
 };
 
 std::string upper(std::string s) {
@@ -96,10 +112,11 @@ struct ServerRun {
 };
 
 /// Starts `name PORT=0 kClients`, reads the port it prints, runs kClients concurrent
-/// clients (threads) sending kMessages lines each, then collects the server's output and
+/// clients (threads) sending kMessages messages each in `style`, each one waiting for its
+/// echo before the next (as the seeds' clients do), then collects the server's output and
 /// exit status. `pool_server`: the pool server answers in upper case and ends on close;
 /// the process server echoes as is and ends on "over".
-ServerRun drive(const std::string& name, bool pool_server) {
+ServerRun drive(const std::string& name, bool pool_server, Style style) {
   ServerRun r;
   sp::Popen server({example(name), "0", std::to_string(kClients)}, {.stdout = sp::PIPE});
   std::string first = server.stdout().readline();
@@ -117,25 +134,29 @@ ServerRun drive(const std::string& name, bool pool_server) {
   for (int c = 0; c < kClients; ++c) {
     threads.emplace_back([&, c] {
       auto& err = errors[static_cast<std::size_t>(c)];
-      LineClient cl(port);
+      Client cl(port);
+      const std::string end = style == Style::Lines ? "\n" : "";
       if (!cl.connected()) {
         err.push_back("client " + std::to_string(c) + ": connect failed");
         return;
       }
       for (int i = 0; i < kMessages; ++i) {
-        std::string msg = "msg " + std::to_string(c) + "-" + std::to_string(i) + " from the test";
+        std::string msg = "msg " + std::to_string(c) + "-" + std::to_string(i) + " from the test" + end;
         std::string want = pool_server ? upper(msg) : msg;
-        if (!cl.send_line(msg)) {
+        if (!cl.send_raw(msg)) {
           err.push_back("client " + std::to_string(c) + ": send failed");
           return;
         }
-        auto got = cl.recv_line();
-        if (got != want) err.push_back("client " + std::to_string(c) + ": got '" + got.value_or("<eof>") + "'");
+        auto got = cl.recv_bytes(want.size());
+        if (got != want) {
+          err.push_back("client " + std::to_string(c) + ": got '" + got.value_or("<eof or timeout>") + "'");
+          return;
+        }
       }
       if (!pool_server) {
-        cl.send_line("over");
+        cl.send_raw("over" + end);
         // The handler closes the connection after "over": end of stream, no reply.
-        if (auto extra = cl.recv_line()) err.push_back("client " + std::to_string(c) + ": after over: " + *extra);
+        if (!cl.sees_end_of_stream()) err.push_back("client " + std::to_string(c) + ": no end of stream after over");
       }
       cl.close();  // the pool worker ends its loop at end of stream
     });
@@ -164,8 +185,26 @@ std::set<std::string> worker_pids(const std::string& out) {
 
 }  // namespace
 
-TEST(ExamplesEcho, ProcessServerEchoesSixConcurrentClientsAndExits) {
-  ServerRun r = drive("echo_server_process", false);
+TEST(ExamplesEcho, ProcessServerEchoesTheSeedClientsBytesWithoutNewline) {
+  ServerRun r = drive("echo_server_process", false, Style::Seed);
+  EXPECT_TRUE(r.client_errors.empty()) << ::testing::PrintToString(r.client_errors) << "\n" << r.out;
+  EXPECT_EQ(r.returncode, 0) << r.out;
+  EXPECT_EQ(count(r.out, "closed after " + std::to_string(kMessages) + " messages"), kClients) << r.out;
+  EXPECT_EQ(count(r.out, ": msg 0-0 from the test\n"), 1) << r.out;  // the seed's print(msg)
+  EXPECT_NE(r.out.find("served 6 connections, 0 failures"), std::string::npos) << r.out;
+}
+
+TEST(ExamplesEcho, PoolServerUppercasesTheSeedClientsBytesWithoutNewline) {
+  ServerRun r = drive("echo_server_pool", true, Style::Seed);
+  EXPECT_TRUE(r.client_errors.empty()) << ::testing::PrintToString(r.client_errors) << "\n" << r.out;
+  EXPECT_EQ(r.returncode, 0) << r.out;
+  EXPECT_EQ(count(r.out, ": " + std::to_string(kMessages) + " messages echoed"), kClients) << r.out;
+  EXPECT_LE(worker_pids(r.out).size(), 4u) << r.out;
+  EXPECT_NE(r.out.find("0 failures"), std::string::npos) << r.out;
+}
+
+TEST(ExamplesEcho, ProcessServerEchoesSixConcurrentLineClientsAndExits) {
+  ServerRun r = drive("echo_server_process", false, Style::Lines);
   EXPECT_TRUE(r.client_errors.empty()) << ::testing::PrintToString(r.client_errors) << "\n" << r.out;
   EXPECT_EQ(r.returncode, 0) << r.out;
   EXPECT_EQ(count(r.out, "accepted connection "), kClients) << r.out;
@@ -173,8 +212,8 @@ TEST(ExamplesEcho, ProcessServerEchoesSixConcurrentClientsAndExits) {
   EXPECT_NE(r.out.find("served 6 connections, 0 failures"), std::string::npos) << r.out;
 }
 
-TEST(ExamplesEcho, PoolServerUppercasesSixClientsWithAtMostFourWorkers) {
-  ServerRun r = drive("echo_server_pool", true);
+TEST(ExamplesEcho, PoolServerUppercasesSixLineClientsWithAtMostFourWorkers) {
+  ServerRun r = drive("echo_server_pool", true, Style::Lines);
   EXPECT_TRUE(r.client_errors.empty()) << ::testing::PrintToString(r.client_errors) << "\n" << r.out;
   EXPECT_EQ(r.returncode, 0) << r.out;
   EXPECT_EQ(count(r.out, "accepted connection "), kClients) << r.out;
