@@ -8,6 +8,9 @@
 //   // r.returncode == 0, r.stdout == "c\nb\na\n"
 //   sp::Popen p({"bc"}, {.stdin = sp::PIPE, .stdout = sp::PIPE});
 //   auto [out, err] = p.communicate("6*7\n");                // out == "42\n"
+//   sp::Popen ls({"ls"}, {.stdout = sp::PIPE});               // ls | sort, as in Python:
+//   sp::Popen sorted({"sort"}, {.stdin = ls.stdout(), .stdout = sp::PIPE});
+//   ls.stdout().close();                                     // sort has its own copy
 //
 // Guarantees:
 // - Spawning is clone(CLONE_VM|CLONE_VFORK) + execve, as glibc's posix_spawn does it but
@@ -33,12 +36,25 @@
 //   output gathered so far, and a later communicate() continues where the timed-out one
 //   stopped (Python's contract). run() kills the child on timeout, as Python does.
 // - returncode: exit status, or -N when the child was killed by signal N (Python's rule).
+// - Pipelines (Python's `Popen(["sort"], stdin=p1.stdout)`): a Pipe of one Popen may be
+//   given as another's .stdin (a readable end: p1.stdout(), p1.stderr()) or .stdout/.stderr
+//   (a writable end: p1.stdin()). The new child gets its own copy of the descriptor; this
+//   process's end stays open in p1, exactly as in Python, until p1.stdout().close() (or
+//   p1's destruction). Close it right after starting the next stage: an open read end
+//   keeps p1 from getting SIGPIPE when its reader exits early, and an open write end
+//   (p1.stdin()) keeps p1 from ever seeing end of file. A closed end, a stream that was
+//   not PIPE, or an end the child could not use (p1.stdin() as .stdin) raises
+//   mp::ValueError naming the field (".stdin") and what to pass, before anything starts.
 // - A Popen may be used from several threads: wait()/poll() are serialised, exactly one
 //   caller reaps. The pipes themselves are not synchronised (like Python file objects).
 //
 // Differences from Python: output is std::string both ways (bytes and str are the same
 // type); `text = true` only translates "\r\n" and "\r" to "\n" in captured output
 // (universal newlines). There is no preexec_fn (it cannot be made safe after vfork).
+// A closed pipe end or one of a stream that was not PIPE, given as another child's
+// stream, raises ValueError (Python: "I/O operation on closed file", or, for the None of
+// a non-PIPE stream, silently inheriting ours); a wrong-way end raises ValueError where
+// Python passes the descriptor on unchecked.
 // The members are named stdin/stdout/stderr like Python's; glibc defines those macros as
 // themselves, which is why that compiles.
 #pragma once
