@@ -8,8 +8,11 @@
 #include <atomic>
 #include <csignal>
 #include <latch>
+#include <map>
 #include <ranges>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -59,6 +62,59 @@ TEST(ProcessPoolExecutor, AsCompletedYieldsEveryFutureOnce) {
   for (auto& f : mp::as_completed(fs)) got.insert(f.result());
   ASSERT_EQ(got.size(), 30u);
   for (int i = 0; i < 30; ++i) EXPECT_EQ(got.count(i * i), 1u);
+}
+
+// Python: future_to_n = {ex.submit(square, n): n for n in range(20)}
+//         for f in as_completed(future_to_n): assert f.result() == future_to_n[f] ** 2
+TEST(ProcessPoolExecutor, FuturesAreDictKeysAsInPython) {
+  mp::ProcessPoolExecutor ex(2);
+  std::unordered_map<mp::Future<int>, int> future_to_n;
+  for (int n = 0; n < 20; ++n) future_to_n.emplace(ex.submit(square, n), n);
+  ASSERT_EQ(future_to_n.size(), 20u) << "each submission is a distinct key";
+  std::set<int> seen;
+  for (auto& f : mp::as_completed(future_to_n)) {  // the map itself: its keys, as a dict
+    int n = future_to_n.at(f);
+    EXPECT_EQ(f.result(), n * n);
+    seen.insert(n);
+  }
+  EXPECT_EQ(seen.size(), 20u);
+
+  std::vector<mp::Future<int>> keys;  // futures taken out of the map are the same keys
+  for (auto& [f, n] : future_to_n) keys.push_back(f);
+  for (auto& f : mp::as_completed(keys)) EXPECT_EQ(f.result(), future_to_n.at(f) * future_to_n.at(f));
+  auto r = mp::wait(keys);
+  EXPECT_EQ(r.done.size(), 20u);
+  for (auto& f : r.done) EXPECT_TRUE(future_to_n.contains(f));
+}
+
+TEST(ProcessPoolExecutor, FutureIdentityIsItsSubmission) {
+  mp::ProcessPoolExecutor ex(1);
+  auto a = ex.submit(square, 2);
+  auto b = ex.submit(square, 2);
+  mp::Future<int> copy = a;
+  EXPECT_EQ(a, copy);
+  EXPECT_EQ(std::hash<mp::Future<int>>{}(a), std::hash<mp::Future<int>>{}(copy));
+  EXPECT_NE(a, b) << "same function and argument, still two futures (Python compares identity)";
+  EXPECT_TRUE((a < b) != (b < a));
+  EXPECT_EQ(a <=> copy, std::strong_ordering::equal);
+  EXPECT_EQ(mp::Future<int>(), mp::Future<int>());
+  EXPECT_NE(a, mp::Future<int>());
+  std::latch called(1);
+  bool same = false;
+  a.add_done_callback([&](const mp::Future<int>& g) {
+    same = g == copy;  // the future a callback receives is the one it was added to
+    called.count_down();
+  });
+  called.wait();
+  EXPECT_TRUE(same);
+  std::set<mp::Future<int>> ordered{a, b, copy};
+  EXPECT_EQ(ordered.size(), 2u);
+  std::vector<mp::Future<int>> twice{a, b, a};
+  int yielded = 0;
+  for (auto& f : mp::as_completed(twice)) yielded += f.result() == 4;
+  EXPECT_EQ(yielded, 2) << "a future given twice is returned once (Python takes set(fs))";
+  auto r = mp::wait(twice);
+  EXPECT_EQ(r.done.size(), 2u);
 }
 
 TEST(ProcessPoolExecutor, WaitFirstCompletedReturnsWhileOthersRun) {
@@ -180,4 +236,28 @@ TEST(ThreadPoolExecutor, ShutdownWaitsForSubmittedWork) {
   }  // destructor: shutdown(wait=true)
   EXPECT_EQ(done.load(), 50);
   for (auto& f : fs) EXPECT_TRUE(f.done());
+}
+
+TEST(ThreadPoolExecutor, FuturesAreKeysOfOrderedAndUnorderedMaps) {
+  mp::ThreadPoolExecutor ex(3);
+  std::map<mp::Future<int>, int> ordered;
+  std::unordered_map<mp::Future<int>, int> hashed;
+  for (int n = 0; n < 20; ++n) {
+    auto f = ex.submit([n] { return n * 10; });
+    ordered.emplace(f, n);
+    hashed.emplace(f, n);
+  }
+  ASSERT_EQ(ordered.size(), 20u);
+  ASSERT_EQ(hashed.size(), 20u);
+  int count = 0;
+  for (auto& f : mp::as_completed(hashed)) {
+    EXPECT_EQ(f.result(), hashed.at(f) * 10);
+    EXPECT_EQ(ordered.at(f), hashed.at(f));
+    ++count;
+  }
+  EXPECT_EQ(count, 20);
+  auto r = mp::wait(ordered, std::nullopt, mp::ALL_COMPLETED);
+  EXPECT_EQ(r.done.size(), 20u);
+  EXPECT_TRUE(r.not_done.empty());
+  for (auto& f : r.done) EXPECT_EQ(f.result(), ordered.at(f) * 10);
 }

@@ -17,6 +17,7 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 #include <unistd.h>
 #include <utility>
 
@@ -97,6 +98,23 @@ TEST(Pool, ApplyReturnsTheResult) {
   EXPECT_EQ(pool.apply(add, 2, 3), 5);
   EXPECT_EQ(pool.apply(shout, std::string("hi")), "hi!");
   EXPECT_NE(pool.apply(worker_pid), ::getpid());
+}
+
+// Python: pending = {pool.apply_async(square, (n,)): n for n in range(8)}
+TEST(Pool, AsyncResultsAreDictKeysByIdentity) {
+  mp::Pool pool(2);
+  std::unordered_map<mp::AsyncResult<int>, int> pending;
+  for (int n = 0; n < 8; ++n) pending.emplace(pool.apply_async(square, n), n);
+  ASSERT_EQ(pending.size(), 8u) << "each call is a distinct key";
+  for (auto& [r, n] : pending) EXPECT_EQ(r.get(), n * n);
+  auto a = pool.apply_async(square, 3);
+  auto copy = a;
+  auto b = pool.apply_async(square, 3);
+  EXPECT_EQ(a, copy);
+  EXPECT_EQ(std::hash<mp::AsyncResult<int>>{}(a), std::hash<mp::AsyncResult<int>>{}(copy));
+  EXPECT_NE(a, b);
+  EXPECT_EQ((std::set<mp::AsyncResult<int>>{a, copy, b}.size()), 2u);
+  EXPECT_EQ(a.get() + b.get(), 18);
 }
 
 TEST(Pool, CapturelessLambdaIsSent) {

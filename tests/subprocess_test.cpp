@@ -332,6 +332,75 @@ TEST(Popen, PipesWorkInteractively) {
   EXPECT_THROW(p.stderr().read(), mp::ValueError);
 }
 
+// Python:  p1 = Popen(["printf", "b\\na\\nc\\n"], stdout=PIPE)
+//          p2 = Popen(["sort"], stdin=p1.stdout, stdout=PIPE); p1.stdout.close()
+//          p3 = Popen(["tr", "a-z", "A-Z"], stdin=p2.stdout, stdout=PIPE); p2.stdout.close()
+//          out, _ = p3.communicate()
+TEST(Popen, PipelineStagesTakeAnotherPopensPipeEndDirectly) {
+  int before = mp_test::open_fd_count();
+  {
+    sp::Popen p1({"printf", "b\\na\\nc\\n"}, {.stdout = sp::PIPE});
+    sp::Popen p2({"sort"}, {.stdin = p1.stdout(), .stdout = sp::PIPE});
+    EXPECT_FALSE(p1.stdout().closed()) << "as in Python, our copy stays open until we close it";
+    p1.stdout().close();  // so that p1 would get SIGPIPE if p2 exited early
+    sp::Popen p3({"tr", "a-z", "A-Z"}, {.stdin = p2.stdout(), .stdout = sp::PIPE});
+    p2.stdout().close();
+    auto [out, err] = p3.communicate();
+    EXPECT_EQ(out, "A\nB\nC\n");
+    EXPECT_EQ(p1.wait(), 0);
+    EXPECT_EQ(p2.wait(), 0);
+    EXPECT_EQ(p3.returncode(), 0);
+
+    // The other direction: a child's stdout written into another child's stdin.
+    sp::Popen sink({"sort", "-r"}, {.stdin = sp::PIPE, .stdout = sp::PIPE});
+    sp::Popen source({"printf", "x\\nz\\ny\\n"}, {.stdout = sink.stdin()});
+    sink.stdin().close();
+    EXPECT_EQ(sink.communicate().first, "z\ny\nx\n");
+    EXPECT_EQ(source.wait(), 0);
+  }
+  EXPECT_EQ(mp_test::open_fd_count(), before);
+}
+
+TEST(Popen, AWrongDirectionOrClosedPipeEndRaisesValueErrorNamingTheField) {
+  auto message = [](const sp::Redirect& in, const sp::Redirect& out, const sp::Redirect& err) -> std::string {
+    try {
+      sp::Popen p({helper, "exit-code", "0"}, {.stdin = in, .stdout = out, .stderr = err});
+      p.wait();
+    } catch (const mp::ValueError& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  sp::Popen p1({helper, "echo"}, {.stdin = sp::PIPE, .stdout = sp::PIPE});
+  sp::Popen no_pipes({helper, "exit-code", "0"});
+  int before = mp_test::open_fd_count();
+  std::string m = message(p1.stdin(), {}, {});  // Python's stdin=p1.stdin: a write end
+  EXPECT_NE(m.find(".stdin"), std::string::npos) << m;
+  EXPECT_NE(m.find("writes to"), std::string::npos) << m;
+  EXPECT_NE(m.find("p1.stdout()"), std::string::npos) << m << " (says what to pass)";
+  m = message({}, p1.stdout(), {});
+  EXPECT_NE(m.find(".stdout"), std::string::npos) << m;
+  EXPECT_NE(m.find("p1.stdin()"), std::string::npos) << m;
+  m = message({}, {}, p1.stdout());
+  EXPECT_NE(m.find(".stderr"), std::string::npos) << m;
+  m = message(no_pipes.stdout(), {}, {});  // that stream was never a PIPE
+  EXPECT_NE(m.find(".stdin"), std::string::npos) << m;
+  EXPECT_NE(m.find("closed"), std::string::npos) << m;
+  m = message(-1, {}, {});
+  EXPECT_NE(m.find(".stdin = -1"), std::string::npos) << m;
+  m = message({}, sp::STDOUT, {});
+  EXPECT_NE(m.find(".stdout = STDOUT"), std::string::npos) << m;
+  EXPECT_EQ(mp_test::open_fd_count(), before) << "nothing was opened for the refused children";
+  p1.stdin().close();
+  m = message({}, p1.stdin(), {});  // closed, though the right direction
+  EXPECT_NE(m.find(".stdout"), std::string::npos) << m;
+  EXPECT_NE(m.find("closed"), std::string::npos) << m;
+  EXPECT_TRUE(p1.stdin().writable());
+  EXPECT_TRUE(p1.stdout().readable());
+  EXPECT_EQ(p1.communicate().first, "");
+  EXPECT_EQ(no_pipes.wait(), 0);
+}
+
 TEST(Popen, ReadWithCountStopsAtCountOrEndOfFile) {
   sp::Popen p({helper, "print", "abcdef"}, {.stdout = sp::PIPE});
   EXPECT_EQ(p.stdout().read(3), "abc");

@@ -24,12 +24,25 @@
 // - Done callbacks run on the thread that completes the future (the pool's result
 //   handler), or at once in add_done_callback if it is already done.
 // - The destructor calls shutdown(wait=true), like leaving `with Executor() as ex:`.
+// - A Future has Python's identity semantics: copies of one future are equal and hash
+//   alike, different submissions differ, and futures are ordered (by their shared state's
+//   address), so they key std::unordered_map, std::map and std::set. wait() and
+//   as_completed() take any range of futures or a map keyed by futures, and, as Python's
+//   (which take set(fs)), handle a future given twice once:
+//     std::unordered_map<mp::Future<int>, int> future_to_n;
+//     for (int n : items) future_to_n.emplace(ex.submit(square, n), n);
+//     for (auto& f : mp::as_completed(future_to_n)) use(future_to_n.at(f), f.result());
 #pragma once
 
 #include <algorithm>
 #include <chrono>
+#include <compare>
+#include <functional>
 #include <optional>
 #include <set>
+#include <type_traits>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "mp/pool.hpp"
@@ -41,6 +54,7 @@ namespace mp {
 template <class R>
 class Future {
  public:
+  using result_type = R;
   Future() = default;
   explicit Future(std::shared_ptr<internal::ResultState<R>> s) : s_(std::move(s)) {}
 
@@ -85,7 +99,14 @@ class Future {
     });
   }
   [[nodiscard]] const std::shared_ptr<internal::ResultState<R>>& state() const noexcept { return s_; }
-  bool operator==(const Future& o) const noexcept { return s_ == o.s_; }
+
+  /// Identity, as Python's futures: copies of one future (including the one a done
+  /// callback receives) are equal and hash alike (std::hash<mp::Future<R>>); futures of
+  /// different submissions differ. The order is the shared state's address, arbitrary but
+  /// total, so a Future is a key of std::unordered_map, std::map and std::set alike.
+  /// Default-constructed futures are equal to each other only.
+  friend bool operator==(const Future& a, const Future& b) noexcept { return a.s_ == b.s_; }
+  friend std::strong_ordering operator<=>(const Future& a, const Future& b) noexcept { return a.s_ <=> b.s_; }
 
  private:
   R take() const {
@@ -94,6 +115,19 @@ class Future {
   }
   std::shared_ptr<internal::ResultState<R>> s_;
 };
+
+}  // namespace mp
+
+/// Hashes a Future by identity (its shared state), consistent with operator==: futures are
+/// keys of std::unordered_map, as Python's are dict keys.
+template <class R>
+struct std::hash<mp::Future<R>> {
+  std::size_t operator()(const mp::Future<R>& f) const noexcept {
+    return std::hash<std::shared_ptr<mp::internal::ResultState<R>>>{}(f.state());
+  }
+};
+
+namespace mp {
 
 enum class ReturnWhen { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };
 inline constexpr ReturnWhen FIRST_COMPLETED = ReturnWhen::FIRST_COMPLETED;
@@ -108,11 +142,43 @@ struct DoneAndNotDone {
 
 namespace internal {
 
+/// What wait() and as_completed() accept, as Python's `fs` iterable: a range of futures,
+/// or a map keyed by futures (iterating a Python dict gives its keys).
+template <class T>
+struct FutureElement {};
+template <class R>
+struct FutureElement<Future<R>> {
+  using future = Future<R>;
+};
+template <class R, class V>
+struct FutureElement<std::pair<const Future<R>, V>> {
+  using future = Future<R>;
+};
+template <class Range>
+using FutureOf = typename FutureElement<std::ranges::range_value_t<Range>>::future;
+template <class Range>
+concept FutureRange = std::ranges::input_range<Range> && requires { typename FutureOf<Range>; };
+
+/// The futures of `fs`, each once, in first-seen order (Python takes set(fs): a future
+/// given twice is waited for and returned once).
+template <FutureRange Range>
+std::vector<FutureOf<Range>> distinct_futures(Range&& fs) {
+  std::vector<FutureOf<Range>> out;
+  std::unordered_set<FutureOf<Range>> seen;
+  for (auto&& e : fs) {
+    const FutureOf<Range>* f;
+    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(e)>, FutureOf<Range>>) f = &e;
+    else f = &e.first;
+    if (seen.insert(*f).second) out.push_back(*f);
+  }
+  return out;
+}
+
 /// Registers one Waiter on every future for as long as it lives.
 template <class R>
 class WaitSet {
  public:
-  explicit WaitSet(const std::vector<Future<R>>& fs) : fs_(fs), w_(std::make_shared<Waiter>()) {
+  explicit WaitSet(std::vector<Future<R>> fs) : fs_(std::move(fs)), w_(std::make_shared<Waiter>()) {
     for (auto& f : fs_) f.state()->add_waiter(w_);
   }
   ~WaitSet() {
@@ -131,17 +197,19 @@ class WaitSet {
 }  // namespace internal
 
 /// Waits until `return_when` holds for `fs` or the timeout passes (concurrent.futures.wait);
-/// never throws TimeoutError: what is not done is in `not_done`.
-template <class R>
-DoneAndNotDone<R> wait(const std::vector<Future<R>>& fs, std::optional<std::chrono::nanoseconds> timeout = std::nullopt,
+/// never throws TimeoutError: what is not done is in `not_done`. `fs` is any range of
+/// futures or a map keyed by futures (its keys are waited for); a future given twice
+/// appears once, as in Python's sets, in the order first given.
+template <internal::FutureRange Range, class R = typename internal::FutureOf<Range>::result_type>
+DoneAndNotDone<R> wait(Range&& fs, std::optional<std::chrono::nanoseconds> timeout = std::nullopt,
                        ReturnWhen return_when = ALL_COMPLETED) {
-  internal::WaitSet<R> ws(fs);
+  internal::WaitSet<R> ws(internal::distinct_futures(std::forward<Range>(fs)));
   internal::Deadline deadline;
   if (timeout) deadline = internal::deadline_after(*timeout);
   for (;;) {
     DoneAndNotDone<R> r;
     bool failed = false;
-    for (auto& f : fs) {
+    for (auto& f : ws.futures()) {
       if (f.done()) {
         r.done.push_back(f);
         failed |= f.state()->error() != nullptr && !f.cancelled();
@@ -157,12 +225,13 @@ DoneAndNotDone<R> wait(const std::vector<Future<R>>& fs, std::optional<std::chro
 }
 
 /// The futures of `fs` in the order they complete (concurrent.futures.as_completed), as
-/// an input range. Iterating waits; past `timeout` it raises mp::TimeoutError.
+/// an input range. Iterating waits; past `timeout` it raises mp::TimeoutError. It keeps
+/// its own copies of the futures: `fs` need not outlive it.
 template <class R>
 class AsCompleted {
  public:
-  AsCompleted(const std::vector<Future<R>>& fs, internal::Deadline deadline)
-      : ws_(std::make_unique<internal::WaitSet<R>>(fs)), deadline_(deadline) {}
+  AsCompleted(std::vector<Future<R>> fs, internal::Deadline deadline)
+      : ws_(std::make_unique<internal::WaitSet<R>>(std::move(fs))), deadline_(deadline) {}
 
   /// The next future to complete, or nullopt when all have been returned.
   std::optional<Future<R>> next() {
@@ -213,13 +282,17 @@ class AsCompleted {
   std::set<std::size_t> yielded_;
 };
 
-template <class R>
-AsCompleted<R> as_completed(const std::vector<Future<R>>& fs) {
-  return AsCompleted<R>(fs, std::nullopt);
+/// `fs`: any range of futures, or a map keyed by futures — the Python idiom
+/// `for f in as_completed(future_to_item)` is `for (auto& f : mp::as_completed(future_to_item))`.
+/// A future given twice is returned once (Python's rule).
+template <internal::FutureRange Range, class R = typename internal::FutureOf<Range>::result_type>
+AsCompleted<R> as_completed(Range&& fs) {
+  return AsCompleted<R>(internal::distinct_futures(std::forward<Range>(fs)), std::nullopt);
 }
-template <class R, class Rep, class Period>
-AsCompleted<R> as_completed(const std::vector<Future<R>>& fs, std::chrono::duration<Rep, Period> timeout) {
-  return AsCompleted<R>(fs, internal::deadline_after(timeout));
+template <internal::FutureRange Range, class Rep, class Period,
+          class R = typename internal::FutureOf<Range>::result_type>
+AsCompleted<R> as_completed(Range&& fs, std::chrono::duration<Rep, Period> timeout) {
+  return AsCompleted<R>(internal::distinct_futures(std::forward<Range>(fs)), internal::deadline_after(timeout));
 }
 
 namespace internal {
@@ -298,3 +371,4 @@ class ThreadPoolExecutor : public internal::Executor<ThreadPool> {
 };
 
 }  // namespace mp
+

@@ -49,11 +49,14 @@
 //   children (as in Python): creating a Pool or a ProcessPoolExecutor, or starting an
 //   mp::Process, inside a task (or in any daemon Process) throws mp::RuntimeError. Use
 //   mp::ThreadPool or threads there.
+// - An AsyncResult compares, orders and hashes by identity (copies of one result are
+//   equal; std::hash<mp::AsyncResult<R>>), as Python objects do: it can key a map.
 // - A task that calls mp::exit() ends its worker (the message of mp::exit("message") is
 //   printed on the worker's stderr): that task fails with mp::WorkerLost, as above.
 #pragma once
 
 #include <chrono>
+#include <compare>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -107,6 +110,12 @@ class AsyncResult {
     return s_->successful();
   }
   [[nodiscard]] const std::shared_ptr<internal::ResultState<R>>& state() const noexcept { return s_; }
+
+  /// Identity, as for Python objects: copies of one AsyncResult are equal and hash alike
+  /// (std::hash<mp::AsyncResult<R>>), results of different calls differ. The order is the
+  /// shared state's address: arbitrary but total, so std::set and std::map work too.
+  friend bool operator==(const AsyncResult& a, const AsyncResult& b) noexcept { return a.s_ == b.s_; }
+  friend std::strong_ordering operator<=>(const AsyncResult& a, const AsyncResult& b) noexcept { return a.s_ <=> b.s_; }
 
  private:
   R take() const {
@@ -560,3 +569,11 @@ class ThreadPool : public internal::PoolApi<ThreadPool> {
 };
 
 }  // namespace mp
+
+/// Hashes an AsyncResult by identity (its shared state), consistent with operator==.
+template <class R>
+struct std::hash<mp::AsyncResult<R>> {
+  std::size_t operator()(const mp::AsyncResult<R>& r) const noexcept {
+    return std::hash<std::shared_ptr<mp::internal::ResultState<R>>>{}(r.state());
+  }
+};

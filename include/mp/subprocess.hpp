@@ -8,6 +8,9 @@
 //   // r.returncode == 0, r.stdout == "c\nb\na\n"
 //   sp::Popen p({"bc"}, {.stdin = sp::PIPE, .stdout = sp::PIPE});
 //   auto [out, err] = p.communicate("6*7\n");                // out == "42\n"
+//   sp::Popen ls({"ls"}, {.stdout = sp::PIPE});               // ls | sort, as in Python:
+//   sp::Popen sorted({"sort"}, {.stdin = ls.stdout(), .stdout = sp::PIPE});
+//   ls.stdout().close();                                     // sort has its own copy
 //
 // Guarantees:
 // - Spawning is clone(CLONE_VM|CLONE_VFORK) + execve, as glibc's posix_spawn does it but
@@ -33,12 +36,25 @@
 //   output gathered so far, and a later communicate() continues where the timed-out one
 //   stopped (Python's contract). run() kills the child on timeout, as Python does.
 // - returncode: exit status, or -N when the child was killed by signal N (Python's rule).
+// - Pipelines (Python's `Popen(["sort"], stdin=p1.stdout)`): a Pipe of one Popen may be
+//   given as another's .stdin (a readable end: p1.stdout(), p1.stderr()) or .stdout/.stderr
+//   (a writable end: p1.stdin()). The new child gets its own copy of the descriptor; this
+//   process's end stays open in p1, exactly as in Python, until p1.stdout().close() (or
+//   p1's destruction). Close it right after starting the next stage: an open read end
+//   keeps p1 from getting SIGPIPE when its reader exits early, and an open write end
+//   (p1.stdin()) keeps p1 from ever seeing end of file. A closed end, a stream that was
+//   not PIPE, or an end the child could not use (p1.stdin() as .stdin) raises
+//   mp::ValueError naming the field (".stdin") and what to pass, before anything starts.
 // - A Popen may be used from several threads: wait()/poll() are serialised, exactly one
 //   caller reaps. The pipes themselves are not synchronised (like Python file objects).
 //
 // Differences from Python: output is std::string both ways (bytes and str are the same
 // type); `text = true` only translates "\r\n" and "\r" to "\n" in captured output
 // (universal newlines). There is no preexec_fn (it cannot be made safe after vfork).
+// A closed pipe end or one of a stream that was not PIPE, given as another child's
+// stream, raises ValueError (Python: "I/O operation on closed file", or, for the None of
+// a non-PIPE stream, silently inheriting ours); a wrong-way end raises ValueError where
+// Python passes the descriptor on unchecked.
 // The members are named stdin/stdout/stderr like Python's; glibc defines those macros as
 // themselves, which is why that compiles.
 #pragma once
@@ -115,14 +131,25 @@ using PermissionError = mp::PermissionError;
 
 // ------------------------------------------------------------------------------- redirection
 
+class Pipe;
+
 /// Where a child's stdin/stdout/stderr goes: inherit (default), PIPE, DEVNULL, STDOUT (for
-/// stderr only: wherever stdout goes), or any open file descriptor of this process
-/// (implicitly from int; the caller keeps ownership, the child gets a copy).
+/// stderr only: wherever stdout goes), any open file descriptor of this process
+/// (implicitly from int), or another Popen's pipe end (implicitly from Pipe&, Python's
+/// `stdin=p1.stdout`). For a descriptor or a pipe end the caller keeps ownership and the
+/// child gets a copy.
 class Redirect {
  public:
   enum class Kind { inherit, pipe, devnull, stdout, fd };
+  /// For Kind::fd, where the descriptor came from: a plain number (not checked beyond being
+  /// open), or a Pipe end, whose direction and state Popen checks against the field.
+  enum class Source { number, read_end, write_end };
   constexpr Redirect() noexcept = default;
   constexpr Redirect(int fd) noexcept : kind_(Kind::fd), fd_(fd) {}  // NOLINT: implicit, like Python's stdout=fd
+  /// Another child's pipe end, as Python's `Popen(["sort"], stdin=p1.stdout)`: .stdin takes
+  /// a readable end (p1.stdout(), p1.stderr()), .stdout/.stderr a writable one (p1.stdin()).
+  /// Popen raises mp::ValueError naming the field for a closed end or the wrong direction.
+  Redirect(const Pipe& end) noexcept;  // NOLINT: implicit, like Python's stdin=p1.stdout
   static constexpr Redirect of(Kind k) noexcept {
     Redirect r;
     r.kind_ = k;
@@ -130,10 +157,12 @@ class Redirect {
   }
   [[nodiscard]] constexpr Kind kind() const noexcept { return kind_; }
   [[nodiscard]] constexpr int fd() const noexcept { return fd_; }
+  [[nodiscard]] constexpr Source source() const noexcept { return source_; }
 
  private:
   Kind kind_ = Kind::inherit;
   int fd_ = -1;
+  Source source_ = Source::number;
 };
 inline constexpr Redirect INHERIT = Redirect::of(Redirect::Kind::inherit);
 inline constexpr Redirect PIPE = Redirect::of(Redirect::Kind::pipe);
@@ -231,12 +260,21 @@ struct CompletedProcess {
 
 /// This process's end of a pipe to a child (Python's p.stdin / p.stdout / p.stderr).
 /// Blocking I/O, not synchronised between threads. Empty (closed) unless that stream was PIPE.
+/// It can be given to another Popen as its stdin/stdout/stderr (see Redirect); bytes that
+/// readline() or read(n) have already read ahead stay here and do not reach that child.
 class Pipe {
  public:
+  /// Which way data flows through this end: p.stdin() is written to, p.stdout() and
+  /// p.stderr() are read from.
+  enum class Direction { read, write };
   Pipe() = default;
-  explicit Pipe(internal::UniqueFd fd) noexcept : fd_(std::move(fd)) {}
+  explicit Pipe(internal::UniqueFd fd, Direction direction = Direction::read) noexcept
+      : fd_(std::move(fd)), direction_(direction) {}
   [[nodiscard]] int fileno() const noexcept { return fd_.get(); }
   [[nodiscard]] bool closed() const noexcept { return !fd_; }
+  /// Python's readable()/writable(): the end's direction (kept after close()).
+  [[nodiscard]] bool readable() const noexcept { return direction_ == Direction::read; }
+  [[nodiscard]] bool writable() const noexcept { return direction_ == Direction::write; }
   explicit operator bool() const noexcept { return !closed(); }
   void close() noexcept { fd_.reset(); }
   /// Writes all of `data`. Throws mp::OSError (EPIPE: the child closed its end — no SIGPIPE
@@ -252,8 +290,12 @@ class Pipe {
  private:
   friend class Popen;
   internal::UniqueFd fd_;
+  Direction direction_ = Direction::read;
   std::string buffered_;  // read ahead by readline()
 };
+
+inline Redirect::Redirect(const Pipe& end) noexcept
+    : kind_(Kind::fd), fd_(end.fileno()), source_(end.writable() ? Source::write_end : Source::read_end) {}
 
 /// subprocess.Popen: a started child process. Move-only. See the header comment for
 /// destruction, reaping and thread-safety guarantees.

@@ -79,7 +79,7 @@ struct Popen::Impl {
   // thread reaps and nobody signals a reaped (reusable) pid. It also guards `pidfd`.
   std::atomic<std::uint32_t> reaper{0};
   internal::UniqueFd pidfd;  // opened lazily for timed waits
-  Pipe in, out, err;
+  Pipe in{internal::UniqueFd{}, Pipe::Direction::write}, out, err;  // directions hold even when not PIPE
   // communicate() progress, kept across a TimeoutExpired (Python's contract).
   bool communicating = false;
   // The input still to write. During a call it views the caller's buffer (no copy of what
@@ -152,21 +152,24 @@ struct Popen::Impl {
 
 namespace {
 
+/// The child's descriptor for one of its streams. `field` names the option in errors
+/// (".stdin"), which say what was wrong and what to pass instead.
 internal::ChildFd child_fd(const Redirect& r, internal::UniqueFd& parent_end, internal::UniqueFd& child_end,
-                           internal::UniqueFd& high_copy, bool child_reads, const char* which) {
+                           internal::UniqueFd& high_copy, bool child_reads, const char* field) {
   using K = Redirect::Kind;
+  using S = Redirect::Source;
   internal::ChildFd c;
   switch (r.kind()) {
     case K::inherit: return c;
     case K::devnull: c.kind = internal::ChildFd::Kind::devnull; return c;
     case K::stdout:
-      if (std::strcmp(which, "stderr") != 0)
-        throw ValueError(std::string("Popen: STDOUT is only valid for stderr, not for ") + which);
+      if (std::strcmp(field, ".stderr") != 0)
+        throw ValueError(std::string("Popen: ") + field + " = STDOUT: STDOUT is only valid for .stderr");
       c.kind = internal::ChildFd::Kind::same_as_stdout;
       return c;
     case K::pipe: {
       internal::UniqueFd rd, wr;
-      if (int e = internal::make_pipe(rd, wr)) throw OSError(-e, std::string("Popen: pipe() for ") + which);
+      if (int e = internal::make_pipe(rd, wr)) throw OSError(-e, std::string("Popen: pipe() for ") + field);
       parent_end = child_reads ? std::move(wr) : std::move(rd);
       child_end = child_reads ? std::move(rd) : std::move(wr);
       c.kind = internal::ChildFd::Kind::fd;
@@ -174,10 +177,24 @@ internal::ChildFd child_fd(const Redirect& r, internal::UniqueFd& parent_end, in
       return c;
     }
     case K::fd: {
-      if (r.fd() < 0) throw ValueError(std::string("Popen: invalid file descriptor for ") + which);
+      if (r.source() != S::number && r.fd() < 0)
+        throw ValueError(std::string("Popen: ") + field +
+                         " was given a closed pipe end (closed, or the stream of a Popen started without PIPE); "
+                         "pass an open end, PIPE, DEVNULL or a file descriptor");
+      if (r.source() == S::write_end && child_reads)
+        throw ValueError(std::string("Popen: ") + field +
+                         " was given a pipe end this process writes to (another Popen's stdin()), which the "
+                         "child cannot read from; pass a readable end such as p1.stdout()");
+      if (r.source() == S::read_end && !child_reads)
+        throw ValueError(std::string("Popen: ") + field +
+                         " was given a pipe end this process reads from (another Popen's stdout() or "
+                         "stderr()), which the child cannot write to; pass a writable end such as p1.stdin()");
+      if (r.fd() < 0)
+        throw ValueError(std::string("Popen: ") + field + " = " + std::to_string(r.fd()) +
+                         " is not a file descriptor; pass PIPE, DEVNULL, a pipe end or a descriptor >= 0");
       // A private copy >= 3 so dup2 onto 0/1/2 never clobbers another source.
       if (int e = internal::dup_high(r.fd(), high_copy))
-        throw OSError(-e, std::string("Popen: ") + which + " = fd " + std::to_string(r.fd()));
+        throw OSError(-e, std::string("Popen: ") + field + " = fd " + std::to_string(r.fd()));
       c.kind = internal::ChildFd::Kind::fd;
       c.fd = high_copy.get();
       return c;
@@ -261,16 +278,16 @@ Popen::Popen(CommandLine cmd, PopenOptions opts) : impl_(std::make_unique<Impl>(
   req.new_session = opts.start_new_session;
 
   internal::UniqueFd in_child, out_child, err_child, in_copy, out_copy, err_copy, in_parent, out_parent, err_parent;
-  req.in = child_fd(opts.stdin, in_parent, in_child, in_copy, true, "stdin");
-  req.out = child_fd(opts.stdout, out_parent, out_child, out_copy, false, "stdout");
-  req.err = child_fd(opts.stderr, err_parent, err_child, err_copy, false, "stderr");
+  req.in = child_fd(opts.stdin, in_parent, in_child, in_copy, true, ".stdin");
+  req.out = child_fd(opts.stdout, out_parent, out_child, out_copy, false, ".stdout");
+  req.err = child_fd(opts.stderr, err_parent, err_child, err_copy, false, ".stderr");
 
   pid_t pid = 0;
   if (int e = internal::spawn(req, &pid)) throw_spawn_error(-e, program, opts.cwd);
   s.pid = pid;
-  s.in = Pipe(std::move(in_parent));
-  s.out = Pipe(std::move(out_parent));
-  s.err = Pipe(std::move(err_parent));
+  s.in = Pipe(std::move(in_parent), Pipe::Direction::write);
+  s.out = Pipe(std::move(out_parent), Pipe::Direction::read);
+  s.err = Pipe(std::move(err_parent), Pipe::Direction::read);
   // The child's ends and the fd copies close here: only the child holds them now.
 }
 
