@@ -157,7 +157,8 @@ set(configure ${CMAKE_COMMAND} -S ${CONSUMER_SRC} -B ${WORK}/build -G ${GENERATO
   -DCMAKE_PREFIX_PATH=${root}/usr -DCMAKE_CXX_COMPILER=${CXX})
 if(MP_WITH_MPI)
   step_fails("configuring tests/consumer with COMPONENTS mpi before libmp-mpi-dev is unpacked"
-    "install it (Debian package: libmp-mpi-dev)" ${configure} -DCONSUMER_WITH_MPI=ON)
+    "mp at ${root}/usr has mp::mp but not the shared mp::mpi (mpMpiSharedTargets.cmake): install it (Debian package: libmp-mpi-dev)"
+    ${configure} -DCONSUMER_WITH_MPI=ON)
   step("dpkg-deb -x libmp-mpi${MP_SOVERSION}" ${MP_DPKG_DEB} -x ${deb_libmp-mpi${MP_SOVERSION}} ${root})
   step("dpkg-deb -x libmp-mpi-dev" ${MP_DPKG_DEB} -x ${deb_libmp-mpi-dev} ${root})
   step("readelf -d libmp_mpi.so.${MP_VERSION}" ${MP_READELF} -d ${libdir}/libmp_mpi.so.${MP_VERSION})
