@@ -81,7 +81,7 @@ step("running the CMake consumer" ${WORK}/build/consumer)
 expect_output("the CMake consumer")
 
 # 2. find_package(mp COMPONENTS mpi) + mp::mpi
-file(GLOB mpi_targets ${prefix}/*/cmake/mp/mpMpiTargets.cmake)
+file(GLOB mpi_targets ${prefix}/*/cmake/mp/mpMpi*Targets.cmake)
 if(mpi_targets)
   step("configuring tests/consumer with COMPONENTS mpi" ${configure} -B ${WORK}/build-mpi -DCONSUMER_WITH_MPI=ON)
   step("building tests/consumer with mp::mpi" ${CMAKE_COMMAND} --build ${WORK}/build-mpi)
@@ -114,7 +114,7 @@ step("running the pkg-config consumer" ${CMAKE_COMMAND} -E env LD_LIBRARY_PATH=$
 expect_output("the pkg-config consumer")
 
 # 5. An mp built with MP_WITH_MPI=OFF installs a config whose MP_WITH_MPI is OFF and no
-#    mpMpiTargets.cmake; rebuilding mp for that is costly, so edit this install to match.
+#    mpMpi*Targets.cmake; rebuilding mp for that is costly, so edit this install to match.
 file(GLOB config ${prefix}/*/cmake/mp/mpConfig.cmake)
 file(READ ${config} text)
 string(REGEX REPLACE "set\\(_mp_built_with_mpi \"[^\"]*\"\\)" "set(_mp_built_with_mpi \"OFF\")" edited "${text}")
@@ -122,7 +122,7 @@ if(edited STREQUAL text)
   message(FATAL_ERROR "consumer check: ${config} does not set _mp_built_with_mpi")
 endif()
 file(WRITE ${config} "${edited}")
-file(GLOB mpi_files ${prefix}/*/cmake/mp/mpMpiTargets*.cmake)
+file(GLOB mpi_files ${prefix}/*/cmake/mp/mpMpi*Targets*.cmake)
 if(mpi_files)
   file(REMOVE ${mpi_files})
 endif()
