@@ -23,7 +23,10 @@ void say(const char* fmt, A... args) {
 }  // namespace
 
 int main() {
-  auto [conn1, conn2] = mp::Pipe();  // duplex, as in Python
+  auto pipe = mp::Pipe();  // duplex, as in Python
+  // Named references, not a structured binding: Clang 14 cannot capture bindings in lambdas.
+  mp::Connection& conn1 = pipe.first;
+  mp::Connection& conn2 = pipe.second;
 
   mp::Process child([&] {  // fork: the child has its own copies of conn1 and conn2
     conn1.close();         // the child's conn1 — the parent still holds one

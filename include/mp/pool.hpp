@@ -6,7 +6,8 @@
 //
 //   int square(int x) { return x * x; }
 //   mp::Pool pool(4);                                      // 4 worker processes
-//   std::vector<int> sq = pool.map(square, std::views::iota(0, 100));
+//   std::vector<int> items(100);  std::iota(items.begin(), items.end(), 0);
+//   std::vector<int> sq = pool.map(square, items);
 //   auto r = pool.apply_async(square, 7);  r.get();        // 49
 //
 // How functions reach the workers. Workers are fork()ed from this program, so code
