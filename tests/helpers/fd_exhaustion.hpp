@@ -1,0 +1,136 @@
+// Runs a constructor out of descriptors at every step, and checks that each failure leaves
+// nothing behind (issue 20: "a constructor that throws leaves no process, descriptor or
+// segment behind").
+//
+// In a forked process (so the test binary's own limit is untouched), RLIMIT_NOFILE is set
+// to allow exactly k new descriptors, for k = 0, 1, 2, ... until the constructor succeeds:
+// every point where it acquires a descriptor fails once. After each failure (any exception)
+// the limit is restored and the process must have no child (running or zombie), the same
+// descriptors as before, and the same /dev/shm entries.
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "helpers/support.hpp"
+
+namespace mp_test {
+
+/// Children of this process, running or not yet reaped.
+inline int child_processes() {
+  int n = 0;
+  const pid_t me = ::getpid();
+  if (DIR* d = opendir("/proc")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
+      std::string line;
+      if (!std::getline(f, line)) continue;
+      auto close = line.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(line.substr(close + 2));
+      char state;
+      pid_t ppid;
+      rest >> state >> ppid;
+      if (ppid == me) ++n;
+    }
+    closedir(d);
+  }
+  return n;
+}
+
+inline std::set<std::string> shm_entries() {
+  std::set<std::string> out;
+  if (DIR* d = opendir("/dev/shm")) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') out.insert(e->d_name);
+    closedir(d);
+  }
+  return out;
+}
+
+struct ExhaustionResult {
+  int failures = -1;    // constructions that threw before one succeeded
+  bool succeeded = false;
+  std::string problem;  // the first leak found, or what went wrong; empty if none
+};
+
+/// Runs `construct` (which builds the object and lets it go out of scope) under rising
+/// descriptor limits in a forked process; see the file comment. At most `max_steps` limits.
+template <class F>
+ExhaustionResult construct_out_of_descriptors(F construct, int max_steps = 64) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return {-1, false, "pipe2 failed"};
+  const pid_t child = ::fork();
+  if (child < 0) return {-1, false, "fork failed"};
+  if (child == 0) {
+    ::close(pipe_fds[0]);
+    auto report = [&](int failures, bool ok, const std::string& problem) {
+      std::string msg = std::to_string(failures) + " " + (ok ? "1" : "0") + " " + problem.substr(0, 3000);
+      (void)!::write(pipe_fds[1], msg.data(), msg.size());
+      ::_exit(0);
+    };
+    rlimit original{};
+    ::getrlimit(RLIMIT_NOFILE, &original);
+    const int fds_before = open_fd_count();
+    const auto shm_before = shm_entries();
+    const int lowest_free = ::fcntl(0, F_DUPFD_CLOEXEC, 0);
+    if (lowest_free < 0) report(-1, false, "no descriptor free to begin with");
+    ::close(lowest_free);
+    int failures = 0;
+    for (int k = 0; k < max_steps; ++k) {
+      rlimit lowered{static_cast<rlim_t>(lowest_free + k), original.rlim_max};
+      if (::setrlimit(RLIMIT_NOFILE, &lowered) != 0) report(failures, false, "setrlimit failed");
+      std::string what;
+      bool ok = false;
+      try {
+        construct();
+        ok = true;
+      } catch (const std::exception& e) {
+        what = e.what();
+      }
+      ::setrlimit(RLIMIT_NOFILE, &original);
+      if (ok) report(failures, true, "");
+      ++failures;
+      const std::string at = " after failure " + std::to_string(failures) + " (" + what + ")";
+      if (int n = child_processes(); n != 0) report(failures, false, std::to_string(n) + " child process(es) left" + at);
+      if (int n = open_fd_count(); n != fds_before)
+        report(failures, false, std::to_string(n - fds_before) + " descriptor(s) leaked" + at);
+      if (shm_entries() != shm_before) report(failures, false, "a /dev/shm entry left" + at);
+    }
+    report(failures, false, "never succeeded within " + std::to_string(max_steps) + " descriptors");
+  }
+  ::close(pipe_fds[1]);
+  // One read: the report is one write below PIPE_BUF, so it arrives whole. Reading to EOF
+  // instead would wait for any leaked worker that inherited the pipe.
+  std::string msg;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(pipe_fds[0], buf, sizeof buf)) < 0 && errno == EINTR) {
+  }
+  if (n > 0) msg.assign(buf, static_cast<std::size_t>(n));
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ExhaustionResult r;
+  std::istringstream in(msg);
+  int ok = 0;
+  if (!(in >> r.failures >> ok)) return {-1, false, "the test process died: status " + std::to_string(status)};
+  r.succeeded = ok == 1;
+  std::getline(in, r.problem);
+  if (!r.problem.empty() && r.problem[0] == ' ') r.problem.erase(0, 1);
+  return r;
+}
+
+}  // namespace mp_test
