@@ -975,6 +975,7 @@ TEST(Examples, PipeDuplexShowsBothDirectionsAndEOFError) {
 // Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
 // Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
 TEST(Listener, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
   auto r = mp_test::construct_out_of_descriptors([] { Listener l; });
   EXPECT_EQ(r.problem, "");
   EXPECT_TRUE(r.succeeded);

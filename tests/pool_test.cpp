@@ -569,6 +569,7 @@ TEST(ThreadPool, GetWithTimeoutRaisesTimeoutError) {
 // those workers alive and idle until the parent exited. Every descriptor the constructor
 // takes is made to fail once; each failure must leave no worker, descriptor or segment.
 TEST(Pool, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
   auto r = mp_test::construct_out_of_descriptors([] { mp::Pool pool(3); });
   EXPECT_EQ(r.problem, "");
   EXPECT_TRUE(r.succeeded);

@@ -794,6 +794,7 @@ TEST(QueueExamples, QueueHelloOneProcessPutsAnotherGets) {
 // Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
 // Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
 TEST(Queue, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
   auto r = mp_test::construct_out_of_descriptors([] {
     mp::Queue<int> q;
     q.put(1);

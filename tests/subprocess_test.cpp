@@ -517,6 +517,7 @@ TEST(Examples, SubprocessCommunicateFeedsInputAndCollectsOutput) {
 // Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
 // Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
 TEST(Popen, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
   auto r = mp_test::construct_out_of_descriptors([] {
     sp::Popen p({helper, "exit-code", "0"}, {.stdin = sp::PIPE, .stdout = sp::PIPE, .stderr = sp::PIPE});
     (void)p.communicate();
