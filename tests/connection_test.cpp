@@ -17,6 +17,7 @@
 #include <random>
 #include <thread>
 
+#include "helpers/fd_exhaustion.hpp"
 #include "helpers/python_peer.hpp"
 #include "helpers/support.hpp"
 #include "mp/connection.hpp"
@@ -969,4 +970,18 @@ TEST(Examples, PipeDuplexShowsBothDirectionsAndEOFError) {
     ASSERT_NE(at, std::string::npos) << "missing or out of order: " << line << "\n" << r.out;
     pos = at;
   }
+}
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(Listener, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  auto r = mp_test::construct_out_of_descriptors([] { Listener l; });
+  EXPECT_EQ(r.problem, "");
+  EXPECT_TRUE(r.succeeded);
+  EXPECT_GE(r.failures, 1);
+  auto tcp = mp_test::construct_out_of_descriptors([] { Listener l(Address("127.0.0.1:0")); });
+  EXPECT_EQ(tcp.problem, "");
+  EXPECT_TRUE(tcp.succeeded);
+  EXPECT_GE(tcp.failures, 1);
 }

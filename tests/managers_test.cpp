@@ -403,6 +403,7 @@ TEST(QueueProxy, ABlockedGetIsWokenByAPutFromAnotherThread) {
 #include "mp/connection.hpp"
 #include "mp/process.hpp"
 #include "mp/synchronize.hpp"
+#include "helpers/fd_exhaustion.hpp"
 #include "helpers/fork_mid_call.hpp"
 #include "helpers/relay.hpp"
 
@@ -736,4 +737,15 @@ TEST(ManagerExamples, MasterAndWorkerOnTwoNetworkNamespacesJoinedByAVethPair) {
   sh("ip netns del " + a);  // deleting the namespaces removes the veth pair
   sh("ip netns del " + b);
   if (!ok) GTEST_SKIP() << "could not set up two namespaces joined by a veth pair";
+}
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(Manager, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  // The manager is kept, not shut down: its server inherited the lowered limit.
+  auto r = mp_test::construct_out_of_descriptors([] { return std::make_unique<mp::Manager>(); });
+  EXPECT_EQ(r.problem, "");
+  EXPECT_TRUE(r.succeeded);
+  EXPECT_GE(r.failures, 2);
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <utility>
 
+#include "helpers/fd_exhaustion.hpp"
 #include "helpers/support.hpp"
 
 using namespace std::chrono_literals;
@@ -580,4 +581,15 @@ TEST(ThreadPool, GetWithTimeoutRaisesTimeoutError) {
   EXPECT_EQ(r.get(), 7);
   pool.close();
   pool.join();
+}
+
+// Issue 20: Pool(n) failing partway (out of descriptors after some workers were forked) left
+// those workers alive and idle until the parent exited. Every descriptor the constructor
+// takes is made to fail once; each failure must leave no worker, descriptor or segment.
+TEST(Pool, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  auto r = mp_test::construct_out_of_descriptors([] { mp::Pool pool(3); });
+  EXPECT_EQ(r.problem, "");
+  EXPECT_TRUE(r.succeeded);
+  EXPECT_GE(r.failures, 4) << "every worker takes descriptors: each one failed once";
 }

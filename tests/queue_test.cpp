@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "helpers/fd_exhaustion.hpp"
 #include "helpers/support.hpp"
 #include "mp/internal/os.hpp"
 #include "mp/process.hpp"
@@ -788,4 +789,18 @@ TEST(QueueExamples, QueueHelloOneProcessPutsAnotherGets) {
   auto r = mp_test::run(mp_test::example("queue_hello"));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("consumer got: hello baby"), std::string::npos) << r.out;
+}
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(Queue, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  auto r = mp_test::construct_out_of_descriptors([] {
+    mp::Queue<int> q;
+    q.put(1);
+    (void)q.get();
+  });
+  EXPECT_EQ(r.problem, "");
+  EXPECT_TRUE(r.succeeded);
+  EXPECT_GE(r.failures, 1);
 }

@@ -280,6 +280,24 @@ TEST(SharedMemoryTracker, NoWarningWhenTheCreatorUnlinks) {
   EXPECT_EQ(c.output().find("resource_tracker"), std::string::npos) << c.output();
 }
 
+// Issue 20: the tracker unlinked by name, so program A's tracker removed the block that
+// program B (this test) had created under a name A's block once had, and B's unlink()
+// then failed with ENOENT. A's tracker must leave B's block alone.
+TEST(SharedMemoryTracker, ANameReusedByAnotherProgramIsNotUnlinkedByTheFirstOnesTracker) {
+  Creator a("hang");
+  ASSERT_TRUE(a.read_announcement()) << a.output();
+  {
+    mp::SharedMemory theirs(a.name);
+    theirs.unlink();  // B removes A's block...
+  }
+  mp::SharedMemory ours({.name = a.name, .create = true, .size = 4096});  // ...and reuses its name
+  a.kill();
+  ASSERT_TRUE(a.read_to_eof()) << "A's tracker did not exit within the safety timeout";
+  EXPECT_TRUE(shm_exists(a.name)) << "A's tracker removed B's block: " << a.output();
+  EXPECT_EQ(a.output().find("removed leaked"), std::string::npos) << a.output();
+  EXPECT_NO_THROW(ours.unlink());
+}
+
 TEST(SharedMemoryTracker, UntrackedBlocksOutliveTheirCreator) {
   Creator c("untracked-hang");
   ASSERT_TRUE(c.read_announcement()) << c.output();

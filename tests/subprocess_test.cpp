@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "helpers/fd_exhaustion.hpp"
 #include "helpers/support.hpp"
 #include "mp/subprocess.hpp"
 #include "mp/threading.hpp"
@@ -580,4 +581,17 @@ TEST(Examples, SubprocessCommunicateFeedsInputAndCollectsOutput) {
   EXPECT_NE(r.out.find("$ sort\nexit\npython.org\nset q = mx\nExit code: 0\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("stdout: 42\nstderr: oops\nExit code: 3\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("HELLO, SUBPROCESS\nExit code: 0\n"), std::string::npos) << r.out;
+}
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(Popen, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  auto r = mp_test::construct_out_of_descriptors([] {
+    sp::Popen p({helper, "exit-code", "0"}, {.stdin = sp::PIPE, .stdout = sp::PIPE, .stderr = sp::PIPE});
+    (void)p.communicate();
+  });
+  EXPECT_EQ(r.problem, "");
+  EXPECT_TRUE(r.succeeded);
+  EXPECT_GE(r.failures, 6) << "three pipes: six descriptors, each failed once";
 }

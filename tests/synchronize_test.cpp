@@ -2,7 +2,10 @@
 // Children report failures through their exit code; the parent asserts on it. Nothing here
 // sleeps to synchronize: "the child is now asleep on the futex" is observed in /proc.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -164,6 +167,40 @@ TEST(Lock, ExpiredTimedAcquireStillRecoversDeadHolder) {
   EXPECT_TRUE(l.acquire(0s)) << "even an immediate try notices that the holder is gone";
   EXPECT_TRUE(l.owner_died());
   l.release();
+}
+
+// Issue 20: a waiter with no descriptor free could not open a pidfd on the holder and took
+// a zombie holder for a live one, so acquire() waited forever. The waiter here runs with
+// RLIMIT_NOFILE at exactly the descriptors it has open; without the fix it times out.
+TEST(Lock, ZombieHolderIsTakenOverByAWaiterWithNoDescriptorFree) {
+  mp::Lock l;
+  const pid_t holder = ::fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {
+    l.acquire();
+    ::_exit(0);  // exits holding the lock; not reaped until the end: a zombie
+  }
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (mp_test::proc_state(holder) != 'Z' && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(mp_test::proc_state(holder), 'Z');
+
+  const pid_t waiter = ::fork();
+  ASSERT_GE(waiter, 0);
+  if (waiter == 0) {
+    const int lowest_free = ::fcntl(0, F_DUPFD, 0);
+    if (lowest_free < 0) ::_exit(2);
+    ::close(lowest_free);
+    const rlimit lim{static_cast<rlim_t>(lowest_free), static_cast<rlim_t>(lowest_free)};
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) ::_exit(3);
+    if (::fcntl(0, F_DUPFD_CLOEXEC, 0) >= 0 || errno != EMFILE) ::_exit(4);  // truly none free
+    ::_exit(l.acquire(30s) && l.owner_died() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(waiter, &status, 0), waiter);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the waiter did not take the lock over from its zombie holder";
+  ASSERT_EQ(::waitpid(holder, &status, 0), holder);
 }
 
 // ----------------------------------------------------------------------------------- RLock

@@ -29,6 +29,9 @@
 //   unlinked and never produces a warning (Python before 3.13 did both). unlink() from any
 //   process of the family unregisters it, so no warning follows. Pass `.track = false` to
 //   manage a block's lifetime yourself (it then outlives the family until unlink()).
+//   The tracker removes only the block the family created: if the name was unlinked and
+//   then reused for a new block (by any program) before the family exited, that new block
+//   is left alone (Python's tracker unlinks by name and would remove it).
 // - SharedMemory is a move-only handle; a child forked while it is open inherits the
 //   mapping, so buf() is valid there too. It is not internally synchronized: use an
 //   mp::Lock (or atomics placed in the block) to coordinate access to the bytes.
@@ -36,6 +39,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <utility>
@@ -101,7 +105,9 @@ namespace internal {
 /// Starts the tracker if needed; returns false if it cannot run (the block is then simply
 /// not cleaned up automatically).
 bool ensure_resource_tracker() noexcept;
-void track_shared_memory(const std::string& name) noexcept;
+/// Registers a block the caller created, with the device and inode of the object it made:
+/// at cleanup the tracker unlinks the name only if it still refers to that object.
+void track_shared_memory(const std::string& name, std::uint64_t dev, std::uint64_t ino) noexcept;
 void untrack_shared_memory(const std::string& name) noexcept;
 /// The tracker serving this process, or 0 if none was started (for tests).
 pid_t resource_tracker_pid() noexcept;

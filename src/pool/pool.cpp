@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <deque>
@@ -83,9 +84,16 @@ class ProcessPoolCore {
     if (efd < 0) throw OSError(-efd, "Pool: eventfd()");
     efd_.reset(efd);
     workers_.resize(n_);
-    std::lock_guard g(mu_);
-    for (std::size_t i = 0; i < n_; ++i) start_worker_locked(i);
-    handler_ = std::thread([this] { handler_loop(); });
+    try {
+      {
+        std::lock_guard g(mu_);
+        for (std::size_t i = 0; i < n_; ++i) start_worker_locked(i);
+      }
+      handler_ = std::thread([this] { handler_loop(); });
+    } catch (...) {
+      terminate();  // a constructor that throws leaves no worker behind (the destructor will not run)
+      throw;
+    }
   }
 
   ~ProcessPoolCore() { terminate(); }
@@ -207,6 +215,14 @@ class ProcessPoolCore {
     w->proc->start();
     w->pid = w->proc->pid();
     w->pidfd = w->proc->sentinel();
+    if (w->pidfd < 0) {
+      // Out of descriptors for its pidfd: a worker the pool cannot watch would hang its
+      // tasks if it died, so it is not kept.
+      w->proc->kill();
+      w->proc->join();
+      throw OSError(EMFILE, "Pool: cannot watch worker " + std::to_string(w->pid) +
+                                " (no pidfd: out of file descriptors?); raise RLIMIT_NOFILE or use fewer processes");
+    }
     workers_[slot] = std::move(w);
   }
 

@@ -2,9 +2,9 @@
 //
 // Like Python's multiprocessing.resource_tracker, it is a separate process that holds the
 // reading end of a channel whose writing end every process of the family holds. Creators
-// send "R<name>" after creating a block and "U<name>" after unlinking it. When the last
-// writer is gone — every process of the family exited, however it died — the tracker reads
-// EOF, unlinks what is still registered, reports it on stderr and exits.
+// send "R<device><inode><name>" after creating a block and "U<name>" after unlinking it.
+// When the last writer is gone — every process of the family exited, however it died — the
+// tracker reads EOF, unlinks what is still registered, reports it on stderr and exits.
 //
 // Choices, and the problem each one prevents:
 // - The channel is an AF_UNIX SOCK_SEQPACKET socketpair, not a pipe: each message arrives
@@ -22,13 +22,20 @@
 //   family is freed at once, and a parent reading a child's stdout still sees EOF).
 // - It ignores SIGINT/SIGTERM/SIGHUP: Ctrl-C on the terminal kills the program's process
 //   group, and the tracker must survive that to clean up after it.
+// - It unlinks a name only while the name still refers to the block the family created (the
+//   device and inode recorded at creation): another program may have unlinked that block and
+//   created a new one under the same name, and that block is not ours to remove. The check
+//   and the unlink are two steps (Linux has no "unlink if still this inode"), so a name
+//   replaced in between is still removed; replacing it before the family exits is safe.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -42,43 +49,55 @@ namespace mp::internal {
 
 namespace {
 
-constexpr std::size_t kMaxMessage = 512;  // 'R'/'U' + a name of at most NAME_MAX
-constexpr std::size_t kNameSlot = 256;    // NAME_MAX + NUL
+constexpr std::size_t kNameSlot = 256;  // NAME_MAX + NUL
+
+/// Which object a name referred to when it was registered.
+struct Identity {
+  std::uint64_t dev = 0, ino = 0;
+};
+constexpr std::size_t kMaxMessage = 1 + sizeof(Identity) + kNameSlot;  // 'R' + identity + name
 
 // ------------------------------------------------------------- tracker side (post-fork)
 
-// A growable table of names in anonymous memory (mmap/mremap: system calls, not malloc).
+/// A registered block: its name and the object it named at creation.
+struct Entry {
+  Identity id;
+  char name[kNameSlot];
+};
+
+// A growable table of entries in anonymous memory (mmap/mremap: system calls, not malloc).
 struct NameTable {
-  char* slots = nullptr;  // capacity * kNameSlot bytes
+  Entry* slots = nullptr;
   std::size_t size = 0, capacity = 0;
 
-  bool add(const char* name, std::size_t len) noexcept {
+  bool add(const Identity& id, const char* name, std::size_t len) noexcept {
     if (len == 0 || len >= kNameSlot) return false;
     if (size == capacity) {
       std::size_t cap = capacity ? capacity * 2 : 256;
       void* p = slots;
-      int e = slots ? remap_memory(p, capacity * kNameSlot, cap * kNameSlot, MREMAP_MAYMOVE)
-                    : map_memory(p, cap * kNameSlot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      int e = slots ? remap_memory(p, capacity * sizeof(Entry), cap * sizeof(Entry), MREMAP_MAYMOVE)
+                    : map_memory(p, cap * sizeof(Entry), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (e != 0) return false;
-      slots = static_cast<char*>(p);
+      slots = static_cast<Entry*>(p);
       capacity = cap;
     }
-    std::memcpy(slots + size * kNameSlot, name, len);
-    slots[size * kNameSlot + len] = '\0';
-    ++size;
+    Entry& e = slots[size++];
+    e.id = id;
+    std::memcpy(e.name, name, len);
+    e.name[len] = '\0';
     return true;
   }
   void remove(const char* name, std::size_t len) noexcept {
     for (std::size_t i = size; i-- > 0;) {
-      char* s = slots + i * kNameSlot;
-      if (std::strlen(s) == len && std::memcmp(s, name, len) == 0) {
-        if (i != size - 1) std::memcpy(s, slots + (size - 1) * kNameSlot, kNameSlot);
+      Entry& e = slots[i];
+      if (std::strlen(e.name) == len && std::memcmp(e.name, name, len) == 0) {
+        if (i != size - 1) std::memcpy(&e, &slots[size - 1], sizeof(Entry));
         --size;
         return;
       }
     }
   }
-  const char* at(std::size_t i) const noexcept { return slots + i * kNameSlot; }
+  const Entry& at(std::size_t i) const noexcept { return slots[i]; }
 };
 
 void write_all(int fd, const char* s, std::size_t n) noexcept {
@@ -185,16 +204,26 @@ void unmap_shared_mappings() noexcept {
     if (n == -EINTR) continue;
     if (n <= 0) break;  // EOF: every process of the family is gone
     auto len = static_cast<std::size_t>(n) - 1;
-    if (msg[0] == 'R') names.add(msg + 1, len);
-    else if (msg[0] == 'U') names.remove(msg + 1, len);
+    if (msg[0] == 'R' && len > sizeof(Identity)) {
+      Identity id;
+      std::memcpy(&id, msg + 1, sizeof id);
+      names.add(id, msg + 1 + sizeof id, len - sizeof id);
+    } else if (msg[0] == 'U') {
+      names.remove(msg + 1, len);
+    }
   }
 
   char path[16 + kNameSlot];
   for (std::size_t i = 0; i < names.size; ++i) {
-    const char* name = names.at(i);
+    const char* name = names.at(i).name;
     std::memcpy(path, "/dev/shm/", 9);
     std::memcpy(path + 9, name, std::strlen(name) + 1);
-    // ENOENT: someone outside the family unlinked it. Not a leak, so not reported.
+    // Gone (someone outside the family unlinked it) or now another block (someone then
+    // created one under the same name): not a leak of ours, so neither removed nor reported.
+    struct stat st{};
+    if (stat_path(path, st) != 0 || static_cast<std::uint64_t>(st.st_dev) != names.at(i).id.dev ||
+        static_cast<std::uint64_t>(st.st_ino) != names.at(i).id.ino)
+      continue;
     if (unlink_path(path) == 0) {
       write_str(2, "mp.resource_tracker: removed leaked shared memory block '");
       write_str(2, name);
@@ -265,13 +294,19 @@ bool start_locked(Client& c) noexcept {
   return true;
 }
 
-bool send_message(char kind, const std::string& name) noexcept {
+/// Sends `kind`, then `id` unless null, then `name`.
+bool send_message(char kind, const Identity* id, const std::string& name) noexcept {
   Client& c = client();
   if (name.empty() || name.size() >= kNameSlot) return false;
   char msg[kMaxMessage];
-  msg[0] = kind;
-  std::memcpy(msg + 1, name.data(), name.size());
-  std::size_t len = 1 + name.size();
+  std::size_t len = 0;
+  msg[len++] = kind;
+  if (id) {
+    std::memcpy(msg + len, id, sizeof *id);
+    len += sizeof *id;
+  }
+  std::memcpy(msg + len, name.data(), name.size());
+  len += name.size();
   for (int attempt = 0; attempt < 2; ++attempt) {
     int fd;
     {
@@ -302,8 +337,11 @@ bool ensure_resource_tracker() noexcept {
   return c.fd >= 0 || start_locked(c);
 }
 
-void track_shared_memory(const std::string& name) noexcept { send_message('R', name); }
-void untrack_shared_memory(const std::string& name) noexcept { send_message('U', name); }
+void track_shared_memory(const std::string& name, std::uint64_t dev, std::uint64_t ino) noexcept {
+  const Identity id{dev, ino};
+  send_message('R', &id, name);
+}
+void untrack_shared_memory(const std::string& name) noexcept { send_message('U', nullptr, name); }
 
 pid_t resource_tracker_pid() noexcept {
   Client& c = client();

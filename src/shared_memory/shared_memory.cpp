@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -81,7 +82,9 @@ SharedMemory::SharedMemory(SharedMemoryOptions opts) {
     if (fd == -EEXIST && auto_name && attempt < 16) continue;  // a random name collided
     throw OSError(-fd, "SharedMemory: cannot create '" + name_ + "'");
   }
+  struct stat created{};
   try {
+    if (int e = internal::stat_fd(fd_.get(), created)) throw OSError(-e, "SharedMemory: fstat of '" + name_ + "'");
     // The umask may have removed bits but never adds any; make the mode exactly 0600.
     if (int e = internal::chmod_fd(fd_.get(), 0600)) throw OSError(-e, "SharedMemory: fchmod of '" + name_ + "'");
     if (int e = internal::truncate_fd(fd_.get(), static_cast<off_t>(opts.size)))
@@ -92,7 +95,9 @@ SharedMemory::SharedMemory(SharedMemoryOptions opts) {
     (void)internal::shm_unlink_name(("/" + name_).c_str());
     throw;
   }
-  if (tracked) internal::track_shared_memory(name_);
+  if (tracked)
+    internal::track_shared_memory(name_, static_cast<std::uint64_t>(created.st_dev),
+                                  static_cast<std::uint64_t>(created.st_ino));
 }
 
 SharedMemory::SharedMemory(SharedMemory&& o) noexcept

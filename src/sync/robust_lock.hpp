@@ -4,7 +4,9 @@
 // producer and consumer locks (SideLock, src/queue/queue.cpp).
 //
 // A robust lock's word records its holder's pid. A waiter sleeps in bounded slices and
-// checks the holder between them (process_has_exited: a pidfd, so a zombie counts as dead):
+// checks the holder between them (process_has_exited: a pidfd, so a zombie counts as dead,
+// and a descriptor-free probe when no pidfd can be opened, so a waiter at its RLIMIT_NOFILE
+// limit still sees a dead holder):
 // first kFirstProbe into the wait, then at doubling intervals up to kLastProbe. A dead
 // holder is detected within about a second, and a long wait on a live one costs a handful
 // of wake-ups per second at most. The takeover is one compare-exchange from the word seen

@@ -45,7 +45,10 @@ inline pid_t self_pid() noexcept {
 /// The calling thread's kernel thread id.
 pid_t self_tid() noexcept;
 /// True when process `pid` has exited (including a zombie not yet reaped) or never existed.
-/// Uses a pidfd, so a zombie counts as dead. Pid reuse within the check is not detected.
+/// Uses a pidfd, so a zombie counts as dead; with no descriptor free (EMFILE, ENFILE) it
+/// asks the kernel for the process's memory instead, which an exited process (a zombie
+/// too) no longer has. In that fallback a process whose main thread has exited while
+/// other threads run also counts as exited. Pid reuse within the check is not detected.
 bool process_has_exited(pid_t pid) noexcept;
 
 }  // namespace mp::internal
