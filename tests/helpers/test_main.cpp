@@ -23,6 +23,14 @@ class ResourceCheck : public ::testing::Environment {
 
 }  // namespace
 
+#if defined(__SANITIZE_THREAD__)
+// The suite's TSan suppressions (tests/tsan.supp, which says why each is there) also when a
+// test binary is run by hand, outside the tsan test preset that passes them in TSAN_OPTIONS.
+extern "C" __attribute__((used, visibility("default"))) const char* __tsan_default_options() {
+  return "suppressions=" MP_SOURCE_DIR "/tests/tsan.supp";
+}
+#endif
+
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   ::testing::AddGlobalTestEnvironment(new ResourceCheck);
