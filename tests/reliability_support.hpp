@@ -146,6 +146,18 @@ inline bool under_tsan() {
   return false;
 }
 
+/// True in the ASan and TSan builds, whose forks and exits cost several times the release build's.
+inline bool under_sanitizer() {
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  return true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+  return true;
+#endif
+#endif
+  return false;
+}
+
 /// Milliseconds between two steady_clock points (for printed figures, never asserted).
 inline double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
