@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "helpers/support.hpp"
+#include "pickle/value_access.hpp"
 
 namespace pk = mp::pickle;
 using pk::Value;
@@ -653,6 +654,46 @@ TEST(PickleValue, EqualityAndHashOfSharedStructuresAreLinear) {
   EXPECT_LE(a.repr(100).size(), 103u);
   Value la = Value::list({a, a}), lb = Value::list({b, b});
   EXPECT_TRUE(Value::dict({{"k", la}}) == Value::dict({{"k", lb}}));
+}
+
+// Regression (issue 19): two equal, distinct chains alternating tuple and frozenset,
+// A(k) = (frozenset{A(k-1)}, frozenset{B(k-1)}) and B(k) = (frozenset{B(k-1)}, frozenset{A(k-1)}),
+// put in one set. Each frozenset comparison looked its element up with a fresh memory of the
+// pairs already compared, so A(k) == B(k) took 2**k steps (5 s at depth 26 from 807 bytes).
+// Now one comparison remembers every pair it met: a step count, no timing.
+TEST(PickleLoads, EqualChainsOfTuplesAndFrozensetsCompareInPolynomialSteps) {
+  constexpr int kDepth = 300;  // nesting 601, under max_depth 1000
+  std::string p = "\x80\x04";
+  auto get = [&](std::uint32_t idx) {
+    p += 'j';  // LONG_BINGET
+    for (int i = 0; i < 4; ++i) p += static_cast<char>((idx >> (8 * i)) & 0xff);
+  };
+  auto frozenset_of = [&](std::uint32_t idx) {
+    p += '(';
+    get(idx);
+    p += '\x91';  // FROZENSET
+  };
+  p += "K\x01\x85\x94" "0" "K\x01\x85\x94" "0";  // memo[0] = A(0) = (1,), memo[1] = B(0) = (1,); POP
+  for (std::uint32_t k = 1; k <= kDepth; ++k) {
+    const std::uint32_t a = 2 * (k - 1), b = a + 1;
+    frozenset_of(a);
+    frozenset_of(b);
+    p += "\x86\x94" "0";  // A(k): TUPLE2, MEMOIZE, POP
+    frozenset_of(b);
+    frozenset_of(a);
+    p += "\x86\x94" "0";  // B(k)
+  }
+  p += '\x8f';  // EMPTY_SET
+  p += '(';
+  get(2 * kDepth);
+  get(2 * kDepth + 1);
+  p += "\x90.";  // ADDITEMS, STOP: {A(300), B(300)}
+  pk::equality_stats() = {};
+  Value v = pk::loads(p);
+  EXPECT_EQ(v.as_set().size(), 1u);  // A and B are equal: the set keeps one
+  const std::uint64_t size = p.size();
+  EXPECT_LE(pk::equality_stats().largest, 4 * (size + 16) * (size + 16)) << "bytes: " << size;
+  EXPECT_GT(pk::equality_stats().largest, std::uint64_t{kDepth});  // it did compare the chains
 }
 
 TEST(PickleLoads, EachNanIsItsOwnKeyLikeCPython) {

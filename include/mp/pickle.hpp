@@ -22,6 +22,8 @@
 //     before anything is allocated, nesting is limited (LoadOptions::max_depth), the memo has
 //     at most one entry per PUT opcode read (and at most LoadOptions::max_memo), and values
 //     fetched from the memo are shared, not copied, so "billion laughs" input stays small.
+//   - It takes polynomial time: comparing set elements and dict keys (Python's ==) remembers
+//     each pair of nodes it met, so one comparison is O(size^2) of the input (fuzzed too).
 //   - It never crashes: unknown opcodes, truncated or malformed input, ints beyond 64 bits,
 //     unhashable dict keys and self-referencing structures raise mp::pickle::UnpicklingError
 //     naming the opcode and the byte offset. (This is fuzzed: tests/fuzz/pickle_fuzz.cpp.)

@@ -2,11 +2,12 @@
 // and the per-process seeded hash that Dict and Set index by.
 #include "mp/pickle.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "pickle/value_access.hpp"
 
@@ -299,8 +300,15 @@ bool numbers_equal(const Value& a, const Value& b) {
   return e && *e == (ia ? *ia : *ib);
 }
 
-/// Equality of two values whose memo-shared parts repeat: without remembering which node
-/// pairs are already known equal, comparing (t, t) chains 60 deep takes 2**60 steps.
+/// Equality of two values whose memo-shared parts repeat: without remembering the outcome
+/// for node pairs already compared, comparing (t, t) chains 60 deep takes 2**60 steps. One
+/// context serves a whole top-level comparison, including the comparisons that set and dict
+/// lookups make inside it (they reach operator== again and find the active context), so each
+/// pair of container nodes is compared once: at most nodes(a) x nodes(b) comparisons that
+/// descend, each looking at one node's children, which bounds one comparison by O(size^2) of
+/// the pickle it came from. A decode compares a new set element or dict key only with the
+/// stored ones of equal (seeded) hash, so it stays polynomial. pickle_test checks the bound
+/// on the chain that was exponential, the fuzz target on every input.
 struct EqContext {
   struct PairHash {
     std::size_t operator()(const std::pair<std::uintptr_t, std::uintptr_t>& p) const noexcept {
@@ -308,8 +316,28 @@ struct EqContext {
     }
   };
   std::size_t work = 0;
-  std::unordered_set<std::pair<std::uintptr_t, std::uintptr_t>, PairHash> proven;
+  std::unordered_map<std::pair<std::uintptr_t, std::uintptr_t>, bool, PairHash> known;
 };
+
+thread_local EqContext* t_active = nullptr;  // the comparison this thread is inside, if any
+thread_local EqualityStats t_stats;          // for the bound (value_access.hpp)
+
+/// Runs f with the thread's active context, making one for a top-level comparison.
+template <class F>
+bool with_context(F f) {
+  if (t_active) return f(*t_active);
+  EqContext c;
+  t_active = &c;
+  const std::uint64_t before = t_stats.steps;
+  struct Reset {
+    std::uint64_t before;
+    ~Reset() {
+      t_active = nullptr;
+      t_stats.largest = std::max(t_stats.largest, t_stats.steps - before);
+    }
+  } reset{before};
+  return f(c);
+}
 
 bool equal(const Value& a, const Value& b, EqContext& c);
 
@@ -335,7 +363,15 @@ bool object_equal(const Object& a, const Object& b, EqContext& c) {
          dict_equal(a.dictitems, b.dictitems, c);
 }
 
+bool sets_equal(const Set& a, const Set& b) {  // lookups in b compare through the active context
+  if (a.size() != b.size()) return false;
+  for (const auto& v : a)
+    if (!b.contains(v)) return false;
+  return true;
+}
+
 bool equal(const Value& a, const Value& b, EqContext& c) {
+  ++t_stats.steps;
   Kind ka = a.kind(), kb = b.kind();
   if (is_number(ka) && is_number(kb)) return numbers_equal(a, b);
   if (ka != kb && !(a.is_set() && b.is_set())) return false;
@@ -345,47 +381,44 @@ bool equal(const Value& a, const Value& b, EqContext& c) {
     case Kind::str: return a.as_str() == b.as_str();
     case Kind::bytes: return a.as_bytes() == b.as_bytes();
     case Kind::global: return a.as_global() == b.as_global();
-    case Kind::set:
-    case Kind::frozenset: return a.as_set() == b.as_set();
     default: break;
   }
   std::pair<std::uintptr_t, std::uintptr_t> key{a.id(), b.id()};
   bool remember = ++c.work > 64;
-  if (remember && c.proven.count(key)) return true;
+  if (remember)
+    if (auto it = c.known.find(key); it != c.known.end()) return it->second;
   bool eq = false;
   switch (ka) {
+    case Kind::set:
+    case Kind::frozenset: eq = sets_equal(a.as_set(), b.as_set()); break;
     case Kind::tuple:
     case Kind::list: eq = items_equal(a.as_sequence(), b.as_sequence(), c); break;
     case Kind::dict: eq = dict_equal(a.as_dict(), b.as_dict(), c); break;
     case Kind::object: eq = object_equal(a.as_object(), b.as_object(), c); break;
     default: break;
   }
-  if (eq && remember) c.proven.insert(key);
+  if (remember) c.known.emplace(key, eq);
   return eq;
 }
 
 }  // namespace
 
 bool operator==(const Value& a, const Value& b) {
-  EqContext c;
-  return equal(a, b, c);
+  return with_context([&](EqContext& c) { return equal(a, b, c); });
 }
 
 bool operator==(const Object& a, const Object& b) {
-  EqContext c;
-  return object_equal(a, b, c);
+  return with_context([&](EqContext& c) { return object_equal(a, b, c); });
 }
 
 bool operator==(const Dict& a, const Dict& b) {
-  EqContext c;
-  return dict_equal(a, b, c);
+  return with_context([&](EqContext& c) { return dict_equal(a, b, c); });
 }
 
 bool operator==(const Set& a, const Set& b) {
-  if (a.size() != b.size()) return false;
-  for (const auto& v : a)
-    if (!b.contains(v)) return false;
-  return true;
+  return with_context([&](EqContext&) { return sets_equal(a, b); });
 }
+
+EqualityStats& equality_stats() noexcept { return t_stats; }
 
 }  // namespace mp::pickle

@@ -10,6 +10,15 @@
 
 namespace mp::pickle {
 
+/// This thread's value comparisons: `steps` (each looks at one pair of values) in all, and
+/// the most one top-level comparison took. Decoding compares the keys of sets and dicts; the
+/// fuzz target and pickle_test check `largest` against O(size^2) (value.cpp says why it holds).
+struct EqualityStats {
+  std::uint64_t steps = 0;
+  std::uint64_t largest = 0;
+};
+EqualityStats& equality_stats() noexcept;
+
 struct ValueAccess {
   static Value::Storage& storage(Value& v) noexcept { return v.v_; }
   static const Value::Storage& storage(const Value& v) noexcept { return v.v_; }

@@ -2,7 +2,8 @@
 // mp::pickle::PickleError, and whatever decodes re-encodes stably: for every protocol,
 // dumps(v) decodes again and re-encodes to the same bytes (dumps(loads(dumps(v))) == dumps(v);
 // at protocol 2 after one pass of Python 2 name normalization).
-// Any other exception, crash, sanitizer report, hang or unbounded allocation is a bug.
+// Any other exception, crash, sanitizer report, hang or unbounded allocation is a bug, and
+// so is a comparison of decoded keys that takes more than O(size^2) steps.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -10,16 +11,27 @@
 #include <string_view>
 
 #include "mp/pickle.hpp"
+#include "pickle/value_access.hpp"
 
 namespace pk = mp::pickle;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
   pk::Value v;
+  pk::equality_stats() = {};
   try {
     v = pk::loads(in);
   } catch (const pk::PickleError&) {
     return 0;
+  }
+  // Decoding time stays polynomial: no comparison of set elements or dict keys made while
+  // decoding takes more steps than O(size^2) (value.cpp); a count, so no timing noise.
+  const std::uint64_t bound = 4 * (size + 16) * (size + 16);
+  if (pk::equality_stats().largest > bound) {
+    std::fprintf(stderr, "a comparison took %llu steps on a %zu-byte input (bound %llu)\n",
+                 static_cast<unsigned long long>(pk::equality_stats().largest), size,
+                 static_cast<unsigned long long>(bound));
+    std::abort();
   }
   for (int proto = 2; proto <= pk::highest_protocol; ++proto) {
     std::string once;
