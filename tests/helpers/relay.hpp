@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -75,7 +76,10 @@ class Relay {
   /// Blocks until the held connection has been accepted (its client's connect() returned).
   void wait_held() {
     char c = 0;
-    if (::recv(ctl_, &c, 1, MSG_WAITALL) != 1 || c != 'h') std::abort();
+    if (::recv(ctl_, &c, 1, MSG_WAITALL) != 1 || c != 'h') {
+      std::fprintf(stderr, "Relay::wait_held: the relay process ended before the held connection came\n");
+      std::abort();  // the test cannot go on, and its thread is stuck in the call
+    }
   }
   /// Lets the held connection through to the server.
   void release() {
