@@ -251,7 +251,6 @@ TEST_F(PythonServer, ForkedChildTakesItsOwnReferenceAndConnection) {
 // parent is inside a call (its connection held at a relay) use the proxy and finish;
 // they used to hang on the proxy's mutex, copied locked.
 TEST_F(PythonServer, ChildrenForkedWhileAThreadIsInsideAProxyCallCanUseTheProxy) {
-  if (const char* why = mp_test::fork_mid_call_skip_reason()) GTEST_SKIP() << why;
   mp_test::Relay relay(address, /*held=*/2);  // 1: create; 2: the thread's first call
   auto m = python_manager(relay.address());
   auto q = m.get<py::QueueProxy<int>>("get_task_queue");

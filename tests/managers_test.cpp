@@ -501,7 +501,6 @@ TEST(ManagerSocket, ConnectingWithoutTheServersKeyNamesTheMissingKey) {
 // connection is held at a relay, so it stays inside the call for as long as the children
 // run; without the fix every child hangs and the bounded joins fail.
 TEST(ManagerSocket, ChildrenForkedWhileAThreadIsInsideAProxyCallCanUseTheProxy) {
-  if (const char* why = mp_test::fork_mid_call_skip_reason()) GTEST_SKIP() << why;
   mp::Manager m;
   mp_test::Relay relay(m.address(), /*held=*/2);  // 1: creating the queue; 2: the thread's first call
   mp::SyncManager via(relay.address(), m.authkey());

@@ -3,10 +3,20 @@
 // used to inherit the proxy's mutex locked and hang on their first call for good.)
 #pragma once
 
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <exception>
+#include <fstream>
+#include <iterator>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -16,16 +26,38 @@
 
 namespace mp_test {
 
-/// Why the test is skipped in this build, or nullptr. The relay forwards bytes on its own
-/// threads while the parent forks: glibc's malloc is fork-safe (atfork handlers), but the
-/// sanitizers' allocators are not, and a child can inherit one of their locks held (seen
-/// once under ASan: 19 of 20 children finished, the 20th stuck in the ASan allocator).
-inline const char* fork_mid_call_skip_reason() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  return "forks while relay threads allocate: the sanitizer's allocator is not fork-safe";
-#else
-  return nullptr;
+/// Waits until thread `tid` of this process sleeps in the kernel waiting for input (read,
+/// recv, poll...), as /proc/self/task/<tid>/syscall shows (it names the system call only
+/// while the thread sleeps in it). From then until that input comes, the thread runs no
+/// code and holds no allocator lock. That matters under ASan: glibc's malloc takes its
+/// locks around fork, GCC 12's ASan allocator does not, so a child forked while another
+/// thread is inside malloc can inherit an allocator lock held and hang on its first
+/// allocation (seen in CI: 19 of 20 children finished). Needed after Relay::wait_held():
+/// the held thread's connect() has returned then, but it may still be allocating (its
+/// Connection's receive buffer) before it sleeps reading the handshake.
+/// False if /proc does not tell (no such file, or an unexpected answer).
+inline bool wait_until_asleep_on_input(pid_t tid) {
+  const long waits[] = {SYS_read, SYS_readv, SYS_recvfrom, SYS_recvmsg, SYS_ppoll, SYS_pselect6, SYS_epoll_pwait,
+#ifdef SYS_poll
+                        SYS_poll, SYS_select, SYS_epoll_wait,
 #endif
+  };
+  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
+  for (;;) {
+    std::ifstream f(path);
+    std::string first;
+    if (!(f >> first)) return false;
+    if (first != "running") {  // else on a CPU: try again
+      long nr = 0;
+      try {
+        nr = std::stol(first);  // -1: asleep outside a system call (a page fault, say)
+      } catch (const std::exception&) {
+        return false;
+      }
+      if (std::find(std::begin(waits), std::end(waits), nr) != std::end(waits)) return true;
+    }
+    std::this_thread::yield();
+  }
 }
 
 /// A thread makes its first call on `q` (q.get()), held inside it by `relay` (whose held
@@ -36,7 +68,9 @@ template <class QueueProxy>
 void children_forked_mid_call_put(QueueProxy& q, Relay& relay) {
   using namespace std::chrono_literals;
   int got = -1;
+  std::atomic<pid_t> inside_tid{0};
   std::thread inside([&] {  // stuck connecting until release()
+    inside_tid.store(::gettid(), std::memory_order_release);
     try {
       got = q.get();
     } catch (const mp::Error& e) {  // without the fix: the handshake times out meanwhile
@@ -44,9 +78,16 @@ void children_forked_mid_call_put(QueueProxy& q, Relay& relay) {
     }
   });
   relay.wait_held();
+  pid_t tid;
+  while ((tid = inside_tid.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+  if (!wait_until_asleep_on_input(tid))
+    ADD_FAILURE() << "cannot read /proc/self/task/" << tid << "/syscall: the test cannot make sure the held "
+                  << "thread sleeps (and so holds no allocator lock) while this thread forks";
   constexpr int kChildren = 20;
-  // The children call once all are forked, so nothing else in the parent allocates while
-  // it forks (ASan's allocator, unlike glibc's, can be copied locked).
+  // From here until the children are joined, the held thread sleeps in its read (the
+  // relay runs in a process of its own) and the children call only once all are forked:
+  // nothing but this thread runs in the parent while it forks, so no child can inherit a
+  // lock held by another thread (see wait_until_asleep_on_input).
   mp::Event go;
   std::vector<mp::Process> ps;
   for (int i = 0; i < kChildren; ++i) {
