@@ -127,8 +127,14 @@ class Connection {
   /// closed or read-only, EPIPE/ECONNRESET when the peer is gone).
   template <class T>
   void send(const T& value) {
-    static_assert(Transferable<T>, "mp::Connection::send: this type cannot be sent (see mp/codec.hpp)");
-    if constexpr (TriviallyTransferable<T>) {
+    static_assert(Transferable<T>,
+                  "mp::Connection::send(value): this type cannot be sent between processes. Make it trivially "
+                  "copyable, or give it `template <class Archive> void serialize(Archive& ar) { ar(field1, field2, "
+                  "...); }` and a default constructor (cereal), or include the cereal header for the standard type "
+                  "it uses; pointers cannot be sent.");
+    if constexpr (!Transferable<T>) {
+      return;  // the static_assert above is the one error
+    } else if constexpr (TriviallyTransferable<T>) {
       send_frame(reinterpret_cast<const char*>(std::addressof(value)), sizeof(T));
     } else {
       std::string& buf = begin_encoded_frame();

@@ -310,8 +310,8 @@ class Executor {
     return Future<R>(r.state());
   }
   /// fn over `range`, results in order as an input range (Executor.map); iterating
-  /// rethrows a task's exception.
-  template <class F, std::ranges::input_range Range>
+  /// rethrows a task's exception. Misuse is pool.map's static_assert (see pool.hpp).
+  template <class F, class Range>
   auto map(F fn, Range&& range, std::size_t chunksize = 1) {
     check_open();
     return pool_.imap(fn, std::forward<Range>(range), chunksize);

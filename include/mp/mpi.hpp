@@ -310,6 +310,12 @@ class Pool : public mp::internal::PoolApi<Pool> {
   /// As mp::Pool::cancel_pending(): cancels queued single-result tasks.
   std::size_t cancel_pending();
 
+  /// Internal: PoolApi's hook for checks made before any state is created; this pool
+  /// makes its checks in submit_items.
+  template <class F, class R, class... A>
+  static constexpr bool task_ok() {
+    return true;
+  }
   /// Internal: encodes and queues chunks (used by PoolApi).
   template <class F, class R, class... A>
   void submit_items(F fn, std::vector<std::tuple<A...>>&& items, std::size_t chunksize,

@@ -21,6 +21,14 @@
 // cannot move is a compile-time error. The initializer runs in each worker before its
 // first task; it may capture (it exists before the workers are forked).
 //
+// Calling forms: f's arguments follow f one by one — pool.apply(f, 2, 3),
+// pool.apply_async(f, 2, 3) — except when callbacks follow, where they are grouped:
+// pool.apply_async(f, mp::args(2, 3), callback, error_callback). map/imap take a range
+// of single arguments, starmap a range of std::tuple/std::pair/std::array of arguments.
+// A call that breaks these rules (or the two above) fails to compile with a static_assert
+// naming the call and saying what to write instead, as its first error (tests/compile_fail/,
+// registered by tests/misuse_compile_fail.cmake).
+//
 // Guarantees
 // - Workers take work on demand: a worker is given more tasks only as it finishes
 //   earlier ones (a short prefetch window per worker when many tasks are queued), so a
@@ -213,23 +221,31 @@ concept SendableCallable =
 template <class F>
 constexpr void check_sendable() {
   static_assert(SendableCallable<F>,
-                "mp::Pool: this callable cannot be sent to a worker process. Workers are forked from this "
+                "mp::Pool / mp::ProcessPoolExecutor: this callable cannot be sent to a worker process. Workers are forked from this "
                 "program, so a plain function or a lambda WITHOUT captures works; a lambda with captures (or "
                 "any callable with state) does not, because its captured values — often pointers into this "
                 "process's memory — would not be there. Pass the captured values as arguments instead: "
-                "pool.apply(fn, x, y) / pool.map(fn, items). (mp::ThreadPool accepts any callable.)");
+                "pool.apply(fn, x, y) / pool.map(fn, items) / executor.submit(fn, x, y). (mp::ThreadPool and "
+                "mp::ThreadPoolExecutor accept any callable.)");
 }
 
 template <class T>
 constexpr void check_transferable_arg() {
   static_assert(Transferable<T>,
-                "mp::Pool: an argument type cannot be sent to a worker process through mp::codec (see "
-                "mp/codec.hpp: make it trivially copyable or give it a cereal serialize()).");
+                "mp::Pool / mp::ProcessPoolExecutor: an argument (or map item) of this type cannot be sent to a "
+                "worker process. Make it trivially copyable, or give it `template <class Archive> void "
+                "serialize(Archive& ar) { ar(field1, field2, ...); }` and a default constructor (cereal), or "
+                "include the cereal header for the standard type it uses; pointers cannot be sent. "
+                "(mp::ThreadPool and mp::ThreadPoolExecutor do not encode.)");
 }
 template <class R>
 constexpr void check_transferable_result() {
   static_assert(std::is_void_v<R> || Transferable<R>,
-                "mp::Pool: the task's result type cannot be sent back through mp::codec (see mp/codec.hpp).");
+                "mp::Pool / mp::ProcessPoolExecutor: the function's result type cannot be sent back from the "
+                "worker process. Make it trivially copyable, or give it `template <class Archive> void "
+                "serialize(Archive& ar) { ar(field1, field2, ...); }` and a default constructor (cereal), or "
+                "include the cereal header for the standard type it uses; pointers cannot be sent. "
+                "(mp::ThreadPool and mp::ThreadPoolExecutor do not encode.)");
 }
 
 /// Runs `count` items of a task inside a worker: decodes each item's arguments, calls the
@@ -285,16 +301,34 @@ template <class Derived>
 class PoolApi {
  public:
   /// Runs fn(args...) in a worker and waits for its result (Python's apply).
+  /// Misuse (f not callable with these arguments, mp::args) is a static_assert saying
+  /// what to write.
   template <class F, class... A>
   auto apply(F fn, A&&... a) {
-    return apply_async(fn, std::forward<A>(a)...).get();
+    static_assert(!(is_args<std::decay_t<A>>::value || ...),
+                  "pool.apply(f, args...): pass f's arguments one by one, pool.apply(f, 2, 3) (Python's "
+                  "apply(f, (2, 3))); mp::args(...) is only for apply_async with callbacks: "
+                  "pool.apply_async(f, mp::args(2, 3), callback)");
+    if constexpr (!(is_args<std::decay_t<A>>::value || ...)) {
+      static_assert(std::is_invocable_v<F&, std::decay_t<A>&...>,
+                    "pool.apply(f, args...): f cannot be called with these arguments. The arguments after f must "
+                    "match f's parameters, one by one: for int f(int, int) write pool.apply(f, 2, 3)");
+      if constexpr (std::is_invocable_v<F&, std::decay_t<A>&...>) return apply_async(fn, std::forward<A>(a)...).get();
+    }
   }
 
   /// Submits fn(args...) and returns at once (Python's apply_async without callbacks).
+  /// Arguments that do not match fn's parameters are a static_assert that also explains
+  /// how to pass callbacks (after mp::args(...)).
   template <class F, class... A>
     requires(!(is_args<std::decay_t<A>>::value || ...))
   auto apply_async(F fn, A&&... a) {
-    return apply_async(fn, Args<std::decay_t<A>...>{{std::forward<A>(a)...}}, nullptr, nullptr);
+    static_assert(std::is_invocable_v<F&, std::decay_t<A>&...>,
+                  "pool.apply_async(f, args...): f cannot be called with these arguments. The arguments after f "
+                  "must match f's parameters, one by one: pool.apply_async(f, 2, 3). To pass a callback, put f's "
+                  "arguments in mp::args: pool.apply_async(f, mp::args(2, 3), callback, error_callback)");
+    if constexpr (std::is_invocable_v<F&, std::decay_t<A>&...>)
+      return apply_async(fn, Args<std::decay_t<A>...>{{std::forward<A>(a)...}}, nullptr, nullptr);
   }
 
   /// apply_async with callbacks: `callback(result)` (or `callback()` for a void task) on
@@ -302,51 +336,118 @@ class PoolApi {
   /// the result-handler thread before get() returns. Either may be nullptr.
   template <class F, class... A, class Cb, class ECb = std::nullptr_t>
   auto apply_async(F fn, Args<A...> a, Cb callback, ECb error_callback = nullptr) {
-    using R = std::invoke_result_t<F&, A&...>;
-    auto st = std::make_shared<ValueState<R>>();
-    st->set_callbacks(wrap_callback<R>(std::move(callback)), wrap_error_callback(std::move(error_callback)));
-    std::vector<std::tuple<A...>> items;
-    items.push_back(std::move(a.values));
-    self().template submit_items<F, R, A...>(fn, std::move(items), 1, st);
-    return AsyncResult<R>(st);
+    static_assert(std::is_invocable_v<F&, A&...>,
+                  "pool.apply_async(f, mp::args(...), callback): f cannot be called with the arguments in "
+                  "mp::args(...); they must match f's parameters: for int f(int, int) write "
+                  "pool.apply_async(f, mp::args(2, 3), callback)");
+    if constexpr (std::is_invocable_v<F&, A&...>) {
+      using R = std::invoke_result_t<F&, A&...>;
+      if constexpr (!task_ok<F, R>(static_cast<std::tuple<A...>*>(nullptr))) {
+        return AsyncResult<R>(nullptr);  // after task_ok's static_assert: no cascade of errors
+      } else {
+        auto st = std::make_shared<ValueState<R>>();
+        st->set_callbacks(wrap_callback<R>(std::move(callback)), wrap_error_callback(std::move(error_callback)));
+        std::vector<std::tuple<A...>> items;
+        items.push_back(std::move(a.values));
+        self().template submit_items<F, R, A...>(fn, std::move(items), 1, st);
+        return AsyncResult<R>(st);
+      }
+    }
   }
 
   /// fn over every item of `range`, results in order (Python's map). chunksize 0 picks
   /// CPython's automatic size; `progress(done, total)` is called as chunks finish.
-  template <class F, std::ranges::input_range Range>
+  /// Misuse (items not a range, fn not callable with one item) is a static_assert saying
+  /// what to write (see check_map).
+  template <class F, class Range>
   auto map(F fn, Range&& range, std::size_t chunksize = 0, ProgressFn progress = {}) {
-    return map_async(fn, std::forward<Range>(range), chunksize, nullptr, nullptr, std::move(progress)).get();
+    if constexpr (check_map<false, F, Range>())
+      return map_async(fn, std::forward<Range>(range), chunksize, nullptr, nullptr, std::move(progress)).get();
   }
-  template <class F, std::ranges::input_range Range, class Cb = std::nullptr_t, class ECb = std::nullptr_t>
+  template <class F, class Range, class Cb = std::nullptr_t, class ECb = std::nullptr_t>
   auto map_async(F fn, Range&& range, std::size_t chunksize = 0, Cb callback = nullptr,
                  ECb error_callback = nullptr, ProgressFn progress = {}) {
-    return map_impl<false>(fn, std::forward<Range>(range), chunksize, std::move(callback),
-                           std::move(error_callback), std::move(progress));
+    if constexpr (check_map<false, F, Range>())
+      return map_impl<false>(fn, std::forward<Range>(range), chunksize, std::move(callback),
+                             std::move(error_callback), std::move(progress));
   }
   /// Like map, each item being a tuple (or pair/array) of arguments (Python's starmap).
-  template <class F, std::ranges::input_range Range>
+  template <class F, class Range>
   auto starmap(F fn, Range&& range, std::size_t chunksize = 0, ProgressFn progress = {}) {
-    return starmap_async(fn, std::forward<Range>(range), chunksize, nullptr, nullptr, std::move(progress)).get();
+    if constexpr (check_map<true, F, Range>())
+      return starmap_async(fn, std::forward<Range>(range), chunksize, nullptr, nullptr, std::move(progress)).get();
   }
-  template <class F, std::ranges::input_range Range, class Cb = std::nullptr_t, class ECb = std::nullptr_t>
+  template <class F, class Range, class Cb = std::nullptr_t, class ECb = std::nullptr_t>
   auto starmap_async(F fn, Range&& range, std::size_t chunksize = 0, Cb callback = nullptr,
                      ECb error_callback = nullptr, ProgressFn progress = {}) {
-    return map_impl<true>(fn, std::forward<Range>(range), chunksize, std::move(callback), std::move(error_callback),
-                          std::move(progress));
+    if constexpr (check_map<true, F, Range>())
+      return map_impl<true>(fn, std::forward<Range>(range), chunksize, std::move(callback),
+                            std::move(error_callback), std::move(progress));
   }
 
   /// Results in order, as they become available (Python's imap; chunksize defaults to 1).
-  template <class F, std::ranges::input_range Range>
+  template <class F, class Range>
   auto imap(F fn, Range&& range, std::size_t chunksize = 1, ProgressFn progress = {}) {
-    return imap_impl(fn, std::forward<Range>(range), chunksize, true, std::move(progress));
+    if constexpr (check_map<false, F, Range>())
+      return imap_impl(fn, std::forward<Range>(range), chunksize, true, std::move(progress));
   }
   /// Results in completion order (Python's imap_unordered).
-  template <class F, std::ranges::input_range Range>
+  template <class F, class Range>
   auto imap_unordered(F fn, Range&& range, std::size_t chunksize = 1, ProgressFn progress = {}) {
-    return imap_impl(fn, std::forward<Range>(range), chunksize, false, std::move(progress));
+    if constexpr (check_map<false, F, Range>())
+      return imap_impl(fn, std::forward<Range>(range), chunksize, false, std::move(progress));
   }
 
  private:
+  /// The misuse checks of map (Star = false: map, map_async, imap, imap_unordered, and
+  /// Executor.map) and starmap: one static_assert that says what to write, then false (the
+  /// caller compiles nothing more, so no cascade of errors follows).
+  template <bool Star, class F, class Range>
+  static constexpr bool check_map() {
+    if constexpr (!std::ranges::input_range<Range>) {
+      static_assert(Star || std::ranges::input_range<Range>,
+                    "pool.map(f, items): items must be a range of f's arguments (a std::vector, std::array, ...): "
+                    "for Python's pool.map(f, range(n)) fill a std::vector<int> with 0..n-1 (std::iota) and pass "
+                    "it");
+      static_assert(!Star || std::ranges::input_range<Range>,
+                    "pool.starmap(f, items): items must be a range of argument tuples, e.g. "
+                    "std::vector<std::tuple<int, int>>{{1, 2}, {3, 4}}");
+      return false;
+    } else {
+      using T = std::decay_t<std::ranges::range_reference_t<Range>>;
+      if constexpr (!Star) {
+        static_assert(std::is_invocable_v<F&, T&>,
+                      "pool.map(f, items): f must take one item as its only argument. For a function of several "
+                      "parameters make each item a std::tuple of its arguments and call pool.starmap(f, items) "
+                      "(Python's starmap), e.g. std::vector<std::tuple<int, int>> items{{1, 2}, {3, 4}}");
+        return std::is_invocable_v<F&, T&>;
+      } else if constexpr (!is_tuple_like<T>::value) {
+        static_assert(is_tuple_like<T>::value,
+                      "pool.starmap(f, items): each item must be a std::tuple, std::pair or std::array holding f's "
+                      "arguments, e.g. std::vector<std::tuple<int, int>>{{1, 2}, {3, 4}}; for a function of one "
+                      "argument use pool.map(f, items)");
+        return false;
+      } else {
+        constexpr bool ok =
+            decltype(invocable_with_elements<F, T>(std::make_index_sequence<std::tuple_size_v<T>>{}))::value;
+        static_assert(ok,
+                      "pool.starmap(f, items): f cannot be called with the elements of an item as its arguments; "
+                      "for int f(int, int) the items are std::tuple<int, int> (or std::pair<int, int>)");
+        return ok;
+      }
+    }
+  }
+  /// Derived's own checks of a task (Pool: the callable and values can be sent), made
+  /// before any state is created: the first error is their static_assert (Clang instantiates
+  /// a result state's decoding as soon as it is created).
+  template <class F, class R, class... A>
+  static constexpr bool task_ok(std::tuple<A...>*) {
+    return Derived::template task_ok<F, R, A...>();
+  }
+  template <class F, class T, std::size_t... I>
+  static auto invocable_with_elements(std::index_sequence<I...>)
+      -> std::bool_constant<std::is_invocable_v<F&, std::tuple_element_t<I, T>&...>>;
+
   Derived& self() { return static_cast<Derived&>(*this); }
 
   template <class R, class Cb>
@@ -406,13 +507,17 @@ class PoolApi {
     auto items = collect<Star, F>(std::forward<Range>(range));
     using Tup = typename decltype(items)::value_type;
     using R = decltype(result_type_of<F>(static_cast<Tup*>(nullptr)));
-    if (chunksize == 0) chunksize = auto_chunksize(items.size(), self().workers());
-    auto st = std::make_shared<MapState<R>>(items.size(), std::move(progress));
     using VR = std::vector<Stored<R>>;
-    st->set_callbacks(wrap_callback<VR>(std::move(callback)), wrap_error_callback(std::move(error_callback)));
-    if (!items.empty())
-      submit_tuple(fn, std::move(items), chunksize, st, std::make_index_sequence<std::tuple_size_v<Tup>>{});
-    return AsyncResult<VR>(st);
+    if constexpr (!task_ok<F, R>(static_cast<Tup*>(nullptr))) {
+      return AsyncResult<VR>(nullptr);  // after task_ok's static_assert: no cascade of errors
+    } else {
+      if (chunksize == 0) chunksize = auto_chunksize(items.size(), self().workers());
+      auto st = std::make_shared<MapState<R>>(items.size(), std::move(progress));
+      st->set_callbacks(wrap_callback<VR>(std::move(callback)), wrap_error_callback(std::move(error_callback)));
+      if (!items.empty())
+        submit_tuple(fn, std::move(items), chunksize, st, std::make_index_sequence<std::tuple_size_v<Tup>>{});
+      return AsyncResult<VR>(st);
+    }
   }
 
   template <class F, class Range>
@@ -420,11 +525,15 @@ class PoolApi {
     auto items = collect<false, F>(std::forward<Range>(range));
     using Tup = typename decltype(items)::value_type;
     using R = decltype(result_type_of<F>(static_cast<Tup*>(nullptr)));
-    if (chunksize == 0) chunksize = 1;
-    auto st = std::make_shared<IMapState<R>>(items.size(), ordered, std::move(progress));
-    if (!items.empty())
-      submit_tuple(fn, std::move(items), chunksize, st, std::make_index_sequence<std::tuple_size_v<Tup>>{});
-    return IMapIterator<R>(st);
+    if constexpr (!task_ok<F, R>(static_cast<Tup*>(nullptr))) {
+      return IMapIterator<R>(nullptr);  // after task_ok's static_assert: no cascade of errors
+    } else {
+      if (chunksize == 0) chunksize = 1;
+      auto st = std::make_shared<IMapState<R>>(items.size(), ordered, std::move(progress));
+      if (!items.empty())
+        submit_tuple(fn, std::move(items), chunksize, st, std::make_index_sequence<std::tuple_size_v<Tup>>{});
+      return IMapIterator<R>(st);
+    }
   }
 };
 
@@ -471,15 +580,20 @@ class Pool : public internal::PoolApi<Pool> {
   /// cancel_futures.)
   std::size_t cancel_pending();
 
-  /// Internal: queues encoded chunks (used by PoolApi).
+  /// Internal: whether fn(A...) -> R can run in a worker; otherwise a static_assert says
+  /// why and what to do (used by PoolApi before it creates any state).
   template <class F, class R, class... A>
-  void submit_items(F fn, std::vector<std::tuple<A...>>&& items, std::size_t chunksize,
-                    std::shared_ptr<internal::Sink> sink) {
+  static constexpr bool task_ok() {
     internal::check_sendable<F>();
     (internal::check_transferable_arg<A>(), ...);
     internal::check_transferable_result<R>();
-    if constexpr (internal::SendableCallable<F> && (Transferable<A> && ...) &&
-                  (std::is_void_v<R> || Transferable<R>))  // one clear error, not a cascade
+    return internal::SendableCallable<F> && (Transferable<A> && ...) && (std::is_void_v<R> || Transferable<R>);
+  }
+  /// Internal: queues encoded chunks (used by PoolApi, after task_ok).
+  template <class F, class R, class... A>
+  void submit_items(F fn, std::vector<std::tuple<A...>>&& items, std::size_t chunksize,
+                    std::shared_ptr<internal::Sink> sink) {
+    if constexpr (task_ok<F, R, A...>())  // one clear error, not a cascade
       submit_encoded<F, R, A...>(fn, items, chunksize, std::move(sink));
   }
 
@@ -531,6 +645,11 @@ class ThreadPool : public internal::PoolApi<ThreadPool> {
   /// As Pool::cancel_pending().
   std::size_t cancel_pending();
 
+  /// Internal: any task runs in this process.
+  template <class F, class R, class... A>
+  static constexpr bool task_ok() {
+    return true;
+  }
   /// Internal: queues closures over the chunks (used by PoolApi).
   template <class F, class R, class... A, class State>
   void submit_items(F fn, std::vector<std::tuple<A...>>&& items, std::size_t chunksize, std::shared_ptr<State> st) {

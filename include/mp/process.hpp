@@ -7,6 +7,9 @@
 //   mp::Process p(work, 42);            // function + arguments (copied now, like args=(42,))
 //   p.start(); p.join();                // p.exitcode() == 0
 //
+// The arguments follow the function one by one (not as a tuple); arguments work() cannot
+// be called with are a static_assert that says so (tests/compile_fail/).
+//
 //   struct Worker : mp::Process {       // subclass and override run()
 //     void run() override { std::puts("hello from the child"); }
 //   };
@@ -283,17 +286,22 @@ class Process {
 
   /// A process that calls `fn(args...)`. Arguments are copied now (decayed), like Python's
   /// args tuple; the child calls fn with its own copies (passed as lvalues).
+  /// Arguments that do not match fn's parameters are a static_assert saying what to write.
   template <class F, class... Args>
     requires(!std::is_same_v<std::decay_t<F>, ProcessOptions> && !std::is_same_v<std::decay_t<F>, ForkserverSafe> &&
-             !std::is_base_of_v<Process, std::decay_t<F>> &&
-             std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>)
+             !std::is_base_of_v<Process, std::decay_t<F>>)
   explicit Process(F&& fn, Args&&... args) : Process(ProcessOptions{}, std::forward<F>(fn), std::forward<Args>(args)...) {}
 
   template <class F, class... Args>
-    requires std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>
   Process(ProcessOptions opts, F&& fn, Args&&... args) : Process(std::move(opts)) {
-    target_ = std::make_unique<internal::TargetImpl<std::decay_t<F>, std::decay_t<Args>...>>(
-        std::forward<F>(fn), std::forward<Args>(args)...);
+    static_assert(std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>,
+                  "mp::Process(fn, args...): fn cannot be called with these arguments. The arguments after fn must "
+                  "match fn's parameters, one by one (copied now): for void fn(int, std::string) write "
+                  "mp::Process p(fn, 1, std::string(\"x\")) (Python's Process(target=fn, args=(1, \"x\"))), "
+                  "not a tuple of them; to run code of a subclass, override run()");
+    if constexpr (std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>)
+      target_ = std::make_unique<internal::TargetImpl<std::decay_t<F>, std::decay_t<Args>...>>(
+          std::forward<F>(fn), std::forward<Args>(args)...);
   }
 
   /// As Process(fn, args...), and fails to compile unless the fork server could start it
