@@ -5,10 +5,11 @@
 
 #include <chrono>
 #include <cstdio>
-#include <ranges>
+#include <numeric>
 #include <set>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 int long_time_task(int name) {
   std::printf("Run task %d (%d)...\n", name, ::getpid());
@@ -37,6 +38,8 @@ int main() {
 
   // The same work again with map and a progress bar (drawn on stderr only on a terminal).
   mp::Pool q(4);
-  auto again = q.map(long_time_task, std::views::iota(0, 5), 1, mp::progress("long_time_task"));
+  std::vector<int> items(5);  // Python's range(5); a vector, as Clang 14 cannot compile views::iota here
+  std::iota(items.begin(), items.end(), 0);
+  auto again = q.map(long_time_task, items, 1, mp::progress("long_time_task"));
   std::printf("map finished %zu tasks\n", again.size());
 }

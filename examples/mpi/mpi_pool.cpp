@@ -5,9 +5,9 @@
 // mpirun it is a job of one rank and the tasks run on rank 0.
 #include <cstdio>
 #include <numeric>
-#include <ranges>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "mp/mpi.hpp"
 
@@ -36,10 +36,14 @@ int main() {
   std::printf("mpi_pool: rank %d of a %d-rank job runs main()\n", mp::mpi::rank(), mp::mpi::size());
 
   mp::mpi::Pool pool;  // every serving rank (code as with mp::Pool, except the type)
-  auto sq = pool.map(square, std::views::iota(0L, 100L));
+  std::vector<long> numbers(100);  // Python's range(100); a vector, as Clang 14 cannot compile views::iota here
+  std::iota(numbers.begin(), numbers.end(), 0L);
+  auto sq = pool.map(square, numbers);
   std::printf("sum of squares 0..99 = %ld\n", std::accumulate(sq.begin(), sq.end(), 0L));
 
-  auto ranks = pool.map(served_by, std::views::iota(0, 20), 1);
+  std::vector<int> tasks(20);
+  std::iota(tasks.begin(), tasks.end(), 0);
+  auto ranks = pool.map(served_by, tasks, 1);
   std::set<int> seen(ranks.begin(), ranks.end());
   std::printf("served by ranks");
   for (int r : seen) std::printf(" %d", r);
