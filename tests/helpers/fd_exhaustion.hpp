@@ -46,28 +46,6 @@ inline constexpr bool kSanitizerNeedsDescriptors = false;
 inline constexpr const char* kSanitizerSkipReason =
     "UBSan's vptr check needs a free descriptor, and this test leaves none";
 
-/// Children of this process, running or not yet reaped.
-inline int child_processes() {
-  int n = 0;
-  const pid_t me = ::getpid();
-  if (DIR* d = opendir("/proc")) {
-    while (dirent* e = readdir(d)) {
-      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-      std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
-      std::string line;
-      if (!std::getline(f, line)) continue;
-      auto close = line.rfind(')');
-      if (close == std::string::npos) continue;
-      std::istringstream rest(line.substr(close + 2));
-      char state;
-      pid_t ppid;
-      rest >> state >> ppid;
-      if (ppid == me) ++n;
-    }
-    closedir(d);
-  }
-  return n;
-}
 
 inline std::set<std::string> dir_entries(const std::string& dir) {
   std::set<std::string> out;

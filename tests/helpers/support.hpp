@@ -57,8 +57,9 @@ inline int open_fd_count() {
   return n - 1;  // the DIR's own fd
 }
 
-/// Children of this process that have exited but were not reaped.
-inline int zombie_children() {
+/// Children of this process, running or not yet reaped (or, with `zombies_only`, only those
+/// that have exited but were not reaped).
+inline int child_processes(bool zombies_only = false) {
   int n = 0;
   pid_t me = ::getpid();
   if (DIR* d = opendir("/proc")) {
@@ -73,11 +74,16 @@ inline int zombie_children() {
       char state;
       pid_t ppid;
       rest >> state >> ppid;
-      if (ppid == me && state == 'Z') ++n;
+      if (ppid == me && (!zombies_only || state == 'Z')) ++n;
     }
     closedir(d);
   }
   return n;
+}
+
+/// Children of this process that have exited but were not reaped.
+inline int zombie_children() {
+  return child_processes(/*zombies_only=*/true);
 }
 
 /// State letter of a process from /proc (R, S, Z...), or 0 if it does not exist.
