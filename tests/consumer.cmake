@@ -26,39 +26,8 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
   return()
 endif()
 
-function(step what)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "consumer check: ${what} failed (${rc})\n${out}\n${err}")
-  endif()
-  set(step_output "${out}" PARENT_SCOPE)
-endfunction()
-
-# A step that must fail, saying `reason`.
-function(step_fails what reason)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(rc EQUAL 0)
-    message(FATAL_ERROR "consumer check: ${what} succeeded, but it must fail\n${out}\n${err}")
-  endif()
-  string(REGEX REPLACE "[ \n]+" " " flat "${out} ${err}")  # CMake wraps its messages
-  string(FIND "${flat}" "${reason}" at)
-  if(at EQUAL -1)
-    message(FATAL_ERROR "consumer check: ${what} failed without saying '${reason}':\n${out}\n${err}")
-  endif()
-endfunction()
-
-# The program's output; its version line is MP_VERSION_STRING (MAJOR.MINOR.PATCH): both
-# must be project()'s version.
-function(expect_output program)
-  foreach(line "consumer: mp version ${MP_VERSION} (${MP_VERSION})" "consumer: main holds the lock"
-               "consumer: child 1 holds the lock" "consumer: child exitcode 0"
-               "consumer: authkey challenge answered")
-    string(FIND "${step_output}" "${line}" at)
-    if(at EQUAL -1)
-      message(FATAL_ERROR "consumer check: ${program} did not print '${line}':\n${step_output}")
-    endif()
-  endforeach()
-endfunction()
+set(CHECK_NAME "consumer check")
+include(${CMAKE_CURRENT_LIST_DIR}/helpers/check_steps.cmake)
 
 file(REMOVE_RECURSE ${WORK})
 set(prefix ${WORK}/prefix)
@@ -78,7 +47,7 @@ if(at EQUAL -1)
 endif()
 step("building tests/consumer" ${CMAKE_COMMAND} --build ${WORK}/build)
 step("running the CMake consumer" ${WORK}/build/consumer)
-expect_output("the CMake consumer")
+expect_program_output("the CMake consumer")
 
 # 2. find_package(mp COMPONENTS mpi) + mp::mpi
 file(GLOB mpi_targets ${prefix}/*/cmake/mp/mpMpi*Targets.cmake)
@@ -111,7 +80,7 @@ step("compiling main.cpp with the README's pkg-config command"
   sh -c "${CXX} ${CXX_FLAGS} -o ${WORK}/consumer-pkgconfig ${CONSUMER_SRC}/main.cpp $(pkg-config --cflags --libs --static mp)")
 get_filename_component(libdir ${pc_dir} DIRECTORY)  # for a shared libmp in this scratch prefix
 step("running the pkg-config consumer" ${CMAKE_COMMAND} -E env LD_LIBRARY_PATH=${libdir} ${WORK}/consumer-pkgconfig)
-expect_output("the pkg-config consumer")
+expect_program_output("the pkg-config consumer")
 
 # 5. An mp built with MP_WITH_MPI=OFF installs a config whose MP_WITH_MPI is OFF and no
 #    mpMpi*Targets.cmake; rebuilding mp for that is costly, so edit this install to match.

@@ -42,23 +42,8 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
   return()
 endif()
 
-function(step what)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "package check: ${what} failed (${rc})\n${out}\n${err}")
-  endif()
-  set(step_output "${out}" PARENT_SCOPE)
-endfunction()
-
-function(expect what text)  # each of ARGN is in text
-  string(REGEX REPLACE "[ \n]+" " " flat "${text}")  # CMake wraps its messages
-  foreach(part IN LISTS ARGN)
-    string(FIND "${flat}" "${part}" at)
-    if(at EQUAL -1)
-      message(FATAL_ERROR "package check: ${what} does not have '${part}':\n${text}")
-    endif()
-  endforeach()
-endfunction()
+set(CHECK_NAME "package check")
+include(${CMAKE_CURRENT_LIST_DIR}/helpers/check_steps.cmake)
 
 function(expect_not what text)  # none of ARGN is in text
   foreach(part IN LISTS ARGN)
@@ -67,21 +52,6 @@ function(expect_not what text)  # none of ARGN is in text
       message(FATAL_ERROR "package check: ${what} has '${part}', and must not:\n${text}")
     endif()
   endforeach()
-endfunction()
-
-# A step that must fail, saying `reason`.
-function(step_fails what reason)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(rc EQUAL 0)
-    message(FATAL_ERROR "package check: ${what} succeeded, but it must fail\n${out}\n${err}")
-  endif()
-  expect("the failure of ${what}" "${out} ${err}" "${reason}")
-endfunction()
-
-function(expect_program_output what)
-  expect("${what}'s output" "${step_output}" "consumer: mp version ${MP_VERSION} (${MP_VERSION})"
-    "consumer: main holds the lock" "consumer: child 1 holds the lock" "consumer: child exitcode 0"
-    "consumer: authkey challenge answered")
 endfunction()
 
 file(REMOVE_RECURSE ${WORK})
