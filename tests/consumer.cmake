@@ -11,6 +11,9 @@
 # file in script mode (cmake -P), where CMAKE_SCRIPT_MODE_FILE is set.
 
 if(NOT CMAKE_SCRIPT_MODE_FILE)
+  if(NOT MP_COMPILER_CHECKS)
+    return()  # release build only (tests/CMakeLists.txt)
+  endif()
   add_test(NAME Consumer.InstalledPackageWorksWithCMakeAndPkgConfig
     COMMAND ${CMAKE_COMMAND}
       -DMP_BUILD_DIR=${CMAKE_BINARY_DIR}

@@ -3,8 +3,8 @@
 # ported from Python. One -fsyntax-only compile each (compile_fail/first_error.cmake),
 # about 3 s; in the release preset only: the sanitizer builds use the same compiler on the
 # same headers (their flags do not reach these compiles), so they would repeat the result.
-if(NOT CMAKE_BUILD_TYPE STREQUAL "Release")
-  return()
+if(NOT MP_COMPILER_CHECKS)
+  return()  # release build only (tests/CMakeLists.txt)
 endif()
 set(MP_MISUSE_CASES
   "pool_apply_async_callback_without_args|pool.apply_async(f, args...): f cannot be called with these arguments"

@@ -58,6 +58,9 @@ endif()
 
 # What the compiler rejects (tests/compile_fail/mpi_*.cpp), with the message it gives.
 function(mp_mpi_compile_fail name message)
+  if(NOT MP_COMPILER_CHECKS)
+    return()  # release build only (tests/CMakeLists.txt)
+  endif()
   add_test(NAME MpiCompileFail.${name}
     COMMAND ${CMAKE_CXX_COMPILER} -std=c++20 -fsyntax-only -I${PROJECT_SOURCE_DIR}/include
             ${CMAKE_CURRENT_LIST_DIR}/compile_fail/mpi_${name}.cpp)

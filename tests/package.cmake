@@ -19,7 +19,7 @@
 if(NOT CMAKE_SCRIPT_MODE_FILE)
   find_program(MP_DPKG_DEB dpkg-deb)
   find_program(MP_READELF readelf)
-  if(NOT CMAKE_BUILD_TYPE STREQUAL "Release" OR NOT MP_BUILD_SHARED OR NOT MP_DPKG_DEB OR NOT MP_READELF)
+  if(NOT MP_COMPILER_CHECKS OR NOT MP_BUILD_SHARED OR NOT MP_DPKG_DEB OR NOT MP_READELF)
     return()  # the sanitizer builds are not packaged
   endif()
   add_test(NAME Package.DebianPackagesInstallAndBuildTheConsumer
