@@ -3,16 +3,22 @@
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <csignal>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "helpers/support.hpp"
+#include "mp/pool.hpp"
+#include "os/cpu.hpp"
 #include "mp/process.hpp"
 #include "mp/synchronize.hpp"
 
@@ -350,6 +356,152 @@ TEST(Process, HandleOutlivesProcessObject) {
 }
 
 TEST(Process, CpuCountPositive) { EXPECT_GE(mp::cpu_count(), 1); }
+
+// ---------------------------------------------------------------- process_cpu_count (3.13)
+
+namespace {
+/// Runs `check` in a child process (so environment, affinity and cgroup changes stay there)
+/// and returns its exit code: the number of the first failed condition, 0 if all held.
+int in_child(int (*check)()) {
+  mp::Process p([check] { mp::exit(check()); });
+  p.start();
+  p.join();
+  return p.exitcode().value_or(-1000);
+}
+}  // namespace
+
+TEST(ProcessCpuCount, MpCpuCountOverridesBothCountsAndThePoolSize) {
+  EXPECT_EQ(in_child(+[] {
+              ::setenv("MP_CPU_COUNT", "3", 1);
+              if (mp::cpu_count() != 3) return 1;
+              if (mp::process_cpu_count() != 3) return 2;
+              mp::Pool pool;  // Pool() takes its size from process_cpu_count()
+              if (pool.pids().size() != 3) return 3;
+              ::setenv("MP_CPU_COUNT", "process", 1);  // cpu_count() becomes process_cpu_count()
+              cpu_set_t one;
+              CPU_ZERO(&one);
+              CPU_SET(0, &one);
+              if (::sched_setaffinity(0, sizeof one, &one) != 0) return 4;
+              if (mp::cpu_count() != 1 || mp::process_cpu_count() != 1) return 5;
+              ::setenv("MP_CPU_COUNT", "default", 1);
+              if (mp::cpu_count() != static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN))) return 6;
+              ::setenv("MP_CPU_COUNT", "0", 1);  // not a positive integer: ignored, with a warning
+              if (mp::process_cpu_count() != 1) return 7;
+              return 0;
+            }),
+            0);
+}
+
+TEST(ProcessCpuCount, CountsOnlyTheCpusOfTheAffinityMask) {
+  if (mp::process_cpu_count() < 2) GTEST_SKIP() << "needs a process that may use 2 CPUs";
+  EXPECT_EQ(in_child(+[] {
+              int before = mp::process_cpu_count();
+              cpu_set_t set;
+              if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+              for (int cpu = 0, kept = 0; cpu < CPU_SETSIZE; ++cpu)  // drop all but one CPU
+                if (CPU_ISSET(cpu, &set) && kept++ > 0) CPU_CLR(cpu, &set);
+              if (::sched_setaffinity(0, sizeof set, &set) != 0) return 2;
+              if (mp::process_cpu_count() != 1) return 3;
+              if (mp::cpu_count() < before) return 4;  // the system's count does not change
+              return 0;
+            }),
+            0);
+}
+
+namespace {
+/// A cgroup v1 "cpu" directory made for one test under this process's own cgroup, with a
+/// quota of `quota_us` per 100 ms; removed at destruction. `dir` is empty when this system
+/// does not let us make one (not root, no v1 cpu hierarchy, read-only /sys).
+struct CpuCgroup {
+  std::string dir;
+  explicit CpuCgroup(long quota_us) {
+    std::ifstream in("/proc/self/cgroup");
+    std::string base;
+    for (std::string line; std::getline(in, line);) {
+      auto c1 = line.find(':'), c2 = line.find(':', c1 + 1);
+      std::string ctl = "," + line.substr(c1 + 1, c2 - c1 - 1) + ",";
+      if (ctl.find(",cpu,") != std::string::npos) base = "/sys/fs/cgroup/cpu" + line.substr(c2 + 1);
+    }
+    if (base.empty()) return;
+    std::string d = base + "/mp-test-" + std::to_string(::getpid());
+    if (::mkdir(d.c_str(), 0755) != 0) return;
+    std::ofstream(d + "/cpu.cfs_period_us") << 100000;
+    std::ofstream q(d + "/cpu.cfs_quota_us");
+    q << quota_us;
+    q.close();
+    if (!q) {
+      ::rmdir(d.c_str());
+      return;
+    }
+    dir = d;
+  }
+  ~CpuCgroup() {
+    if (!dir.empty()) EXPECT_EQ(::rmdir(dir.c_str()), 0) << dir;
+  }
+};
+std::string g_cgroup_procs;  // the cgroup.procs file the child below moves itself into
+}  // namespace
+
+TEST(ProcessCpuCount, ACgroupCpuQuotaOfOneCpuGivesOne) {
+  if (mp::process_cpu_count() < 2) GTEST_SKIP() << "needs a process that may use 2 CPUs";
+  CpuCgroup cg(100000);  // 1 CPU's worth per period
+  if (cg.dir.empty()) GTEST_SKIP() << "cannot create a cgroup v1 cpu group here (needs root and /sys/fs/cgroup/cpu)";
+  g_cgroup_procs = cg.dir + "/cgroup.procs";
+  EXPECT_EQ(in_child(+[] {
+              std::ofstream(g_cgroup_procs) << ::getpid() << std::flush;
+              if (mp::process_cpu_count() != 1) return 1;
+              if (mp::cpu_count() < 2) return 2;
+              mp::Pool pool;
+              if (pool.pids().size() != 1) return 3;
+              return 0;
+            }),
+            0);
+}
+
+namespace {
+/// A fake root: the files process_cpu_count reads, written under a scratch directory.
+struct FakeRoot {
+  std::string root = "/tmp/mp-cpu-root-" + std::to_string(::getpid());
+  FakeRoot() { std::filesystem::remove_all(root); }
+  ~FakeRoot() { std::filesystem::remove_all(root); }
+  void file(const std::string& path, const std::string& text) const {
+    std::filesystem::create_directories(std::filesystem::path(root + path).parent_path());
+    std::ofstream(root + path) << text;
+  }
+};
+}  // namespace
+
+TEST(ProcessCpuCount, ReadsV2CpuMaxAndTheTightestQuotaOnThePathToTheRoot) {
+  FakeRoot f;
+  f.file("/proc/self/cgroup", "0::/app.slice/job\n");
+  f.file("/proc/self/mountinfo",
+         "22 1 0:21 / /proc rw - proc proc rw\n"
+         "30 22 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n");
+  f.file("/sys/fs/cgroup/cpu.max", "max 100000\n");
+  f.file("/sys/fs/cgroup/app.slice/cpu.max", "150000 100000\n");  // 1.5 CPUs: 2
+  f.file("/sys/fs/cgroup/app.slice/job/cpu.max", "max 100000\n");
+  EXPECT_EQ(mp::internal::cgroup_cpu_limit(f.root), 2);
+  f.file("/sys/fs/cgroup/app.slice/job/cpu.max", "50000 100000\n");  // tighter below: 1
+  EXPECT_EQ(mp::internal::cgroup_cpu_limit(f.root), 1);
+  f.file("/sys/fs/cgroup/app.slice/cpu.max", "max 100000\n");
+  f.file("/sys/fs/cgroup/app.slice/job/cpu.max", "max 100000\n");
+  EXPECT_EQ(mp::internal::cgroup_cpu_limit(f.root), 0);  // no quota anywhere
+}
+
+TEST(ProcessCpuCount, ReadsV1QuotaInAContainerWhoseCgroupIsTheMountRoot) {
+  FakeRoot f;
+  f.file("/proc/self/cgroup", "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n");
+  f.file("/proc/self/mountinfo",
+         "40 30 0:35 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid - cgroup cgroup rw,cpu,cpuacct\n"
+         "41 30 0:36 /docker/abc /sys/fs/cgroup/memory ro,nosuid - cgroup cgroup rw,memory\n");
+  f.file("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "250000\n");  // 2.5 CPUs: 3
+  f.file("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(mp::internal::cgroup_cpu_limit(f.root), 3);
+  f.file("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1\n");  // unlimited
+  EXPECT_EQ(mp::internal::cgroup_cpu_limit(f.root), 0);
+  FakeRoot none;  // no cgroup files at all: no limit, no error
+  EXPECT_EQ(mp::internal::cgroup_cpu_limit(none.root), 0);
+}
 
 // ---------------------------------------------------------------------------------- misuse
 

@@ -353,7 +353,7 @@ class Executor {
 
 }  // namespace internal
 
-/// concurrent.futures.ProcessPoolExecutor over mp::Pool. max_workers 0: cpu_count();
+/// concurrent.futures.ProcessPoolExecutor over mp::Pool. max_workers 0: process_cpu_count();
 /// max_tasks_per_child 0: never recycle a worker (Python's None), negative: mp::ValueError.
 class ProcessPoolExecutor : public internal::Executor<Pool> {
  public:
@@ -363,11 +363,11 @@ class ProcessPoolExecutor : public internal::Executor<Pool> {
 };
 
 /// concurrent.futures.ThreadPoolExecutor over mp::ThreadPool. max_workers 0:
-/// min(32, cpu_count() + 4), as in Python.
+/// min(32, process_cpu_count() + 4), as in Python 3.13.
 class ThreadPoolExecutor : public internal::Executor<ThreadPool> {
  public:
   explicit ThreadPoolExecutor(int max_workers = 0, std::function<void()> initializer = {})
-      : Executor(ThreadPoolOptions{max_workers ? max_workers : std::min(32, cpu_count() + 4), std::move(initializer)}) {}
+      : Executor(ThreadPoolOptions{max_workers ? max_workers : std::min(32, process_cpu_count() + 4), std::move(initializer)}) {}
 };
 
 }  // namespace mp

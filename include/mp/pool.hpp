@@ -189,7 +189,7 @@ Args<std::decay_t<A>...> args(A&&... a) {
 
 /// Options of a process Pool, as keyword arguments: `mp::Pool pool({.processes = 4})`.
 struct PoolOptions {
-  int processes = 0;                  ///< worker count; 0 = cpu_count()
+  int processes = 0;                  ///< worker count; 0 = process_cpu_count()
   std::function<void()> initializer;  ///< run in each worker before its first task
   int maxtasksperchild = 0;           ///< recycle a worker after this many tasks; 0 = never (Python's None); < 0: ValueError
 };
@@ -552,7 +552,7 @@ struct ThreadTask {
 /// A pool of worker processes (multiprocessing.Pool). See the header comment.
 class Pool : public internal::PoolApi<Pool> {
  public:
-  /// `processes` workers (0: cpu_count()). Throws mp::ValueError for a negative count or
+  /// `processes` workers (0: process_cpu_count()). Throws mp::ValueError for a negative count or
   /// a negative maxtasksperchild, mp::RuntimeError inside a daemonic process (a Pool
   /// worker, a daemon Process: "daemonic processes are not allowed to have children", as
   /// in Python; use mp::ThreadPool there), mp::OSError when the workers cannot be created.
@@ -620,7 +620,7 @@ class Pool : public internal::PoolApi<Pool> {
 
 /// Options of a ThreadPool.
 struct ThreadPoolOptions {
-  int processes = 0;                  ///< thread count; 0 = cpu_count()
+  int processes = 0;                  ///< thread count; 0 = process_cpu_count()
   std::function<void()> initializer;  ///< run in each thread before its first task
 };
 

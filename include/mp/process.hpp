@@ -1,7 +1,7 @@
 // mp/process.hpp — child processes, the multiprocessing.Process way.
 //
 // Mirrors: multiprocessing.Process, current_process(), parent_process(),
-// active_children(), cpu_count(), set_start_method(). Two styles, as in Python:
+// active_children(), cpu_count(), process_cpu_count(), set_start_method(). Two styles, as in Python:
 //
 //   void work(int n) { std::printf("child %d\n", n); }
 //   mp::Process p(work, 42);            // function + arguments (copied now, like args=(42,))
@@ -413,8 +413,19 @@ struct ParentProcess {
 /// The children of this process that are still alive; reaps those that have ended.
 [[nodiscard]] std::vector<ProcessHandle> active_children();
 
-/// Number of CPUs online (Python's os.cpu_count()). At least 1.
+/// Number of CPUs online in the system (Python's os.cpu_count()). At least 1. The
+/// environment variable MP_CPU_COUNT (Python's PYTHON_CPU_COUNT) overrides it: a positive
+/// integer is returned as is; "process" makes cpu_count() return process_cpu_count().
 [[nodiscard]] int cpu_count() noexcept;
+
+/// Number of CPUs this process may use (Python 3.13's os.process_cpu_count()): the CPUs of
+/// its affinity mask (taskset, sched_setaffinity), and, beyond Python, no more than the
+/// CPU quota of its cgroups rounded up (cgroup v1 cpu.cfs_quota_us or v2 cpu.max, the
+/// tightest on the way to the root), so a container given 2 CPUs of a 64-core host gets 2.
+/// At least 1. A positive MP_CPU_COUNT overrides it, as PYTHON_CPU_COUNT does in Python.
+/// mp::Pool, ThreadPool and the executors take their default size from it. Reads /proc
+/// and /sys on each call (tens of microseconds): call it once, not per task.
+[[nodiscard]] int process_cpu_count() noexcept;
 
 /// Selects how Process::start() creates children (Python's set_start_method). Call it
 /// early in main(), before starting threads: StartMethod::forkserver forks its server

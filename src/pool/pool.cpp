@@ -72,14 +72,14 @@ struct Outcome {
 class ProcessPoolCore {
  public:
   explicit ProcessPoolCore(PoolOptions opts) : opts_(std::move(opts)), pshm_("mp-pool") {
-    if (opts_.processes < 0) throw ValueError("Pool: processes must be at least 1 (or 0 for cpu_count())");
+    if (opts_.processes < 0) throw ValueError("Pool: processes must be at least 1 (or 0 for process_cpu_count())");
     if (opts_.maxtasksperchild < 0)
       throw ValueError("Pool: maxtasksperchild must be a positive int or 0 (never recycle a worker: Python's None), "
                        "not " + std::to_string(opts_.maxtasksperchild));
     if (get_start_method() != StartMethod::fork)
       throw ValueError("Pool: workers must be forked from this program (they receive functions as code addresses); "
                        "use mp::set_start_method(mp::StartMethod::fork) or mp::ThreadPool");
-    n_ = opts_.processes ? static_cast<std::size_t>(opts_.processes) : static_cast<std::size_t>(cpu_count());
+    n_ = opts_.processes ? static_cast<std::size_t>(opts_.processes) : static_cast<std::size_t>(process_cpu_count());
     int efd = internal::make_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) throw OSError(-efd, "Pool: eventfd()");
     efd_.reset(efd);

@@ -13,8 +13,8 @@ namespace mp::internal {
 class ThreadPoolCore {
  public:
   explicit ThreadPoolCore(ThreadPoolOptions opts) : init_(std::move(opts.initializer)) {
-    if (opts.processes < 0) throw ValueError("ThreadPool: processes must be at least 1 (or 0 for cpu_count())");
-    n_ = opts.processes ? static_cast<std::size_t>(opts.processes) : static_cast<std::size_t>(cpu_count());
+    if (opts.processes < 0) throw ValueError("ThreadPool: processes must be at least 1 (or 0 for process_cpu_count())");
+    n_ = opts.processes ? static_cast<std::size_t>(opts.processes) : static_cast<std::size_t>(process_cpu_count());
     for (std::size_t i = 0; i < n_; ++i) threads_.emplace_back([this] { run(); });
   }
   ~ThreadPoolCore() { terminate(); }

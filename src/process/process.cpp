@@ -23,6 +23,7 @@
 
 #include "mp/internal/fd.hpp"
 #include "mp/internal/os.hpp"
+#include "os/cpu.hpp"
 #include "os/file.hpp"
 #include "os/process.hpp"
 #include "process/internal.hpp"
@@ -528,9 +529,44 @@ std::vector<ProcessHandle> active_children() {
   return out;
 }
 
-int cpu_count() noexcept {
+namespace {
+/// MP_CPU_COUNT: a positive integer (returned), "process" (-1), unset or "default" (0).
+/// Anything else is reported once on stderr and ignored.
+int cpu_count_override() noexcept {
+  const char* v = std::getenv("MP_CPU_COUNT");
+  if (!v || !*v || std::string_view(v) == "default") return 0;
+  if (std::string_view(v) == "process") return -1;
+  char* end = nullptr;
+  errno = 0;
+  long n = std::strtol(v, &end, 10);
+  if (*end == '\0' && errno == 0 && n >= 1 && n <= (1 << 20)) return static_cast<int>(n);
+  static std::once_flag warned;
+  std::call_once(warned, [v] {
+    std::fprintf(stderr, "mp: MP_CPU_COUNT=%s is ignored: set a positive integer, \"process\" or \"default\"\n", v);
+  });
+  return 0;
+}
+
+int online_cpus() noexcept {
   long n = ::sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? static_cast<int>(n) : 1;
+}
+}  // namespace
+
+int cpu_count() noexcept {
+  int o = cpu_count_override();
+  if (o > 0) return o;
+  return o < 0 ? process_cpu_count() : online_cpus();
+}
+
+int process_cpu_count() noexcept {
+  int o = cpu_count_override();
+  if (o > 0) return o;
+  int n = internal::affinity_cpu_count();
+  if (n <= 0) n = online_cpus();
+  int quota = internal::cgroup_cpu_limit();
+  if (quota > 0 && quota < n) n = quota;
+  return n;
 }
 
 }  // namespace mp
