@@ -9,6 +9,9 @@
 #include <atomic>
 #include <csignal>
 #include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sys/stat.h>
 #include <optional>
 #include <cstdlib>
 #include <latch>
@@ -290,8 +293,11 @@ TEST(Pool, WorkerKilledBySigkillFailsOnlyItsTaskAndIsReplaced) {
     FAIL() << "no WorkerLost";
   } catch (const mp::WorkerLost& e) {
     EXPECT_EQ(e.signal(), SIGKILL);
+    EXPECT_EQ(e.exitcode(), -SIGKILL);
+    EXPECT_FALSE(e.oom_killed()) << "a SIGKILL sent by a program is not the OOM killer's";
     EXPECT_TRUE(std::count(before.begin(), before.end(), e.pid())) << "the pid is one of the workers'";
     EXPECT_NE(std::string(e.what()).find("SIGKILL"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("out-of-memory"), std::string::npos) << e.what();
   }
   // The pool goes on with a replacement worker.
   EXPECT_EQ(pool.map(square, std::views::iota(0, 100), 1).back(), 99 * 99);
@@ -331,14 +337,80 @@ TEST(Pool, AbortAndSegfaultRaiseWorkerLost) {
 
 TEST(Pool, ExitInATaskRaisesWorkerLost) {
   mp::Pool pool(1);
+  pid_t worker = pool.pids().at(0);
   try {
     pool.apply([](int) -> int { mp::exit(3); }, 0);
     FAIL();
   } catch (const mp::WorkerLost& e) {
     EXPECT_EQ(e.signal(), 0);
-    EXPECT_NE(std::string(e.what()).find("exited with code 3"), std::string::npos) << e.what();
+    EXPECT_EQ(e.exitcode(), 3);
+    EXPECT_EQ(e.pid(), worker);
+    EXPECT_FALSE(e.oom_killed());
+    EXPECT_NE(std::string(e.what()).find("Pool worker " + std::to_string(worker) + " exited with code 3"),
+              std::string::npos) << e.what();
   }
   EXPECT_EQ(pool.apply(square, 4), 16);
+}
+
+namespace {
+std::string g_memory_cgroup;  // the memory cgroup directory the child below moves into
+/// Touches `mib` MiB, one page at a time, so that they are charged to the memory cgroup.
+int allocate_mib(int mib) {
+  std::size_t n = static_cast<std::size_t>(mib) << 20;
+  auto* p = static_cast<volatile char*>(std::malloc(n));
+  for (std::size_t i = 0; p && i < n; i += 4096) p[i] = 1;
+  std::free(const_cast<char*>(p));
+  return mib;
+}
+/// In a child in a 64 MiB memory cgroup: a Pool(1) task allocating 512 MiB must fail with a
+/// WorkerLost that says the OOM killer ended it. Exit code: 0 if so, else which check failed.
+void oom_in_a_small_cgroup() {
+  std::ofstream(g_memory_cgroup + "/cgroup.procs") << ::getpid() << std::flush;
+  mp::Pool pool(1);  // its workers are born in the small cgroup
+  try {
+    pool.apply(allocate_mib, 512);
+    mp::exit(1);
+  } catch (const mp::WorkerLost& e) {
+    std::printf("%s\n", e.what());
+    if (!e.oom_killed()) mp::exit(2);
+    if (e.signal() != SIGKILL) mp::exit(3);
+    if (std::string(e.what()).find("the kernel's out-of-memory killer ended it") == std::string::npos) mp::exit(4);
+  }
+  if (pool.apply(square, 7) != 49) mp::exit(5);  // the pool goes on
+  mp::exit(0);
+}
+}  // namespace
+
+TEST(Pool, AWorkerEndedByTheOomKillerSaysSo) {
+  // A memory cgroup of its own, under this process's (cgroup v1 here; v2 needs the memory
+  // controller delegated to our cgroup).
+  std::string base;
+  bool v2 = false;
+  {
+    std::ifstream in("/proc/self/cgroup");
+    for (std::string line; std::getline(in, line);) {
+      auto c1 = line.find(':'), c2 = line.find(':', c1 + 1);
+      std::string ctl = "," + line.substr(c1 + 1, c2 - c1 - 1) + ",";
+      if (ctl.find(",memory,") != std::string::npos) base = "/sys/fs/cgroup/memory" + line.substr(c2 + 1);
+    }
+    if (base.empty() && std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers")) {
+      std::ifstream v2in("/proc/self/cgroup");
+      std::string line;
+      while (std::getline(v2in, line))
+        if (line.rfind("0::", 0) == 0) base = "/sys/fs/cgroup" + line.substr(3), v2 = true;
+    }
+  }
+  std::string dir = base + "/mp-oom-test-" + std::to_string(::getpid());
+  if (base.empty() || ::mkdir(dir.c_str(), 0755) != 0) GTEST_SKIP() << "cannot create a memory cgroup here (needs root)";
+  std::ofstream(dir + (v2 ? "/memory.max" : "/memory.limit_in_bytes")) << (64 << 20) << std::flush;
+  if (!v2) std::ofstream(dir + "/memory.memsw.limit_in_bytes") << (64 << 20) << std::flush;  // no escape to swap
+  else std::ofstream(dir + "/memory.swap.max") << 0 << std::flush;
+  g_memory_cgroup = dir;
+  mp::Process child(oom_in_a_small_cgroup);
+  child.start();
+  child.join();
+  EXPECT_EQ(child.exitcode(), 0) << "1: no error, 2: not reported as OOM, 3: not SIGKILL, 4: message, 5: pool";
+  EXPECT_EQ(::rmdir(dir.c_str()), 0) << dir;
 }
 
 TEST(Pool, ExitWithAMessageInATaskPrintsItAndRaisesWorkerLost) {

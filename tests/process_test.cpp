@@ -18,7 +18,7 @@
 
 #include "helpers/support.hpp"
 #include "mp/pool.hpp"
-#include "os/cpu.hpp"
+#include "os/cgroup.hpp"
 #include "mp/process.hpp"
 #include "mp/synchronize.hpp"
 
@@ -501,6 +501,20 @@ TEST(ProcessCpuCount, ReadsV1QuotaInAContainerWhoseCgroupIsTheMountRoot) {
   EXPECT_EQ(mp::internal::cgroup_cpu_limit(f.root), 0);
   FakeRoot none;  // no cgroup files at all: no limit, no error
   EXPECT_EQ(mp::internal::cgroup_cpu_limit(none.root), 0);
+}
+
+// The count WorkerLost::oom_killed() compares (tests/pool_test.cpp has a real OOM kill).
+TEST(Cgroup, OomKillCountsAreReadFromV1AndV2MemoryCgroups) {
+  FakeRoot f;
+  f.file("/proc/self/cgroup", "4:memory:/jobs/a\n0::/jobs/a\n");
+  f.file("/proc/self/mountinfo",
+         "41 30 0:36 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+         "42 30 0:37 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n");
+  EXPECT_EQ(mp::internal::cgroup_oom_kills(f.root), -1);  // no counter file: unknown
+  f.file("/sys/fs/cgroup/memory/jobs/a/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
+  EXPECT_EQ(mp::internal::cgroup_oom_kills(f.root), 2);
+  f.file("/sys/fs/cgroup/unified/jobs/a/memory.events", "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\noom_group_kill 0\n");
+  EXPECT_EQ(mp::internal::cgroup_oom_kills(f.root), 3);
 }
 
 // ---------------------------------------------------------------------------------- misuse

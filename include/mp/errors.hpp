@@ -100,17 +100,29 @@ class RemoteError : public Error {
   std::string type_name_;
   std::string message_;
 };
-/// A worker process died (killed, crashed) while running a task.
+/// A worker process died (killed, crashed, exited) while running a task. Says which and why,
+/// as Python 3.15's BrokenProcessPool does: the worker's pid and its exit code or signal,
+/// and whether the kernel's out-of-memory killer ended it.
 class WorkerLost : public Error {
  public:
-  WorkerLost(int pid, int signal, const std::string& what) : Error(what), pid_(pid), signal_(signal) {}
+  WorkerLost(int pid, int signal, const std::string& what, int exit_code = 0, bool oom_killed = false)
+      : Error(what), pid_(pid), signal_(signal), exit_code_(exit_code), oom_killed_(oom_killed) {}
   [[nodiscard]] int pid() const noexcept { return pid_; }
   /// The signal that killed the worker, or 0 if it exited.
   [[nodiscard]] int signal() const noexcept { return signal_; }
+  /// As Process::exitcode(): -N when signal N killed the worker, else its exit status.
+  [[nodiscard]] int exitcode() const noexcept { return signal_ ? -signal_ : exit_code_; }
+  /// True when the kernel's OOM killer ended the worker: it died of SIGKILL and the
+  /// out-of-memory kill count of the pool's memory cgroup (v1 memory.oom_control, v2
+  /// memory.events) rose meanwhile. A worker that moved itself to another cgroup, or a
+  /// pool that cannot read the count, reports plain SIGKILL.
+  [[nodiscard]] bool oom_killed() const noexcept { return oom_killed_; }
 
  private:
   int pid_;
   int signal_;
+  int exit_code_;
+  bool oom_killed_;
 };
 /// A pool can no longer run work (concurrent.futures.BrokenExecutor / BrokenProcessPool).
 class BrokenPool : public Error { public: using Error::Error; };

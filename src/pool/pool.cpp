@@ -33,6 +33,7 @@
 #include "mp/internal/fd.hpp"
 #include "mp/internal/segment.hpp"
 #include "mp/process.hpp"
+#include "os/cgroup.hpp"
 #include "os/file.hpp"
 
 namespace mp::internal {
@@ -320,6 +321,19 @@ class ProcessPoolCore {
     return true;
   }
 
+  /// Whether the OOM killer has killed in this pool's memory cgroup since the last look,
+  /// counting one kill per call (two workers killed together are both told). The kernel
+  /// raises the count before it sends SIGKILL, so a reaped victim's kill is already counted.
+  bool oom_killed_since_last_look() {
+    long long now = internal::cgroup_oom_kills();
+    if (now < 0 || oom_kills_seen_ < 0 || now <= oom_kills_seen_) {
+      if (now >= 0 && oom_kills_seen_ < 0) oom_kills_seen_ = now;
+      return false;
+    }
+    ++oom_kills_seen_;
+    return true;
+  }
+
   /// Handles workers that have exited: blames the task that was running, re-queues the
   /// rest, replaces the worker unless the pool is winding down.
   bool reap_locked(std::vector<Outcome>& outs, std::deque<std::string>& batches) {
@@ -342,10 +356,12 @@ class ProcessPoolCore {
       if (!w->inflight.empty()) {
         Task& head = w->inflight.front();
         if (w->shm->current_task.load(std::memory_order_relaxed) == head.id) {
+          bool oom = st.signal() == SIGKILL && oom_killed_since_last_look();
           std::string what = "Pool worker " + std::to_string(w->pid) + " " + st.describe() +
+                             (oom ? " (the kernel's out-of-memory killer ended it)" : "") +
                              " while running this task; the worker was replaced and the other tasks go on";
           outs.push_back(Outcome{head.t.sink, head.t.start, head.t.count, false, {},
-                                 std::make_exception_ptr(WorkerLost(w->pid, st.signal(), what))});
+                                 std::make_exception_ptr(WorkerLost(w->pid, st.signal(), what, st.code(), oom))});
           w->inflight.pop_front();
         }
         for (auto it = w->inflight.rbegin(); it != w->inflight.rend(); ++it) pending_.push_front(std::move(*it));
@@ -481,6 +497,7 @@ class ProcessPoolCore {
   bool closed_ = false;
   bool joining_ = false;
   bool terminating_ = false;
+  long long oom_kills_seen_ = internal::cgroup_oom_kills();  // this cgroup's OOM kills already told (-1: unknown)
   bool terminated_ = false;
   std::thread handler_;
 };

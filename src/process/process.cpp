@@ -23,7 +23,7 @@
 
 #include "mp/internal/fd.hpp"
 #include "mp/internal/os.hpp"
-#include "os/cpu.hpp"
+#include "os/cgroup.hpp"
 #include "os/file.hpp"
 #include "os/process.hpp"
 #include "process/internal.hpp"

@@ -1,4 +1,4 @@
-#include "os/cpu.hpp"
+#include "os/cgroup.hpp"
 
 #include <sched.h>
 
@@ -97,59 +97,83 @@ int tightest_limit(std::string dir, const std::string& mount_point, bool v2) {
 
 }  // namespace
 
-int cgroup_cpu_limit(const std::string& root) noexcept {
-  try {
-    // /proc/self/cgroup: "hierarchy-id:controllers:path"; v2 is "0::path".
-    std::string v2_path;
-    std::string v1_cpu_path;
-    bool have_v2 = false, have_v1 = false;
-    {
-      std::ifstream in(root + "/proc/self/cgroup");
-      for (std::string line; std::getline(in, line);) {
-        auto c1 = line.find(':');
-        auto c2 = c1 == std::string::npos ? std::string::npos : line.find(':', c1 + 1);
-        if (c2 == std::string::npos) continue;
-        std::string_view controllers(line.data() + c1 + 1, c2 - c1 - 1);
-        std::string path = line.substr(c2 + 1);
-        if (line.compare(0, c1, "0") == 0 && controllers.empty()) {
-          v2_path = path;
-          have_v2 = true;
-        } else if (has_token(controllers, "cpu")) {
-          v1_cpu_path = path;
-          have_v1 = true;
-        }
+std::vector<CgroupDir> cgroup_dirs(std::string_view controller, const std::string& root) {
+  // /proc/self/cgroup: "hierarchy-id:controllers:path"; v2 is "0::path".
+  std::string v2_path, v1_path;
+  bool have_v2 = false, have_v1 = false;
+  {
+    std::ifstream in(root + "/proc/self/cgroup");
+    for (std::string line; std::getline(in, line);) {
+      auto c1 = line.find(':');
+      auto c2 = c1 == std::string::npos ? std::string::npos : line.find(':', c1 + 1);
+      if (c2 == std::string::npos) continue;
+      std::string_view controllers(line.data() + c1 + 1, c2 - c1 - 1);
+      if (line.compare(0, c1, "0") == 0 && controllers.empty()) {
+        v2_path = line.substr(c2 + 1);
+        have_v2 = true;
+      } else if (has_token(controllers, controller)) {
+        v1_path = line.substr(c2 + 1);
+        have_v1 = true;
       }
     }
-    if (!have_v1 && !have_v2) return 0;
-    // /proc/self/mountinfo: "id parent maj:min root mount-point options ... - fstype source super-options".
+  }
+  std::vector<CgroupDir> out;
+  if (!have_v1 && !have_v2) return out;
+  // /proc/self/mountinfo: "id parent maj:min root mount-point options ... - fstype source super-options".
+  std::ifstream in(root + "/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    auto before = split(std::string_view(line).substr(0, dash), ' ');
+    auto after = split(std::string_view(line).substr(dash + 3), ' ');
+    if (before.size() < 5 || after.size() < 3) continue;
+    bool v2 = after[0] == "cgroup2";
+    bool v1 = after[0] == "cgroup" && has_token(after[2], controller);
+    if (!(v2 && have_v2) && !(v1 && have_v1)) continue;
+    const std::string& mount_root = before[3];
+    const std::string& path = v2 ? v2_path : v1_path;
+    CgroupDir d{root + before[4], {}, v2};
+    // The process's cgroup as seen through this mount: the part of its path below the
+    // mount's root (a container sees its own cgroup as "/").
+    d.path = d.mount_point;
+    if (mount_root == "/")
+      d.path.append(path);
+    else if (path.compare(0, mount_root.size(), mount_root) == 0)
+      d.path.append(path, mount_root.size());
+    while (d.path.size() > d.mount_point.size() && d.path.back() == '/') d.path.pop_back();
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+int cgroup_cpu_limit(const std::string& root) noexcept {
+  try {
     int best = 0;
-    std::ifstream in(root + "/proc/self/mountinfo");
-    for (std::string line; std::getline(in, line);) {
-      auto dash = line.find(" - ");
-      if (dash == std::string::npos) continue;
-      auto before = split(std::string_view(line).substr(0, dash), ' ');
-      auto after = split(std::string_view(line).substr(dash + 3), ' ');
-      if (before.size() < 5 || after.size() < 3) continue;
-      const std::string& mount_root = before[3];
-      std::string mount_point = root + before[4];
-      bool v2 = after[0] == "cgroup2";
-      bool v1 = after[0] == "cgroup" && has_token(after[2], "cpu");
-      if (!(v2 && have_v2) && !(v1 && have_v1)) continue;
-      const std::string& path = v2 ? v2_path : v1_cpu_path;
-      // The process's cgroup as seen through this mount: the part of its path below the
-      // mount's root (a container sees its own cgroup as "/").
-      std::string dir = mount_point;
-      if (mount_root == "/")
-        dir.append(path);
-      else if (path.compare(0, mount_root.size(), mount_root) == 0)
-        dir.append(path, mount_root.size());
-      while (dir.size() > mount_point.size() && dir.back() == '/') dir.pop_back();
-      int l = tightest_limit(dir, mount_point, v2);
+    for (const auto& d : cgroup_dirs("cpu", root)) {
+      int l = tightest_limit(d.path, d.mount_point, d.v2);
       if (l > 0 && (best == 0 || l < best)) best = l;
     }
     return best;
   } catch (...) {
     return 0;  // no limit can be read: none is applied
+  }
+}
+
+long long cgroup_oom_kills(const std::string& root) noexcept {
+  try {
+    long long total = -1;
+    for (const auto& d : cgroup_dirs("memory", root)) {
+      // v1: memory.oom_control has "oom_kill N" (Linux 4.13+); v2: memory.events has it.
+      std::ifstream in(d.path + (d.v2 ? "/memory.events" : "/memory.oom_control"));
+      for (std::string key, value; in >> key >> value;)
+        if (key == "oom_kill") {
+          long long n = number(value);
+          if (n >= 0) total = (total < 0 ? 0 : total) + n;
+        }
+    }
+    return total;
+  } catch (...) {
+    return -1;
   }
 }
 
