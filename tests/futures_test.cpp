@@ -6,6 +6,9 @@
 #include "helpers/support.hpp"
 
 #include <atomic>
+#include <fcntl.h>
+#include <stdexcept>
+#include <string>
 #include <csignal>
 #include <latch>
 #include <map>
@@ -34,6 +37,59 @@ int wait_on(int fd) {
 }
 
 using mp_test::Gate;
+
+int g_report_fd = -1;
+void report_sigterm(int) { (void)!::write(g_report_fd, "T", 1); }
+/// Says "S" on `fd` once running, then holds its worker until a signal ends it; a SIGTERM
+/// is reported as "T" and does not end it.
+int announce_and_hold(int fd) {
+  g_report_fd = fd;
+  ::signal(SIGTERM, report_sigterm);
+  (void)!::write(fd, "S", 1);
+  for (;;) ::pause();
+}
+/// Everything written to the pipe `fd` so far (it must not block).
+std::string drain(int fd) {
+  ::fcntl(fd, F_SETFL, O_NONBLOCK);
+  std::string out;
+  char buf[64];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  return out;
+}
+
+/// terminate_workers()/kill_workers() with two running tasks and three queued: the running
+/// ones raise BrokenPool, the queued ones CancelledError (or BrokenPool if already handed to
+/// a worker), no worker is left, no new work is taken. Returns what the workers reported.
+std::string stop_workers_with_work_in_flight(void (mp::ProcessPoolExecutor::*stop)()) {
+  int fds[2];
+  if (::pipe(fds) != 0) throw std::runtime_error("pipe");
+  mp::ProcessPoolExecutor ex(2);
+  auto pids = ex.pool().pids();
+  auto a = ex.submit(announce_and_hold, fds[1]);
+  auto b = ex.submit(announce_and_hold, fds[1]);
+  for (int started = 0; started < 2;) {  // both are running: two "S"
+    char c;
+    if (::read(fds[0], &c, 1) != 1) throw std::runtime_error("read");
+    EXPECT_EQ(c, 'S');
+    ++started;
+  }
+  std::vector<mp::Future<int>> queued;
+  for (int i = 0; i < 3; ++i) queued.push_back(ex.submit(square, i));
+  (ex.*stop)();
+  EXPECT_THROW(a.result(), mp::BrokenPool);
+  EXPECT_THROW(b.result(), mp::BrokenPool);
+  for (auto& f : queued) {
+    if (f.cancelled()) EXPECT_THROW(f.result(), mp::CancelledError);
+    else EXPECT_THROW(f.result(), mp::BrokenPool);
+  }
+  EXPECT_TRUE(queued.back().cancelled());
+  EXPECT_THROW(ex.submit(square, 1), mp::RuntimeError);
+  for (pid_t p : pids) EXPECT_EQ(mp_test::proc_state(p), 0) << "worker " << p << " was not reaped";
+  std::string reported = drain(fds[0]);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  return reported;
+}
 
 }  // namespace
 
@@ -186,6 +242,15 @@ TEST(ProcessPoolExecutor, ShutdownCancelFuturesCancelsWhatHadNotStarted) {
   ex.shutdown(true);
   for (int i = 0; i < 5; ++i)
     if (!queued[i].cancelled()) EXPECT_EQ(queued[i].result(), i * i);
+}
+
+TEST(ProcessPoolExecutor, TerminateWorkersSendsSigtermToRunningTasksAndCancelsTheRest) {
+  EXPECT_EQ(stop_workers_with_work_in_flight(&mp::ProcessPoolExecutor::terminate_workers), "TT");
+}
+
+TEST(ProcessPoolExecutor, KillWorkersEndsThemWithSigkillAtOnce) {
+  // No "T": the workers never saw a SIGTERM they could catch or ignore.
+  EXPECT_EQ(stop_workers_with_work_in_flight(&mp::ProcessPoolExecutor::kill_workers), "");
 }
 
 TEST(ThreadPoolExecutor, CancelOnlyBeforeItStarts) {

@@ -360,6 +360,20 @@ class ProcessPoolExecutor : public internal::Executor<Pool> {
   explicit ProcessPoolExecutor(int max_workers = 0, std::function<void()> initializer = {},
                                int max_tasks_per_child = 0)
       : Executor(PoolOptions{max_workers, std::move(initializer), max_tasks_per_child}) {}
+
+  /// Python 3.14's terminate_workers(): shutdown(wait=false, cancel_futures=true), then
+  /// SIGTERM to every worker (SIGKILL to one still alive after a second). Futures not yet
+  /// started raise mp::CancelledError, running ones mp::BrokenPool; no new work is taken.
+  /// The workers are reaped before it returns (Python's only signals them).
+  void terminate_workers() {
+    shutdown(false, true);
+    pool().terminate();
+  }
+  /// As terminate_workers(), with SIGKILL at once (Python 3.14's kill_workers()).
+  void kill_workers() {
+    shutdown(false, true);
+    pool().kill();
+  }
 };
 
 /// concurrent.futures.ThreadPoolExecutor over mp::ThreadPool. max_workers 0:

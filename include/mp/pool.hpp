@@ -568,8 +568,12 @@ class Pool : public internal::PoolApi<Pool> {
   /// Waits for the queued work and the workers. Throws mp::ValueError unless close() or
   /// terminate() was called first.
   void join();
-  /// Stops the workers now; unfinished tasks fail with mp::BrokenPool.
+  /// Stops the workers now; unfinished tasks fail with mp::BrokenPool. Sends SIGTERM, then
+  /// SIGKILL to a worker still alive after one second.
   void terminate();
+  /// As terminate(), with SIGKILL at once (Process::kill's counterpart; what
+  /// ProcessPoolExecutor::kill_workers uses).
+  void kill();
 
   /// The number of workers.
   [[nodiscard]] std::size_t workers() const noexcept;

@@ -156,7 +156,9 @@ class ProcessPoolCore {
     workers_.clear();
   }
 
-  void terminate() noexcept {
+  /// Stops every worker with `signal` (SIGTERM: then SIGKILL after one second); unfinished
+  /// tasks fail with BrokenPool.
+  void terminate(int signal = SIGTERM) noexcept {
     {
       std::lock_guard g(mu_);
       if (terminated_) return;
@@ -170,10 +172,10 @@ class ProcessPoolCore {
       terminated_ = true;
       try {
         for (auto& w : workers_)
-          if (w) w->proc->terminate();
+          if (w) signal == SIGKILL ? w->proc->kill() : w->proc->terminate();
         for (auto& w : workers_) {
           if (!w) continue;
-          if (!w->proc->join(std::chrono::seconds(1))) {
+          if (!w->proc->join(std::chrono::seconds(signal == SIGKILL ? 0 : 1))) {
             w->proc->kill();
             w->proc->join();
           }
@@ -514,7 +516,8 @@ Pool::~Pool() = default;  // the core's destructor terminates
 void Pool::close() { core_->close(); }
 std::size_t Pool::cancel_pending() { return core_->cancel_pending(); }
 void Pool::join() { core_->join(); }
-void Pool::terminate() { core_->terminate(); }
+void Pool::terminate() { core_->terminate(SIGTERM); }
+void Pool::kill() { core_->terminate(SIGKILL); }
 std::size_t Pool::workers() const noexcept { return core_->workers(); }
 std::vector<pid_t> Pool::pids() const { return core_->pids(); }
 void Pool::submit(std::vector<internal::PoolTask>&& tasks) { core_->submit(std::move(tasks)); }
