@@ -253,6 +253,14 @@ TEST(ProcessPoolExecutor, KillWorkersEndsThemWithSigkillAtOnce) {
   EXPECT_EQ(stop_workers_with_work_in_flight(&mp::ProcessPoolExecutor::kill_workers), "");
 }
 
+TEST(ProcessPoolExecutor, SubmitWithATimeoutRaisesTimeoutErrorAndTheExecutorGoesOn) {
+  mp::ProcessPoolExecutor ex(1);
+  auto stuck = ex.submit({.timeout = 100ms}, announce_and_hold, -1);
+  EXPECT_THROW(stuck.result(60s), mp::TimeoutError);
+  EXPECT_EQ(ex.submit(square, 4).result(60s), 16) << "a replacement worker runs the next task";
+  EXPECT_EQ(ex.submit({.timeout = 60s}, square, 5).result(60s), 25);
+}
+
 TEST(ThreadPoolExecutor, CancelOnlyBeforeItStarts) {
   mp::ThreadPoolExecutor ex(1);
   std::latch started(1), release(1);

@@ -62,6 +62,9 @@ int wait_on(int fd) {
   return ::read(fd, &c, 1) == 1 ? c : -1;
 }
 std::string big_echo(std::string s) { return s + s; }
+int hold_forever(int) {
+  for (;;) ::pause();
+}
 
 int g_initialized = 0;
 void set_initialized() { g_initialized = 42; }
@@ -304,6 +307,35 @@ TEST(Pool, WorkerKilledBySigkillFailsOnlyItsTaskAndIsReplaced) {
   auto after = pool.pids();
   EXPECT_EQ(after.size(), 2u);
   EXPECT_NE(std::set<pid_t>(before.begin(), before.end()), std::set<pid_t>(after.begin(), after.end()));
+}
+
+// ------------------------------------------------------------------ per-task timeouts
+
+TEST(Pool, ATaskPastItsTimeoutRaisesTimeoutErrorAndOnlyItsWorkerIsReplaced) {
+  mp_test::Gate gate;
+  mp::Pool pool(2);
+  auto before = pool.pids();
+  auto slow = pool.apply_async(wait_on, gate.fd());  // no timeout: runs until released
+  auto stuck = pool.apply_async(hold_forever, mp::args(0), {.timeout = 200ms});
+  try {
+    stuck.get(60s);
+    FAIL() << "the task outlived its timeout";
+  } catch (const mp::TimeoutError& e) {
+    EXPECT_NE(std::string(e.what()).find("ran past its timeout of 200 ms"), std::string::npos) << e.what();
+  }
+  gate.release();
+  EXPECT_EQ(slow.get(60s), 'x') << "the other task goes on";
+  auto after = pool.pids();
+  ASSERT_EQ(after.size(), 2u);
+  int kept = 0;
+  for (pid_t p : after) kept += static_cast<int>(std::count(before.begin(), before.end(), p));
+  EXPECT_EQ(kept, 1) << "exactly one worker (the timed-out task's) was replaced";
+  // A task that finishes in time returns normally; callbacks ride in the same options.
+  std::atomic<int> seen{0};
+  auto quick = pool.apply_async(square, mp::args(3), {.callback = [&](const int& v) { seen = v; }, .timeout = 60s});
+  EXPECT_EQ(quick.get(60s), 9);
+  EXPECT_EQ(seen.load(), 9);
+  EXPECT_THROW(pool.apply_async(square, mp::args(3), {.timeout = -1s}), mp::ValueError);
 }
 
 TEST(Pool, CrashInsideAMapFailsTheMapOnlyOnce) {

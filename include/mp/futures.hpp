@@ -342,16 +342,26 @@ class Executor {
     }
   }
 
- private:
+ protected:
   void check_open() const {
     if (shut_) throw RuntimeError("cannot schedule new futures after shutdown");
   }
+
+ private:
   PoolT pool_;
   bool shut_ = false;
   bool joined_ = false;
 };
 
 }  // namespace internal
+
+/// The options of ProcessPoolExecutor::submit, given with designated initializers:
+/// `ex.submit({.timeout = 5s}, f, a...)`.
+struct SubmitOptions {
+  /// Beyond Python: a task still running this long after a worker received it fails with
+  /// mp::TimeoutError; its worker alone is killed and replaced. Zero: no limit.
+  std::chrono::nanoseconds timeout{0};
+};
 
 /// concurrent.futures.ProcessPoolExecutor over mp::Pool. max_workers 0: process_cpu_count();
 /// max_tasks_per_child 0: never recycle a worker (Python's None), negative: mp::ValueError.
@@ -360,6 +370,17 @@ class ProcessPoolExecutor : public internal::Executor<Pool> {
   explicit ProcessPoolExecutor(int max_workers = 0, std::function<void()> initializer = {},
                                int max_tasks_per_child = 0)
       : Executor(PoolOptions{max_workers, std::move(initializer), max_tasks_per_child}) {}
+
+  using Executor::submit;
+  /// submit with options: `ex.submit({.timeout = 5s}, f, a...)` (see SubmitOptions).
+  template <class F, class... A>
+  auto submit(SubmitOptions opts, F fn, A&&... a) {
+    check_open();
+    using R = std::invoke_result_t<F&, std::decay_t<A>&...>;
+    auto r = pool().apply_async(fn, Args<std::decay_t<A>...>{{std::forward<A>(a)...}},
+                                ApplyOptions<R>{.timeout = opts.timeout});
+    return Future<R>(r.state());
+  }
 
   /// Python 3.14's terminate_workers(): shutdown(wait=false, cancel_futures=true), then
   /// SIGTERM to every worker (SIGKILL to one still alive after a second). Futures not yet

@@ -274,6 +274,7 @@ struct PoolTask {
   std::shared_ptr<Sink> sink;
   std::size_t start = 0;
   std::uint32_t count = 0;
+  std::chrono::nanoseconds timeout{0};  // > 0: the worker is killed when the task runs longer
 };
 
 template <class F, class R, class... A>
@@ -550,6 +551,20 @@ struct ThreadTask {
 }  // namespace internal
 
 /// A pool of worker processes (multiprocessing.Pool). See the header comment.
+/// The options of one apply_async, given with designated initializers:
+/// `pool.apply_async(f, mp::args(2, 3), {.callback = cb, .timeout = 5s})`.
+template <class R>
+struct ApplyOptions {
+  /// Called with the result (no argument for a void task), on the result-handler thread.
+  std::conditional_t<std::is_void_v<R>, std::function<void()>, std::function<void(const R&)>> callback;
+  /// Called with the task's exception, on the result-handler thread.
+  std::function<void(std::exception_ptr)> error_callback;
+  /// Beyond Python (pebble's and loky's per-task timeout): a task still running this long
+  /// after its worker received it fails with mp::TimeoutError; that worker alone is killed
+  /// (SIGKILL) and replaced, and every other task goes on. Zero: no limit.
+  std::chrono::nanoseconds timeout{0};
+};
+
 class Pool : public internal::PoolApi<Pool> {
  public:
   /// `processes` workers (0: process_cpu_count()). Throws mp::ValueError for a negative count or
@@ -584,6 +599,35 @@ class Pool : public internal::PoolApi<Pool> {
   /// cancel_futures.)
   std::size_t cancel_pending();
 
+  using PoolApi<Pool>::apply_async;
+  /// apply_async with options: `pool.apply_async(f, mp::args(2, 3), {.timeout = 5s})`
+  /// (ApplyOptions: callback, error_callback, timeout). A task with a timeout waits for an
+  /// idle worker, so its time starts when it starts.
+  template <class F, class... A>
+    requires std::is_invocable_v<F&, A&...>
+  auto apply_async(F fn, Args<A...> a, ApplyOptions<std::invoke_result_t<F&, A&...>> opts) {
+    using R = std::invoke_result_t<F&, A&...>;
+    if constexpr (!task_ok<F, R, A...>()) {
+      return AsyncResult<R>(nullptr);  // after task_ok's static_assert: no cascade of errors
+    } else {
+      if (opts.timeout < std::chrono::nanoseconds::zero())
+        throw ValueError("Pool.apply_async: timeout must be positive (or zero for none)");
+      auto st = std::make_shared<internal::ValueState<R>>();
+      typename internal::ResultState<R>::Callback cb;
+      if (opts.callback) {
+        if constexpr (std::is_void_v<R>)
+          cb = [f = std::move(opts.callback)](const None&) { f(); };
+        else
+          cb = std::move(opts.callback);
+      }
+      st->set_callbacks(std::move(cb), std::move(opts.error_callback));
+      std::vector<std::tuple<A...>> items;
+      items.push_back(std::move(a.values));
+      submit_encoded<F, R, A...>(fn, items, 1, st, opts.timeout);
+      return AsyncResult<R>(st);
+    }
+  }
+
   /// Internal: whether fn(A...) -> R can run in a worker; otherwise a static_assert says
   /// why and what to do (used by PoolApi before it creates any state).
   template <class F, class R, class... A>
@@ -604,13 +648,13 @@ class Pool : public internal::PoolApi<Pool> {
  private:
   template <class F, class R, class... A>
   void submit_encoded(F fn, const std::vector<std::tuple<A...>>& items, std::size_t chunksize,
-                      std::shared_ptr<internal::Sink> sink) {
+                      std::shared_ptr<internal::Sink> sink, std::chrono::nanoseconds timeout = {}) {
     using Fn = std::conditional_t<std::is_function_v<F>, F*, F>;
     std::vector<internal::PoolTask> tasks;
     tasks.reserve(items.size() / chunksize + 1);
     for (std::size_t start = 0; start < items.size(); start += chunksize) {
       auto n = static_cast<std::uint32_t>(std::min(chunksize, items.size() - start));
-      internal::PoolTask t{internal::task_header<Fn, R, A...>(fn, n), sink, start, n};
+      internal::PoolTask t{internal::task_header<Fn, R, A...>(fn, n), sink, start, n, timeout};
       for (std::size_t i = start; i < start + n; ++i)
         std::apply([&](const auto&... x) { (internal::put_field(t.msg, x), ...); }, items[i]);
       tasks.push_back(std::move(t));

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <deque>
@@ -44,6 +45,7 @@ using namespace pool;  // the rings, frames and wake-ups of pool/transport.hpp
 struct Task {
   std::uint64_t id;
   PoolTask t;
+  std::chrono::steady_clock::time_point deadline{};  // when t.timeout > 0: set as it is sent
 };
 
 struct Worker {
@@ -57,6 +59,7 @@ struct Worker {
   std::string in_buf;       // result bytes read but not yet a whole frame
   long sent = 0;            // tasks given (for maxtasksperchild)
   bool exiting = false;     // sentinel sent
+  std::uint64_t timed_out = 0;  // the task whose timeout made us kill this worker
 };
 
 struct Outcome {
@@ -113,7 +116,10 @@ class ProcessPoolCore {
     std::lock_guard g(mu_);
     if (closed_ || terminating_)
       throw ValueError(terminating_ ? "Pool not running: it was terminated" : "Pool not running: it was closed");
-    for (auto& t : tasks) pending_.push_back(Task{next_id_++, std::move(t)});
+    for (auto& t : tasks) {
+      any_timeouts_ |= t.timeout.count() > 0;
+      pending_.push_back(Task{next_id_++, std::move(t)});
+    }
     outstanding_ += tasks.size();
     dispatch_locked();
   }
@@ -246,6 +252,10 @@ class ProcessPoolCore {
     }
     wake_worker(r);
     ++w.sent;
+    if (t.t.timeout.count() > 0) {
+      t.deadline = std::chrono::steady_clock::now() + t.t.timeout;
+      ring_handler();  // a handler asleep without a deadline must learn this one
+    }
     w.inflight.push_back(std::move(t));
   }
 
@@ -266,9 +276,11 @@ class ProcessPoolCore {
       // Prefetch behind a busy worker only when plenty is queued (like CPython's call
       // queue, which holds one extra call): keeps pipelines full, keeps dispatch on demand.
       std::size_t cap = 1 + std::min(kMaxWindow - 1, pending_.size() / (4 * n_));
+      if (pending_.front().t.timeout.count() > 0) cap = 1;  // a timed task waits for an idle worker
       Worker* best = nullptr;
       for (auto& w : workers_) {
         if (!w || w->exiting || !w->out_partial.empty() || w->inflight.size() >= cap) continue;
+        if (!w->inflight.empty() && w->inflight.front().t.timeout.count() > 0) continue;  // nothing behind a timed task
         if (opts_.maxtasksperchild > 0 && w->sent >= opts_.maxtasksperchild) continue;
         if (!best || w->inflight.size() < best->inflight.size()) best = w.get();
       }
@@ -357,7 +369,14 @@ class ProcessPoolCore {
       ExitStatus st = w->proc->status();
       if (!w->inflight.empty()) {
         Task& head = w->inflight.front();
-        if (w->shm->current_task.load(std::memory_order_relaxed) == head.id) {
+        if (w->timed_out == head.id) {
+          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(head.t.timeout).count();
+          std::string what = "Pool task ran past its timeout of " + std::to_string(ms) + " ms: its worker " +
+                             std::to_string(w->pid) + " was killed and replaced; the other tasks go on";
+          outs.push_back(Outcome{head.t.sink, head.t.start, head.t.count, false, {},
+                                 std::make_exception_ptr(TimeoutError(what))});
+          w->inflight.pop_front();
+        } else if (w->shm->current_task.load(std::memory_order_relaxed) == head.id) {
           bool oom = st.signal() == SIGKILL && oom_killed_since_last_look();
           std::string what = "Pool worker " + std::to_string(w->pid) + " " + st.describe() +
                              (oom ? " (the kernel's out-of-memory killer ended it)" : "") +
@@ -403,6 +422,29 @@ class ProcessPoolCore {
     }
   }
 
+  /// Kills (SIGKILL) each worker whose task has run past its timeout; reap_locked then fails
+  /// that task with TimeoutError. Returns how long until the next deadline (-1: none), in
+  /// milliseconds rounded up, for poll().
+  int expire_locked() {
+    if (!any_timeouts_) return -1;
+    auto now = std::chrono::steady_clock::now();
+    int next = -1;
+    for (auto& w : workers_) {
+      if (!w || w->inflight.empty() || w->inflight.front().t.timeout.count() <= 0) continue;
+      const Task& head = w->inflight.front();
+      if (w->timed_out == head.id) continue;  // killed; waiting for the reap
+      if (now >= head.deadline) {
+        w->timed_out = head.id;
+        w->proc->kill();
+        continue;
+      }
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(head.deadline - now).count();
+      int ms = left > 60000 ? 60000 : static_cast<int>(left);
+      if (next < 0 || ms < next) next = ms;
+    }
+    return next;
+  }
+
   /// Whether sleeping now could miss work: results to read, or room for a held-back frame.
   bool work_waiting_locked() const {
     for (auto& w : workers_)
@@ -423,6 +465,7 @@ class ProcessPoolCore {
       for (auto& w : workers_)
         if (w) progress |= drain_locked(*w, outs, batches);
       progress |= dispatch_locked();
+      int next_deadline_ms = expire_locked();
       if ((++iter & 127) == 0) progress |= reap_locked(outs, batches);
       if (!outs.empty()) {
         lk.unlock();
@@ -472,7 +515,7 @@ class ProcessPoolCore {
       for (auto& w : workers_)
         if (w) fds.push_back({w->pidfd, POLLIN, 0});
       lk.unlock();
-      (void)internal::poll_fds(fds.data(), fds.size(), -1);
+      (void)internal::poll_fds(fds.data(), fds.size(), next_deadline_ms);
       std::uint64_t v;
       (void)internal::read_from(efd_.get(), &v, sizeof v);
       lk.lock();
@@ -499,6 +542,7 @@ class ProcessPoolCore {
   bool closed_ = false;
   bool joining_ = false;
   bool terminating_ = false;
+  bool any_timeouts_ = false;  // a task with a timeout was ever submitted
   long long oom_kills_seen_ = internal::cgroup_oom_kills();  // this cgroup's OOM kills already told (-1: unknown)
   bool terminated_ = false;
   std::thread handler_;
