@@ -16,6 +16,7 @@
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
+#include <thread>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -251,6 +252,42 @@ TEST(ProcessPoolExecutor, TerminateWorkersSendsSigtermToRunningTasksAndCancelsTh
 TEST(ProcessPoolExecutor, KillWorkersEndsThemWithSigkillAtOnce) {
   // No "T": the workers never saw a SIGTERM they could catch or ignore.
   EXPECT_EQ(stop_workers_with_work_in_flight(&mp::ProcessPoolExecutor::kill_workers), "");
+}
+
+TEST(ProcessPoolExecutor, CancelOfARunningFutureKillsItsWorkerAndTheExecutorGoesOn) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  mp::ProcessPoolExecutor ex(1);
+  auto before = ex.pool().pids();
+  auto running = ex.submit(announce_and_hold, fds[1]);
+  char c = 0;
+  ASSERT_EQ(::read(fds[0], &c, 1), 1);  // "S": it runs
+  EXPECT_TRUE(running.running());
+  EXPECT_TRUE(running.cancel()) << "Python returns False here; mp owns the worker and stops it";
+  EXPECT_TRUE(running.cancelled());
+  EXPECT_THROW(running.result(60s), mp::CancelledError);
+  EXPECT_EQ(ex.submit(square, 6).result(60s), 36) << "a replacement worker runs the next task";
+  EXPECT_NE(ex.pool().pids(), before);
+  EXPECT_EQ(mp_test::proc_state(before.at(0)), 0) << "the cancelled task's worker is gone";
+  auto done = ex.submit(square, 2);
+  EXPECT_EQ(done.result(60s), 4);
+  EXPECT_FALSE(done.cancel()) << "a finished future cannot be cancelled";
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(ThreadPoolExecutor, ARunningFutureCannotBeCancelledAsInPython) {
+  Gate gate;
+  mp::ThreadPoolExecutor ex(1);
+  std::atomic<bool> started{false};
+  auto f = ex.submit([&] {
+    started = true;
+    return wait_on(gate.fd());
+  });
+  while (!started) std::this_thread::yield();
+  EXPECT_FALSE(f.cancel()) << "a thread cannot be stopped";
+  gate.release();
+  EXPECT_EQ(f.result(60s), 'x');
 }
 
 TEST(ProcessPoolExecutor, SubmitWithATimeoutRaisesTimeoutErrorAndTheExecutorGoesOn) {

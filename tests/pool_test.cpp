@@ -65,6 +65,11 @@ std::string big_echo(std::string s) { return s + s; }
 int hold_forever(int) {
   for (;;) ::pause();
 }
+/// Writes "S" to `fd` once running, then holds its worker until a signal ends it.
+int say_then_hold(int fd) {
+  (void)!::write(fd, "S", 1);
+  return hold_forever(0);
+}
 
 int g_initialized = 0;
 void set_initialized() { g_initialized = 42; }
@@ -336,6 +341,29 @@ TEST(Pool, ATaskPastItsTimeoutRaisesTimeoutErrorAndOnlyItsWorkerIsReplaced) {
   EXPECT_EQ(quick.get(60s), 9);
   EXPECT_EQ(seen.load(), 9);
   EXPECT_THROW(pool.apply_async(square, mp::args(3), {.timeout = -1s}), mp::ValueError);
+}
+
+TEST(Pool, CancelOfARunningApplyAsyncKillsOnlyItsWorker) {
+  mp_test::Gate gate;
+  int fds[2];  // made before the pool: its workers inherit it
+  ASSERT_EQ(::pipe(fds), 0);
+  mp::Pool pool(2);
+  auto slow = pool.apply_async(wait_on, gate.fd());
+  auto stuck = pool.apply_async(say_then_hold, mp::args(fds[1]), {.timeout = 0s});  // 0: no timeout
+  char c = 0;
+  ASSERT_EQ(::read(fds[0], &c, 1), 1);  // it runs
+  ::close(fds[0]);
+  ::close(fds[1]);
+  EXPECT_FALSE(stuck.ready());
+  EXPECT_TRUE(stuck.cancel());
+  EXPECT_TRUE(stuck.cancelled());
+  EXPECT_THROW(stuck.get(60s), mp::CancelledError);
+  gate.release();
+  EXPECT_EQ(slow.get(60s), 'x') << "the other task goes on";
+  EXPECT_EQ(pool.map(square, std::vector<int>{1, 2, 3}), (std::vector<int>{1, 4, 9}));
+  auto m = pool.map_async(square, std::vector<int>{1, 2});
+  m.wait();
+  EXPECT_FALSE(m.cancel()) << "a map is not cancellable";
 }
 
 TEST(Pool, CrashInsideAMapFailsTheMapOnlyOnce) {

@@ -136,11 +136,13 @@ class CodecError : public Error { public: using Error::Error; };
 /// CodecError: in mp a TypeError is a value that cannot be decoded as the type asked for
 /// (mp::pickle's Value conversions, a CPython manager call's arguments).
 class TypeError : public CodecError { public: using CodecError::CodecError; };
-/// concurrent.futures.CancelledError: the task was cancelled before it started (what a
-/// cancelled Future's result() raises).
+/// concurrent.futures.CancelledError: the task was cancelled (what a cancelled Future's
+/// result() raises) — before it started, or, beyond Python, while it ran in a process pool.
 class CancelledError : public Error {
  public:
-  CancelledError() : Error("CancelledError: the task was cancelled before it started") {}
+  CancelledError()
+      : Error("CancelledError: the task was cancelled (cancel(), or shutdown with cancel_futures) and has no "
+              "result; a task cancelled while running had its worker process killed") {}
 };
 
 }  // namespace mp

@@ -20,7 +20,9 @@
 //   mp keeps the other work going, so mp::BrokenPool is only raised for work that a
 //   shutdown or terminate cut off.)
 // - result()/exception() wait; with a timeout they raise mp::TimeoutError. A cancelled
-//   future's result() raises mp::CancelledError.
+//   future's result() raises mp::CancelledError. Beyond Python, cancel() also stops a task
+//   already running in a ProcessPoolExecutor (its worker is killed and replaced), and
+//   submit({.timeout = 5s}, f, ...) bounds how long one task may run (mp::TimeoutError).
 // - Done callbacks run on the thread that completes the future (the pool's result
 //   handler), or at once in add_done_callback if it is already done.
 // - The destructor calls shutdown(wait=true), like leaving `with Executor() as ex:`.
@@ -80,10 +82,13 @@ class Future {
       throw TimeoutError("Future.exception(timeout): the future was not done in time");
     return s_->error();
   }
-  /// Cancels the task if it has not started; true if it is (now) cancelled.
+  /// Cancels the task; true if it is (now) cancelled, and result() then raises
+  /// mp::CancelledError. Beyond Python, a task already running in a ProcessPoolExecutor is
+  /// cancelled too: its worker is killed and replaced, the other tasks go on (Python's
+  /// cancel() returns false once a task runs; a ThreadPoolExecutor's still does).
   bool cancel() {
     if (s_->phase() == internal::Completion::Phase::cancelled) return true;
-    if (!s_->try_cancel()) return false;
+    if (!s_->try_cancel() && !s_->cancel_running()) return false;
     s_->on_cancel();
     return true;
   }

@@ -119,6 +119,18 @@ class AsyncResult {
     return s_->successful();
   }
   [[nodiscard]] const std::shared_ptr<internal::ResultState<R>>& state() const noexcept { return s_; }
+  /// Beyond Python (whose AsyncResult cannot be cancelled): cancels an apply_async task —
+  /// not started yet, or running in a process Pool (its worker is killed and replaced);
+  /// get() then raises mp::CancelledError. False once it has finished, for map_async, and
+  /// for a task running on a ThreadPool thread.
+  bool cancel() {
+    if (s_->phase() == internal::Completion::Phase::cancelled) return true;
+    if (!s_->cancellable()) return false;
+    if (!s_->try_cancel() && !s_->cancel_running()) return false;
+    s_->on_cancel();
+    return true;
+  }
+  [[nodiscard]] bool cancelled() const { return s_->phase() == internal::Completion::Phase::cancelled; }
 
   /// Identity, as for Python objects: copies of one AsyncResult are equal and hash alike
   /// (std::hash<mp::AsyncResult<R>>), results of different calls differ. The order is the

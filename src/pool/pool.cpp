@@ -60,6 +60,7 @@ struct Worker {
   long sent = 0;            // tasks given (for maxtasksperchild)
   bool exiting = false;     // sentinel sent
   std::uint64_t timed_out = 0;  // the task whose timeout made us kill this worker
+  std::uint64_t cancelled = 0;  // the task whose cancel() made us kill this worker
 };
 
 struct Outcome {
@@ -73,9 +74,20 @@ struct Outcome {
 
 }  // namespace
 
+class ProcessPoolCore;
+
+/// How a running task's cancel() reaches its pool: the sink holds this (shared), the pool
+/// detaches it when it terminates, so a cancel() after that finds no pool and does nothing.
+struct StopChannel {
+  std::mutex mu;
+  ProcessPoolCore* core = nullptr;
+  void stop(std::uint64_t task);
+};
+
 class ProcessPoolCore {
  public:
   explicit ProcessPoolCore(PoolOptions opts) : opts_(std::move(opts)), pshm_("mp-pool") {
+    stop_channel_->core = this;
     if (opts_.processes < 0) throw ValueError("Pool: processes must be at least 1 (or 0 for process_cpu_count())");
     if (opts_.maxtasksperchild < 0)
       throw ValueError("Pool: maxtasksperchild must be a positive int or 0 (never recycle a worker: Python's None), "
@@ -129,6 +141,18 @@ class ProcessPoolCore {
     closed_ = true;
   }
 
+  /// Future.cancel() of a running task: kills the worker whose current task it is; the
+  /// reap then replaces the worker. A task sent behind another one is left to run (its
+  /// result is dropped: the future is already cancelled).
+  void stop_task(std::uint64_t id) {
+    std::lock_guard g(mu_);
+    for (auto& w : workers_)
+      if (w && !w->inflight.empty() && w->inflight.front().id == id && w->cancelled != id) {
+        w->cancelled = id;
+        w->proc->kill();
+      }
+  }
+
   std::size_t cancel_pending() {
     std::vector<std::shared_ptr<Sink>> cancelled;
     {
@@ -165,6 +189,10 @@ class ProcessPoolCore {
   /// Stops every worker with `signal` (SIGTERM: then SIGKILL after one second); unfinished
   /// tasks fail with BrokenPool.
   void terminate(int signal = SIGTERM) noexcept {
+    {
+      std::lock_guard g(stop_channel_->mu);
+      stop_channel_->core = nullptr;
+    }
     {
       std::lock_guard g(mu_);
       if (terminated_) return;
@@ -252,6 +280,8 @@ class ProcessPoolCore {
     }
     wake_worker(r);
     ++w.sent;
+    if (t.t.sink->cancellable())
+      t.t.sink->set_stopper([ch = stop_channel_, id = t.id] { ch->stop(id); });
     if (t.t.timeout.count() > 0) {
       t.deadline = std::chrono::steady_clock::now() + t.t.timeout;
       ring_handler();  // a handler asleep without a deadline must learn this one
@@ -369,7 +399,11 @@ class ProcessPoolCore {
       ExitStatus st = w->proc->status();
       if (!w->inflight.empty()) {
         Task& head = w->inflight.front();
-        if (w->timed_out == head.id) {
+        if (w->cancelled == head.id) {
+          outs.push_back(Outcome{head.t.sink, head.t.start, head.t.count, false, {},
+                                 std::make_exception_ptr(CancelledError())});
+          w->inflight.pop_front();
+        } else if (w->timed_out == head.id) {
           auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(head.t.timeout).count();
           std::string what = "Pool task ran past its timeout of " + std::to_string(ms) + " ms: its worker " +
                              std::to_string(w->pid) + " was killed and replaced; the other tasks go on";
@@ -543,10 +577,16 @@ class ProcessPoolCore {
   bool joining_ = false;
   bool terminating_ = false;
   bool any_timeouts_ = false;  // a task with a timeout was ever submitted
+  std::shared_ptr<StopChannel> stop_channel_ = std::make_shared<StopChannel>();
   long long oom_kills_seen_ = internal::cgroup_oom_kills();  // this cgroup's OOM kills already told (-1: unknown)
   bool terminated_ = false;
   std::thread handler_;
 };
+
+void StopChannel::stop(std::uint64_t task) {
+  std::lock_guard g(mu);
+  if (core) core->stop_task(task);
+}
 
 }  // namespace mp::internal
 

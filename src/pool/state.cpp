@@ -74,6 +74,24 @@ bool Completion::try_cancel() {
   return phase_ == Phase::cancelled;
 }
 
+bool Completion::cancel_running() {
+  std::function<void()> stop;
+  {
+    std::lock_guard g(mu_);
+    if (phase_ == Phase::cancelled) return true;
+    if (phase_ != Phase::running || finished_ || !stopper_) return false;
+    phase_ = Phase::cancelled;
+    stop.swap(stopper_);
+  }
+  stop();
+  return true;
+}
+
+void Completion::set_stopper(std::function<void()> stop) {
+  std::lock_guard g(mu_);
+  if (!finished_) stopper_ = std::move(stop);
+}
+
 void Completion::add_done_callback(std::function<void()> cb) {
   {
     std::lock_guard g(mu_);
@@ -109,6 +127,7 @@ void Completion::set_ready() {
     if (finished_) return;
     finished_ = true;
     if (phase_ != Phase::cancelled) phase_ = Phase::finished;
+    stopper_ = nullptr;
     cbs.swap(done_callbacks_);
     ws.swap(waiters_);
   }

@@ -81,6 +81,13 @@ class Completion {
   bool mark_running();
   /// Cancels if not yet running; true if cancelled (now or before).
   bool try_cancel();
+  /// Cancels a running submission whose pool can stop it (set_stopper): marks it cancelled
+  /// and calls the stopper (which kills its worker). False when it is not running, is
+  /// finished, or its pool cannot stop it (threads).
+  bool cancel_running();
+  /// How the pool stops this submission once running (a process pool kills its worker).
+  /// Cleared when it finishes.
+  void set_stopper(std::function<void()> stop);
   void add_done_callback(std::function<void()> cb);
   void add_waiter(std::shared_ptr<Waiter> w);
   void remove_waiter(const std::shared_ptr<Waiter>& w);
@@ -96,6 +103,7 @@ class Completion {
   bool finished_ = false;
   std::vector<std::function<void()>> done_callbacks_;
   std::vector<std::shared_ptr<Waiter>> waiters_;
+  std::function<void()> stopper_;
 };
 
 /// Where the outcomes of one submission's chunks go. `start` is the index of the chunk's
@@ -139,13 +147,14 @@ class ResultState : public Sink {
 
   void set_value(Stored<R> v) {
     if (this->ready()) return;
+    if (this->phase() == Phase::cancelled) return cancel_now();  // stopped while it ran
     value_.emplace(std::move(v));
     if (callback_) run_callback([&] { callback_(*value_); });
     set_ready();
   }
   void set_error(std::exception_ptr e) {
     if (this->ready()) return;
-    error_ = std::move(e);
+    error_ = this->phase() == Phase::cancelled ? std::make_exception_ptr(CancelledError()) : std::move(e);
     if (error_callback_) run_callback([&] { error_callback_(error_); });
     set_ready();
   }
