@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "helpers/fd_exhaustion.hpp"
+#include "helpers/pid_reuse.hpp"
 #include "helpers/support.hpp"
 #include "mp/internal/os.hpp"
 #include "mp/process.hpp"
@@ -532,6 +533,39 @@ TEST(QueueKill, ConsumerKilledBeforeReleasingLeavesTheMessageForTheNext) {
     for (int i = k + 1; i < 10; ++i) EXPECT_EQ(check_payload(q.get(60s)), std::optional<std::uint64_t>(i));
     EXPECT_THROW(q.get_nowait(), mp::Empty);
   }
+}
+
+// Issue 20: a dead lock holder whose pid the kernel gave to a new process is still dead.
+// The new process (started at that pid with clone3 set_tid) lives on; the queue must not
+// take it for the holder.
+TEST(QueueKill, ADeadConsumerAndProducerWhosePidsWereReusedDoNotBlockTheQueue) {
+  mp::Queue<int> q;
+  for (int i = 0; i < 10; ++i) q.put(i);
+  mp::Process consumer([](mp::Queue<int> q) {
+    arm_kill(mp::internal::RingPoint::get_before_release, 1);  // dies holding the consumers' lock
+    (void)q.get();
+  }, q);
+  consumer.start();
+  const std::uint64_t consumer_start = mp::internal::process_start_time(consumer.pid());
+  consumer.join();
+  ASSERT_EQ(consumer.exitcode(), -SIGKILL);
+  auto squatter = mp_test::ProcessAtPid::start(consumer.pid(), consumer_start);
+  if (!squatter) GTEST_SKIP() << "cannot start a process at a chosen pid here (clone3 set_tid needs root)";
+  ASSERT_NE(mp_test::proc_state(consumer.pid()), 0) << "a live process holds the dead consumer's pid";
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(q.get(30s), i) << "the dead consumer loses nothing it did not take";
+
+  mp::Process producer([](mp::Queue<int> q) {
+    arm_kill(mp::internal::RingPoint::put_before_publish, 1);  // dies holding the producers' lock
+    q.put(-1);
+  }, q);
+  producer.start();
+  const std::uint64_t producer_start = mp::internal::process_start_time(producer.pid());
+  producer.join();
+  ASSERT_EQ(producer.exitcode(), -SIGKILL);
+  auto squatter2 = mp_test::ProcessAtPid::start(producer.pid(), producer_start);
+  ASSERT_TRUE(squatter2);
+  q.put(42, 30s);
+  EXPECT_EQ(q.get(30s), 42) << "the half-written -1 is never delivered";
 }
 
 TEST(QueueKill, ProducerKilledMidFragmentedMessageIsDiscarded) {

@@ -16,7 +16,10 @@
 #include <thread>
 #include <vector>
 
+#include "helpers/pid_reuse.hpp"
 #include "helpers/support.hpp"
+#include "mp/connection.hpp"
+#include "mp/internal/os.hpp"
 #include "mp/process.hpp"
 #include "mp/synchronize.hpp"
 
@@ -82,6 +85,37 @@ TEST(Lock, AcquireReleaseAndTimeout) {
   l.release();
   EXPECT_FALSE(l.locked());
   EXPECT_THROW(l.release(), mp::ValueError);
+}
+
+// Issue 20: the kernel gives a dead holder's pid to a new process (clone3 set_tid here;
+// unprivileged programs recycle pids in seconds). The lock must still be taken over.
+TEST(Lock, AHolderWhosePidWasReusedIsStillDeadToTheNextAcquirer) {
+  for (bool rlock : {false, true}) {
+    mp::Lock lock;
+    mp::RLock rl;
+    auto [rd, wr] = mp::Pipe(false);
+    mp::Process holder([&] {
+      if (rlock) rl.acquire(); else lock.acquire();
+      wr.send(1);
+      for (;;) ::pause();
+    });
+    holder.start();
+    ASSERT_EQ(rd.recv<int>(), 1);
+    const std::uint64_t holder_start = mp::internal::process_start_time(holder.pid());
+    holder.kill();
+    holder.join();
+    auto squatter = mp_test::ProcessAtPid::start(holder.pid(), holder_start);
+    if (!squatter) GTEST_SKIP() << "cannot start a process at a chosen pid here (clone3 set_tid needs root)";
+    ASSERT_NE(mp_test::proc_state(holder.pid()), 0);
+    if (rlock) {
+      EXPECT_TRUE(rl.acquire(30s)) << "RLock: the holder's pid is alive, but not the holder";
+      rl.release();
+    } else {
+      EXPECT_TRUE(lock.acquire(30s)) << "Lock: the holder's pid is alive, but not the holder";
+      EXPECT_TRUE(lock.owner_died());
+      lock.release();
+    }
+  }
 }
 
 TEST(Lock, WorksWithStdLockGuards) {

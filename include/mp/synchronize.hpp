@@ -35,8 +35,12 @@
 // growing intervals of at most 1 s, and when a timed wait expires) and takes the lock over;
 // `owner_died()` then returns true until that holder releases it. The data the lock
 // protected may be half-updated: check it. Only whole processes are detected: a *thread*
-// that exits holding a lock leaves it held (as in Python). Pid reuse between the holder's
-// death and the check is not detected (it takes the kernel's whole pid space to wrap).
+// that exits holding a lock leaves it held (as in Python). A holder is identified by its pid
+// and its start time (from /proc), published beside the lock word: when the kernel has given
+// a dead holder's pid to a new process, the waiter sees a different start time and still
+// takes over. (Start times count 10 ms ticks: a pid reused within the same tick, which only
+// a privileged checkpoint-restore can cause, would go unnoticed; a holder that could not
+// read its own start time, with no descriptor free, is identified by its pid alone.)
 // Semaphores, Events, Conditions and Barriers have no owner and no such recovery, exactly
 // as in Python: a process killed inside a Semaphore never gives its slot back.
 //
@@ -75,11 +79,18 @@ struct MutexWord {
   static constexpr std::uint32_t kOwnerDied = 0x40000000u;
   static constexpr std::uint32_t kPidMask = 0x3fffffffu;  // pid_max is at most 2^22
   std::atomic<std::uint32_t> word{0};
+  /// The holder's identity (internal::self_identity(): pid and start time), published after
+  /// the word is taken and cleared before it is released, so that a waiter can tell a dead
+  /// holder from a new process that was given its pid (src/sync/robust_lock.hpp).
+  std::atomic<std::uint64_t> holder_id{0};
 
   /// Fast path: one compare-exchange (acquire). Never blocks.
   bool try_lock(std::uint32_t me) noexcept {
     std::uint32_t expected = 0;
-    return word.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed);
+    if (!word.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
+      return false;
+    holder_id.store(internal::self_identity(), std::memory_order_relaxed);
+    return true;
   }
   /// Slow path: spins briefly, then sleeps on the futex; takes over from a dead holder.
   /// Returns false only when `deadline` passed first.
@@ -88,6 +99,7 @@ struct MutexWord {
   /// Fast path: one exchange (release); a futex_wake only if someone may be asleep.
   /// Returns false if the word was not locked at all.
   bool unlock() noexcept {
+    holder_id.store(0, std::memory_order_relaxed);
     std::uint32_t old = word.exchange(0, std::memory_order_release);
     if (old & kWaiters) [[unlikely]]
       futex_wake(word, 1);

@@ -1,6 +1,9 @@
 #include "mp/internal/os.hpp"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -24,6 +27,40 @@ void refresh_pid_after_fork() noexcept { (void)detail::refresh_self_pid(); }
   return true;
 }();
 }  // namespace
+
+std::atomic<std::uint64_t> detail::cached_identity{0};
+
+std::uint64_t process_start_time(pid_t pid) noexcept {
+  // Raw calls and a stack buffer: no allocation, so it is safe in a child forked from a
+  // multithreaded parent. The command name (field 2) may hold spaces and parentheses:
+  // fields are counted from the last ')'.
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');
+  if (!p) return 0;
+  // After ')': field 3 (state) ... field 22 (starttime): skip 19 separators.
+  for (int field = 2; field < 22 && p; ++field) p = std::strchr(p + 1, ' ');
+  if (!p) return 0;
+  std::uint64_t v = 0;
+  for (++p; *p >= '0' && *p <= '9'; ++p) v = v * 10 + static_cast<std::uint64_t>(*p - '0');
+  return v;
+}
+
+std::uint64_t detail::refresh_identity() noexcept {
+  const pid_t pid = self_pid();
+  const std::uint64_t start = process_start_time(pid);
+  if (start == 0) return 0;  // unknown: holders fall back to the pid alone; try again next time
+  const std::uint64_t id = static_cast<std::uint64_t>(pid) << 32 | (start & 0xffffffffu);
+  cached_identity.store(id, std::memory_order_relaxed);
+  return id;
+}
 
 pid_t self_tid() noexcept {
   static thread_local pid_t tid = 0;

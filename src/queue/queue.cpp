@@ -109,14 +109,14 @@ std::atomic<RingFaultHook> ring_fault_hook{nullptr};
 struct SideLock {
   std::atomic<std::uint32_t> word{0};
   WaitWord sleepers;
+  // The holder's identity (pid and start time), published after taking the word, cleared
+  // before releasing it: tells a dead holder from a new process given its pid.
+  std::atomic<std::uint64_t> holder_id{0};
 
-  bool lock(std::uint32_t me, Deadline deadline) noexcept {
-    std::uint32_t free = 0;
-    return word.compare_exchange_strong(free, me, std::memory_order_acquire, std::memory_order_relaxed) ||
-           lock_slow(me, deadline);
-  }
+  bool lock(std::uint32_t me, Deadline deadline) noexcept { return try_lock(me) || lock_slow(me, deadline); }
   // `light`: this process is registered for the asymmetric fence.
   void unlock(bool light) noexcept {
+    holder_id.store(0, std::memory_order_relaxed);
     word.store(0, std::memory_order_release);
     if (light) std::atomic_signal_fence(std::memory_order_seq_cst);
     else std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -127,11 +127,13 @@ struct SideLock {
  private:
   bool try_lock(std::uint32_t me) noexcept {
     std::uint32_t free = 0;
-    return word.compare_exchange_strong(free, me, std::memory_order_acquire, std::memory_order_relaxed);
+    if (!word.compare_exchange_strong(free, me, std::memory_order_acquire, std::memory_order_relaxed)) return false;
+    holder_id.store(self_identity(), std::memory_order_relaxed);
+    return true;
   }
   // The holder recorded in the word has exited: take the lock from it (sync/robust_lock.hpp).
   bool take_over_if_holder_dead(std::uint32_t me) noexcept {
-    return internal::take_over_if_holder_dead(word, me, ~std::uint32_t{0}, me);
+    return internal::take_over_if_holder_dead(word, holder_id, ~std::uint32_t{0}, me);
   }
   [[gnu::noinline]] bool lock_slow(std::uint32_t me, Deadline deadline) noexcept {
     for (int i = 0; i < wait_policy::kLockSpins; ++i) {

@@ -56,16 +56,39 @@ class HolderProbe {
   Clock::time_point next_;
 };
 
-/// If the holder recorded in `word` (the bits under `pid_mask`) has exited, takes the lock
-/// over by storing `taken` in its place. False when the lock is free, held by this process
-/// (`me`, which is alive), held by a live process, or changed before the compare-exchange.
-inline bool take_over_if_holder_dead(std::atomic<std::uint32_t>& word, std::uint32_t me, std::uint32_t pid_mask,
-                                     std::uint32_t taken) noexcept {
-  std::uint32_t cur = word.load(std::memory_order_relaxed);
+/// Whether the process recorded as a lock's holder is gone: `holder` is the pid in the lock
+/// word, `id` the identity (self_identity(): pid and start time) the holder published beside
+/// it. The pid may have been given to a new process since (pid reuse): a live process at
+/// that pid whose start time differs from the published one is not the holder. An identity
+/// not published (0, or another pid's: the holder died between taking the word and
+/// publishing, or the start time could not be read) leaves the pid alone to decide.
+inline bool holder_gone(std::uint32_t holder, std::uint64_t id) noexcept {
+  const bool published = id != 0 && (id >> 32) == holder;
+  if (holder == static_cast<std::uint32_t>(self_pid()))  // a dead holder's pid, reused by us?
+    return published && id != self_identity();
+  if (process_has_exited(static_cast<pid_t>(holder))) return true;
+  if (!published) return false;
+  const std::uint64_t start = process_start_time(static_cast<pid_t>(holder));
+  return start != 0 && (start & 0xffffffffu) != (id & 0xffffffffu);
+}
+
+/// If the holder recorded in `word` (the bits under `pid_mask`) and `holder_id` is gone
+/// (holder_gone), takes the lock over by storing `taken` in its place and publishing this
+/// process's identity. False when the lock is free, held by this process, held by a live
+/// process, or changed before the compare-exchange. The dead holder's identity is cleared
+/// before the word changes hands, so no waiter ever pairs the new holder's pid with it.
+inline bool take_over_if_holder_dead(std::atomic<std::uint32_t>& word, std::atomic<std::uint64_t>& holder_id,
+                                     std::uint32_t pid_mask, std::uint32_t taken) noexcept {
+  std::uint32_t cur = word.load(std::memory_order_acquire);
   const std::uint32_t holder = cur & pid_mask;
-  if (cur == 0 || holder == me) return false;
-  if (!process_has_exited(static_cast<pid_t>(holder))) return false;
-  return word.compare_exchange_strong(cur, taken, std::memory_order_acquire, std::memory_order_relaxed);
+  if (cur == 0) return false;
+  std::uint64_t id = holder_id.load(std::memory_order_acquire);
+  if (!holder_gone(holder, id)) return false;
+  if (id != 0 && !holder_id.compare_exchange_strong(id, 0, std::memory_order_acq_rel, std::memory_order_relaxed))
+    return false;  // another waiter is taking over
+  if (!word.compare_exchange_strong(cur, taken, std::memory_order_acquire, std::memory_order_relaxed)) return false;
+  holder_id.store(self_identity(), std::memory_order_relaxed);
+  return true;
 }
 
 }  // namespace mp::internal

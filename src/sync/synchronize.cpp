@@ -12,7 +12,7 @@ namespace internal {
 namespace {
 /// The holder recorded in `m` has exited: take the lock over, marking it kOwnerDied.
 bool take_over_if_holder_dead(MutexWord& m, std::uint32_t me) noexcept {
-  return internal::take_over_if_holder_dead(m.word, me, MutexWord::kPidMask,
+  return internal::take_over_if_holder_dead(m.word, m.holder_id, MutexWord::kPidMask,
                                             me | MutexWord::kWaiters | MutexWord::kOwnerDied);
 }
 }  // namespace
@@ -29,8 +29,10 @@ bool MutexWord::lock_slow(std::uint32_t me, Deadline deadline) noexcept {
     std::uint32_t v = word.load(std::memory_order_relaxed);
     if (v == 0) {
       // Having slept, take it in the "waiters" state: others may still be asleep (Drepper).
-      if (word.compare_exchange_strong(v, me | kWaiters, std::memory_order_acquire, std::memory_order_relaxed))
+      if (word.compare_exchange_strong(v, me | kWaiters, std::memory_order_acquire, std::memory_order_relaxed)) {
+        holder_id.store(internal::self_identity(), std::memory_order_relaxed);
         return true;
+      }
       continue;
     }
     if (!(v & kWaiters)) {

@@ -29,11 +29,16 @@
 
 #include <sys/types.h>
 
+#include <atomic>
+#include <cstdint>
+
 namespace mp::internal {
 
 namespace detail {
 extern pid_t cached_pid;  // set at start-up and by an atfork handler in every forked child
 pid_t refresh_self_pid() noexcept;
+extern std::atomic<std::uint64_t> cached_identity;  // self_identity() of the process that set it
+std::uint64_t refresh_identity() noexcept;
 }  // namespace detail
 
 /// This process's pid, cached per process (refreshed after fork by an atfork handler).
@@ -44,6 +49,17 @@ inline pid_t self_pid() noexcept {
 }
 /// The calling thread's kernel thread id.
 pid_t self_tid() noexcept;
+/// This process's identity as a lock holder: pid << 32 | the low 32 bits of its start time
+/// (clock ticks after boot, /proc/self/stat), which a later process given the same pid does
+/// not share. Cached per process. 0 when the start time cannot be read (no descriptor free):
+/// the holder is then recognised by its pid alone.
+inline std::uint64_t self_identity() noexcept {
+  const std::uint64_t id = detail::cached_identity.load(std::memory_order_relaxed);
+  return id != 0 && (id >> 32) == static_cast<std::uint64_t>(self_pid()) ? id : detail::refresh_identity();
+}
+/// The start time of process `pid` in clock ticks after boot (field 22 of /proc/<pid>/stat),
+/// or 0 when it cannot be read (no such process, no descriptor free).
+std::uint64_t process_start_time(pid_t pid) noexcept;
 /// True when process `pid` has exited (including a zombie not yet reaped) or never existed.
 /// Uses a pidfd, so a zombie counts as dead; with no descriptor free (EMFILE, ENFILE) it
 /// asks the kernel for the process's memory instead, which an exited process (a zombie
