@@ -298,6 +298,18 @@ TEST(ProcessPoolExecutor, SubmitWithATimeoutRaisesTimeoutErrorAndTheExecutorGoes
   EXPECT_EQ(ex.submit({.timeout = 60s}, square, 5).result(60s), 25);
 }
 
+TEST(ProcessPoolExecutor, MaxPendingMakesSubmitWaitOrRaiseFull) {
+  Gate gate;
+  mp::ProcessPoolExecutor ex({.processes = 1, .max_pending = 1});
+  auto busy = ex.submit(wait_on, gate.fd());
+  auto queued = ex.submit(square, 3);
+  EXPECT_THROW(ex.submit({.submit_timeout = 50ms}, square, 4), mp::Full);
+  gate.release();
+  EXPECT_EQ(busy.result(60s), 'x');
+  EXPECT_EQ(queued.result(60s), 9);
+  EXPECT_EQ(ex.submit({.submit_timeout = 60s}, square, 5).result(60s), 25);
+}
+
 TEST(ThreadPoolExecutor, CancelOnlyBeforeItStarts) {
   mp::ThreadPoolExecutor ex(1);
   std::latch started(1), release(1);

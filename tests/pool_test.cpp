@@ -366,6 +366,49 @@ TEST(Pool, CancelOfARunningApplyAsyncKillsOnlyItsWorker) {
   EXPECT_FALSE(m.cancel()) << "a map is not cancellable";
 }
 
+// ------------------------------------------------------------------ max_pending
+
+TEST(Pool, MaxPendingBoundsTheTasksWaitingForAWorker) {
+  mp_test::Gate gate;
+  mp::Pool pool({.processes = 1, .max_pending = 2});
+  auto busy = pool.apply_async(wait_on, gate.fd());  // the only worker is held
+  auto a = pool.apply_async(square, 2);
+  auto b = pool.apply_async(square, 3);  // two wait: the bound
+  EXPECT_THROW(pool.apply_async(square, mp::args(4), {.submit_timeout = 50ms}), mp::Full);
+  // A blocked submitter (no timeout) gets in once the worker takes the next task, and a map
+  // larger than the bound streams in the same way.
+  std::optional<mp::AsyncResult<int>> c;
+  std::thread blocked([&] { c.emplace(pool.apply_async(square, 5)); });
+  std::vector<int> squares;
+  std::thread mapper([&] { squares = pool.map(square, std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8}, 1); });
+  gate.release();
+  blocked.join();
+  mapper.join();
+  EXPECT_EQ(busy.get(60s), 'x');
+  EXPECT_EQ(a.get(60s), 4);
+  EXPECT_EQ(b.get(60s), 9);
+  EXPECT_EQ(c->get(60s), 25);
+  EXPECT_EQ(squares, (std::vector<int>{1, 4, 9, 16, 25, 36, 49, 64}));
+}
+
+TEST(Pool, AQueueFullOfPendingWorkNeverBlocksACallbackThatSubmits) {
+  mp_test::Gate gate;
+  // maxtasksperchild 1: the worker takes nothing after `busy`, so `waiting` still fills the
+  // bound when busy's callback runs (the pool replaces the worker only afterwards, on the
+  // very thread that runs callbacks: blocking it there would never end).
+  mp::Pool pool({.processes = 1, .maxtasksperchild = 1, .max_pending = 1});
+  std::optional<mp::AsyncResult<int>> from_callback;
+  auto busy = pool.apply_async(wait_on, mp::args(gate.fd()), [&](int) {
+    from_callback.emplace(pool.apply_async(square, 7));  // on the result thread: admitted at once
+  });
+  auto waiting = pool.apply_async(square, 2);  // fills the bound
+  gate.release();
+  EXPECT_EQ(busy.get(60s), 'x') << "its callback ran to the end";
+  EXPECT_EQ(waiting.get(60s), 4);
+  ASSERT_TRUE(from_callback);
+  EXPECT_EQ(from_callback->get(60s), 49);
+}
+
 TEST(Pool, CrashInsideAMapFailsTheMapOnlyOnce) {
   mp::Pool pool(2);
   EXPECT_THROW(pool.map(kill_on_five, std::views::iota(0, 20), 1), mp::WorkerLost);

@@ -366,6 +366,9 @@ struct SubmitOptions {
   /// Beyond Python: a task still running this long after a worker received it fails with
   /// mp::TimeoutError; its worker alone is killed and replaced. Zero: no limit.
   std::chrono::nanoseconds timeout{0};
+  /// With PoolOptions::max_pending: how long submit may wait for room before it raises
+  /// mp::Full. Unset: as long as it takes.
+  std::optional<std::chrono::nanoseconds> submit_timeout;
 };
 
 /// concurrent.futures.ProcessPoolExecutor over mp::Pool. max_workers 0: process_cpu_count();
@@ -375,6 +378,9 @@ class ProcessPoolExecutor : public internal::Executor<Pool> {
   explicit ProcessPoolExecutor(int max_workers = 0, std::function<void()> initializer = {},
                                int max_tasks_per_child = 0)
       : Executor(PoolOptions{max_workers, std::move(initializer), max_tasks_per_child}) {}
+  /// With the pool's options, e.g. `ProcessPoolExecutor ex({.processes = 4, .max_pending = 100})`:
+  /// submit blocks while 100 tasks wait for a worker (beyond Python, CPython gh-73781).
+  explicit ProcessPoolExecutor(PoolOptions opts) : Executor(std::move(opts)) {}
 
   using Executor::submit;
   /// submit with options: `ex.submit({.timeout = 5s}, f, a...)` (see SubmitOptions).
@@ -383,7 +389,7 @@ class ProcessPoolExecutor : public internal::Executor<Pool> {
     check_open();
     using R = std::invoke_result_t<F&, std::decay_t<A>&...>;
     auto r = pool().apply_async(fn, Args<std::decay_t<A>...>{{std::forward<A>(a)...}},
-                                ApplyOptions<R>{.timeout = opts.timeout});
+                                ApplyOptions<R>{.timeout = opts.timeout, .submit_timeout = opts.submit_timeout});
     return Future<R>(r.state());
   }
 

@@ -204,6 +204,12 @@ struct PoolOptions {
   int processes = 0;                  ///< worker count; 0 = process_cpu_count()
   std::function<void()> initializer;  ///< run in each worker before its first task
   int maxtasksperchild = 0;           ///< recycle a worker after this many tasks; 0 = never (Python's None); < 0: ValueError
+  /// Beyond Python (CPython gh-73781): at most this many tasks (chunks) wait for a worker;
+  /// apply_async, map_async and submit block while the pool is that full (a map larger than
+  /// the bound streams in as workers take its chunks). 0: no bound. ApplyOptions and
+  /// SubmitOptions take `submit_timeout` to raise mp::Full instead of waiting longer. A
+  /// callback that submits (it runs on the pool's result thread) is never blocked.
+  std::size_t max_pending = 0;
 };
 
 namespace internal {
@@ -575,6 +581,9 @@ struct ApplyOptions {
   /// after its worker received it fails with mp::TimeoutError; that worker alone is killed
   /// (SIGKILL) and replaced, and every other task goes on. Zero: no limit.
   std::chrono::nanoseconds timeout{0};
+  /// With PoolOptions::max_pending: how long apply_async may wait for room before it raises
+  /// mp::Full. Unset: as long as it takes.
+  std::optional<std::chrono::nanoseconds> submit_timeout;
 };
 
 class Pool : public internal::PoolApi<Pool> {
@@ -635,7 +644,9 @@ class Pool : public internal::PoolApi<Pool> {
       st->set_callbacks(std::move(cb), std::move(opts.error_callback));
       std::vector<std::tuple<A...>> items;
       items.push_back(std::move(a.values));
-      submit_encoded<F, R, A...>(fn, items, 1, st, opts.timeout);
+      internal::Deadline admit;
+      if (opts.submit_timeout) admit = internal::deadline_after(*opts.submit_timeout);
+      submit_encoded<F, R, A...>(fn, items, 1, st, opts.timeout, admit);
       return AsyncResult<R>(st);
     }
   }
@@ -660,7 +671,8 @@ class Pool : public internal::PoolApi<Pool> {
  private:
   template <class F, class R, class... A>
   void submit_encoded(F fn, const std::vector<std::tuple<A...>>& items, std::size_t chunksize,
-                      std::shared_ptr<internal::Sink> sink, std::chrono::nanoseconds timeout = {}) {
+                      std::shared_ptr<internal::Sink> sink, std::chrono::nanoseconds timeout = {},
+                      internal::Deadline admit = std::nullopt) {
     using Fn = std::conditional_t<std::is_function_v<F>, F*, F>;
     std::vector<internal::PoolTask> tasks;
     tasks.reserve(items.size() / chunksize + 1);
@@ -671,10 +683,11 @@ class Pool : public internal::PoolApi<Pool> {
         std::apply([&](const auto&... x) { (internal::put_field(t.msg, x), ...); }, items[i]);
       tasks.push_back(std::move(t));
     }
-    submit(std::move(tasks));
+    submit(std::move(tasks), admit);
   }
 
-  void submit(std::vector<internal::PoolTask>&& tasks);
+  /// Queues the tasks; with max_pending, waits for room (until `admit`: then mp::Full).
+  void submit(std::vector<internal::PoolTask>&& tasks, internal::Deadline admit);
   std::unique_ptr<internal::ProcessPoolCore> core_;
 };
 

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -106,6 +107,7 @@ class ProcessPoolCore {
         for (std::size_t i = 0; i < n_; ++i) start_worker_locked(i);
       }
       handler_ = std::thread([this] { handler_loop(); });
+      handler_id_ = handler_.get_id();
     } catch (...) {
       terminate();  // a constructor that throws leaves no worker behind (the destructor will not run)
       throw;
@@ -124,15 +126,31 @@ class ProcessPoolCore {
     return out;
   }
 
-  void submit(std::vector<PoolTask>&& tasks) {
-    std::lock_guard g(mu_);
+  void submit(std::vector<PoolTask>&& tasks, Deadline admit) {
+    std::unique_lock lk(mu_);
     if (closed_ || terminating_)
       throw ValueError(terminating_ ? "Pool not running: it was terminated" : "Pool not running: it was closed");
-    for (auto& t : tasks) {
-      any_timeouts_ |= t.timeout.count() > 0;
-      pending_.push_back(Task{next_id_++, std::move(t)});
+    // max_pending: admit tasks as room frees; never block the result thread (a callback
+    // that submits), which is what frees the room.
+    const bool bounded = opts_.max_pending > 0 && std::this_thread::get_id() != handler_id_;
+    for (std::size_t i = 0; i < tasks.size();) {
+      if (bounded && pending_.size() >= opts_.max_pending) {
+        dispatch_locked();
+        if (pending_.size() < opts_.max_pending) continue;
+        auto has_room = [&] { return pending_.size() < opts_.max_pending || terminating_; };
+        const bool in_time = admit ? room_.wait_until(lk, *admit, has_room) : (room_.wait(lk, has_room), true);
+        if (terminating_) throw ValueError("Pool not running: it was terminated while this submission waited for room");
+        if (!in_time)
+          throw Full("Pool: " + std::to_string(pending_.size()) + " tasks already wait for a worker (max_pending = " +
+                     std::to_string(opts_.max_pending) + ") and none started before submit_timeout; try again later, "
+                     "or raise max_pending");
+        continue;
+      }
+      any_timeouts_ |= tasks[i].timeout.count() > 0;
+      pending_.push_back(Task{next_id_++, std::move(tasks[i])});
+      ++outstanding_;
+      ++i;
     }
-    outstanding_ += tasks.size();
     dispatch_locked();
   }
 
@@ -168,6 +186,7 @@ class ProcessPoolCore {
       }
       pending_.swap(keep);
     }
+    room_.notify_all();
     for (auto& s : cancelled) s->on_cancel();
     return cancelled.size();
   }
@@ -198,6 +217,7 @@ class ProcessPoolCore {
       if (terminated_) return;
       terminating_ = true;
     }
+    room_.notify_all();  // submitters waiting for room give up
     ring_handler();
     if (handler_.joinable()) handler_.join();
     std::vector<Outcome> outs;
@@ -317,6 +337,7 @@ class ProcessPoolCore {
       if (!best) break;
       Task t = std::move(pending_.front());
       pending_.pop_front();
+      if (opts_.max_pending) room_.notify_all();
       if (!t.t.sink->mark_running()) {  // cancelled (Future.cancel / shutdown(cancel_futures))
         --outstanding_;
         continue;
@@ -564,6 +585,7 @@ class ProcessPoolCore {
   }
 
   mutable std::mutex mu_;
+  std::condition_variable room_;  // max_pending: a task left pending_ (dispatched, cancelled) or terminating
   PoolOptions opts_;
   std::size_t n_ = 0;
   Shared<PoolShm> pshm_;
@@ -581,6 +603,7 @@ class ProcessPoolCore {
   long long oom_kills_seen_ = internal::cgroup_oom_kills();  // this cgroup's OOM kills already told (-1: unknown)
   bool terminated_ = false;
   std::thread handler_;
+  std::thread::id handler_id_;  // set once, before any submit: read without racing join()
 };
 
 void StopChannel::stop(std::uint64_t task) {
@@ -604,6 +627,8 @@ void Pool::terminate() { core_->terminate(SIGTERM); }
 void Pool::kill() { core_->terminate(SIGKILL); }
 std::size_t Pool::workers() const noexcept { return core_->workers(); }
 std::vector<pid_t> Pool::pids() const { return core_->pids(); }
-void Pool::submit(std::vector<internal::PoolTask>&& tasks) { core_->submit(std::move(tasks)); }
+void Pool::submit(std::vector<internal::PoolTask>&& tasks, internal::Deadline admit) {
+  core_->submit(std::move(tasks), admit);
+}
 
 }  // namespace mp
