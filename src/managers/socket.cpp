@@ -1,4 +1,5 @@
 // The socket transport of managers: SocketServer and the client-side SocketLink.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -8,7 +9,9 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <system_error>
 #include <thread>
 
 #include "common/wait_policy.hpp"
@@ -59,6 +62,10 @@ struct SocketServer::Shared {
   Handler handler;
   UniqueFd wake;  // eventfd: readable once stop() was called
   std::atomic<bool> stopping{false};
+  // Out of descriptors with no spare to refuse a client with, serve_forever stops polling
+  // the listener; the next connection to end frees a descriptor and says so here.
+  UniqueFd freed;  // eventfd
+  std::atomic<bool> accept_paused{false};
   std::mutex mu;
   std::set<int> conn_fds;  // sockets of live connections (shut down by stop())
   int active = 0;          // connection threads still running
@@ -100,6 +107,10 @@ struct SocketServer::Shared {
     self->conn_fds.erase(fd);
     // `c` closes here, after fd left conn_fds (stop() never shuts down a reused number).
     c.close();
+    if (self->accept_paused.exchange(false)) {
+      std::uint64_t one = 1;
+      (void)write_to(self->freed.get(), &one, sizeof one);
+    }
     if (--self->active == 0) self->idle.notify_all();
   }
 };
@@ -122,6 +133,27 @@ SocketServer::SocketServer(const std::string& address, std::string authkey,
   int wake = make_eventfd(0, EFD_CLOEXEC);
   if (wake < 0) throw OSError(-wake, "manager server: eventfd");
   shared_->wake = UniqueFd(wake);
+  int freed = make_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (freed < 0) throw OSError(-freed, "manager server: eventfd");
+  shared_->freed = UniqueFd(freed);
+  reserve_spare();
+}
+
+void SocketServer::reserve_spare() noexcept {
+  int fd = open_path("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) spare_ = UniqueFd(fd);
+}
+
+bool SocketServer::refuse_one_client() noexcept {
+  if (!spare_) return false;
+  spare_.reset();  // one descriptor free: take the client that waits, and close it at once
+  try {
+    Connection c = listener_.accept_until(deadline_after(std::chrono::seconds(0)));
+    c.close();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): gone, or another thread took the descriptor
+  }
+  reserve_spare();
+  return static_cast<bool>(spare_);
 }
 
 SocketServer::~SocketServer() {
@@ -149,14 +181,35 @@ bool SocketServer::wait_idle(Deadline deadline) {
 }
 
 void SocketServer::serve_forever() {
+  // Out of descriptors (EMFILE, ENFILE), accept() fails while the client stays queued and
+  // the listener stays readable: polling it again would spin. As libuv does, the server
+  // keeps a spare descriptor: it closes it, accepts the client and closes that connection
+  // (refused, not left hanging), then takes the spare again. Without a spare it stops
+  // polling the listener until one of its connections ends (or a second passes: other
+  // parts of the program may free descriptors too), and serves the open connections.
+  bool paused = false;
   while (!shared_->stopping) {
-    ::pollfd fds[3] = {{listener_.fileno(), POLLIN, 0}, {shared_->wake.get(), POLLIN, 0}, {watch_fd_, POLLIN, 0}};
-    if (int n = poll_fds(fds, watch_fd_ >= 0 ? 3 : 2, -1); n < 0) {
+    ::pollfd fds[4] = {{paused ? -1 : listener_.fileno(), POLLIN, 0},
+                       {shared_->wake.get(), POLLIN, 0},
+                       {watch_fd_, POLLIN, 0},
+                       {shared_->freed.get(), POLLIN, 0}};
+    int n = poll_fds(fds, 4, paused ? 1000 : -1);  // negative descriptors are skipped
+    if (n < 0) {
       if (n == -EINTR) continue;
       throw OSError(-n, "manager server: poll");
     }
     if (watch_fd_ >= 0 && fds[2].revents != 0) stop();  // the owner is gone
     if (shared_->stopping) break;
+    if (fds[3].revents & POLLIN) {
+      std::uint64_t v;
+      (void)read_from(shared_->freed.get(), &v, sizeof v);
+    }
+    if (paused) {  // a connection ended, or a second passed: try the listener again
+      paused = false;
+      shared_->accept_paused = false;
+      if (!spare_) reserve_spare();
+      continue;
+    }
     if (!(fds[0].revents & POLLIN)) continue;
     Connection c;
     try {
@@ -167,11 +220,28 @@ void SocketServer::serve_forever() {
       continue;
     } catch (const OSError& e) {
       int err = e.code().value();
-      if (err == EMFILE || err == ENFILE || err == ECONNABORTED || err == EINTR || err == EAGAIN) continue;
+      if (err == EMFILE || err == ENFILE) {
+        if (!refuse_one_client()) {
+          paused = true;
+          shared_->accept_paused = true;
+        }
+        continue;
+      }
+      if (err == ECONNABORTED || err == EINTR || err == EAGAIN) continue;
       throw;
     }
     c.max_message_size(kMaxFrame);
-    std::thread(&Shared::serve, shared_, std::move(c)).detach();
+    try {
+      std::thread(&Shared::serve, shared_, std::move(c)).detach();
+    } catch (const std::system_error& e) {
+      // No thread to be had (RLIMIT_NPROC, a cgroup's pids.max, memory): this client is
+      // refused (its connection closes with the failed thread's arguments); the server
+      // and the clients it serves go on.
+      static std::atomic<bool> told{false};
+      if (!told.exchange(true))
+        std::fprintf(stderr, "mp manager server: cannot start a thread for a new connection (%s): refusing it\n",
+                     e.what());
+    }
   }
   listener_.close();
 }

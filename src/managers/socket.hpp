@@ -68,10 +68,16 @@ class SocketServer {
   struct Shared;  // state shared with the connection threads
 
  private:
+  /// Out of descriptors: frees the spare, accepts the waiting client and closes it, takes
+  /// the spare back. False when there is no spare (then the listener pauses).
+  bool refuse_one_client() noexcept;
+  void reserve_spare() noexcept;
+
   std::shared_ptr<Shared> shared_;
   connection::Listener listener_;
   std::string address_;
   int watch_fd_ = -1;
+  UniqueFd spare_;  // /dev/null, held to be given up when accept() meets EMFILE
 };
 
 /// The native protocol's server: each connection runs ServerCore's frame loop, and a
