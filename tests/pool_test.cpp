@@ -62,6 +62,19 @@ int wait_on(int fd) {
   return ::read(fd, &c, 1) == 1 ? c : -1;
 }
 std::string big_echo(std::string s) { return s + s; }
+/// A value whose encoding fails at run time (its cereal save throws).
+struct Unsendable {
+  std::string v;  // not trivially copyable: the codec calls save()
+  template <class Ar>
+  void save(Ar&) const {
+    throw std::runtime_error("this value refuses to be saved");
+  }
+  template <class Ar>
+  void load(Ar& ar) {
+    ar(v);
+  }
+};
+Unsendable make_unsendable(int x) { return Unsendable{std::to_string(x)}; }
 int hold_forever(int) {
   for (;;) ::pause();
 }
@@ -312,6 +325,29 @@ TEST(Pool, WorkerKilledBySigkillFailsOnlyItsTaskAndIsReplaced) {
   auto after = pool.pids();
   EXPECT_EQ(after.size(), 2u);
   EXPECT_NE(std::set<pid_t>(before.begin(), before.end()), std::set<pid_t>(after.begin(), after.end()));
+}
+
+// Issue 17: a result that cannot be encoded is Python's MaybeEncodingError — mp::CodecError
+// naming the result and the reason — not an exception of the task.
+TEST(Pool, AResultThatCannotBeEncodedRaisesCodecErrorNotTheTasksError) {
+  mp::Pool pool(1);
+  try {
+    (void)pool.apply(make_unsendable, 3);
+    FAIL() << "no error";
+  } catch (const mp::CodecError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("Error sending result: a "), std::string::npos) << what;
+    EXPECT_NE(what.find("Unsendable"), std::string::npos) << what;
+    EXPECT_NE(what.find("Reason: this value refuses to be saved"), std::string::npos) << what;
+  }
+  try {
+    (void)pool.map(make_unsendable, std::vector<int>{1, 2, 3}, 3);
+    FAIL() << "no error";
+  } catch (const mp::CodecError& e) {
+    EXPECT_NE(std::string(e.what()).find("(item 1 of a chunk of 3)"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(pool.apply(throw_out_of_range, 0), std::out_of_range) << "a task's own error is still its own";
+  EXPECT_EQ(pool.apply(square, 6), 36);
 }
 
 // ------------------------------------------------------------------ per-task timeouts

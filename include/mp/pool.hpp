@@ -39,10 +39,16 @@
 // - A task that throws: its result's get() rethrows the exception — as the same type for
 //   the standard exceptions (std::runtime_error, std::invalid_argument, std::out_of_range,
 //   std::logic_error, ...) and mp's own (mp::ValueError, ...), as mp::RemoteError(type
-//   name, message) for anything else. In map, the first failing chunk fails the map.
+//   name, message) for anything else. In map, the first failing chunk fails the map. A
+//   result that cannot be encoded raises mp::CodecError ("Error sending result: ...",
+//   Python's MaybeEncodingError), never mistaken for the task's own exception.
+// - Per task, beyond Python: apply_async(f, mp::args(...), {.timeout = 5s}) kills only a
+//   task that runs too long (mp::TimeoutError); AsyncResult::cancel() / Future::cancel()
+//   stop a running task the same way (mp::CancelledError); PoolOptions::max_pending bounds
+//   the tasks waiting for a worker. WorkerLost says pid, exitcode() and oom_killed().
 // - Crash safety (beyond CPython, whose Pool hangs forever): a worker killed while it
 //   runs a task (SIGKILL, a segfault, abort(), exit()) fails exactly that task with
-//   mp::WorkerLost(pid, signal); tasks queued behind it are re-dispatched, a new worker
+//   mp::WorkerLost (pid, exit code or signal, OOM kill); tasks queued behind it are re-dispatched, a new worker
 //   takes its place, and the pool goes on. Only the task that was running is blamed.
 // - maxtasksperchild > 0: a worker exits after that many tasks (chunks) and is replaced;
 //   0 (the default) never recycles, as Python's None; a negative value is mp::ValueError.
@@ -70,10 +76,12 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <ranges>
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -271,6 +279,13 @@ constexpr void check_transferable_result() {
 /// address is valid in the (forked) worker. `in` is positioned after the runner's address.
 using Runner = void (*)(CallReader& in, std::string& out);
 
+/// Thrown in a worker when a task's result cannot be encoded (see run_items).
+struct ResultNotSent {
+  const std::type_info* type;
+  std::uint32_t item, count;
+  std::string reason;
+};
+
 template <class F, class R, class... A>
 void run_items(CallReader& in, std::string& out) {
   const auto f = in.template callable<std::decay_t<F>>();
@@ -281,7 +296,16 @@ void run_items(CallReader& in, std::string& out) {
       std::apply(f, args);
       put_bytes(out, {});
     } else {
-      put_field(out, std::apply(f, args));
+      R r = std::apply(f, args);
+      // The task ran; its result cannot travel (Python's MaybeEncodingError): a CodecError
+      // for the caller, not the task's own exception (the worker describes it).
+      try {
+        put_field(out, r);
+      } catch (const std::exception& e) {
+        throw ResultNotSent{&typeid(R), i, count, e.what()};
+      } catch (...) {
+        throw ResultNotSent{&typeid(R), i, count, "an exception that is not a std::exception"};
+      }
     }
   }
 }

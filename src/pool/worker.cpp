@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/exception_table.hpp"
+#include "common/type_name.hpp"
 #include "mp/internal/call.hpp"
 #include "mp/pool.hpp"
 #include "mp/process.hpp"
@@ -91,6 +92,16 @@ void worker_main(WorkerShm* w, PoolShm* p, int efd, const std::function<void()>*
       in.raw<Runner>()(in, out);
     } catch (const SystemExit&) {
       throw;  // mp::exit() in a task ends the worker (the parent reports WorkerLost)
+    } catch (const ResultNotSent& e) {
+      status = 1;
+      out.resize(kHdr + 1);
+      put_field(out, std::string("mp::CodecError"));
+      put_field(out, "Error sending result: a " + demangle(e.type->name()) +
+                         (e.count > 1 ? " (item " + std::to_string(e.item + 1) + " of a chunk of " +
+                                            std::to_string(e.count) + ")"
+                                      : std::string()) +
+                         " could not be encoded. Reason: " + e.reason +
+                         " (Python's MaybeEncodingError: the task ran and returned; only its result could not be sent)");
     } catch (...) {
       status = 1;
       std::string t, s;
