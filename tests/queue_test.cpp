@@ -19,6 +19,7 @@
 #include "helpers/fd_exhaustion.hpp"
 #include "helpers/pid_reuse.hpp"
 #include "helpers/support.hpp"
+#include "mp/connection.hpp"
 #include "mp/internal/os.hpp"
 #include "mp/process.hpp"
 #include "mp/queue.hpp"
@@ -533,6 +534,84 @@ TEST(QueueKill, ConsumerKilledBeforeReleasingLeavesTheMessageForTheNext) {
     for (int i = k + 1; i < 10; ++i) EXPECT_EQ(check_payload(q.get(60s)), std::optional<std::uint64_t>(i));
     EXPECT_THROW(q.get_nowait(), mp::Empty);
   }
+}
+
+// ------------------------------------------------------------- shutdown (Python 3.13)
+
+namespace {
+/// Waits until process `pid` sleeps (state S): blocked in the call it announced.
+void wait_until_asleep(pid_t pid) {
+  while (mp_test::proc_state(pid) != 'S') std::this_thread::yield();
+}
+}  // namespace
+
+TEST(QueueShutdown, ABlockedGetterInAnotherProcessWakesWithShutDown) {
+  mp::Queue<int> q;
+  auto [rd, wr] = mp::Pipe(false);
+  mp::Process getter([&] {
+    wr.send(1);  // about to block in get()
+    try {
+      (void)q.get();
+      mp::exit(1);
+    } catch (const mp::ShutDown&) {
+      mp::exit(0);
+    }
+  });
+  getter.start();
+  ASSERT_EQ(rd.recv<int>(), 1);
+  wait_until_asleep(getter.pid());
+  EXPECT_FALSE(q.is_shutdown());
+  q.shutdown();
+  EXPECT_TRUE(q.is_shutdown());
+  getter.join();
+  EXPECT_EQ(getter.exitcode(), 0) << "1: get() returned an item";
+}
+
+TEST(QueueShutdown, ABlockedPutterOfAFullQueueWakesAndPutsRaiseInEveryProcess) {
+  mp::Queue<int> q(1);
+  q.put(1);
+  auto [rd, wr] = mp::Pipe(false);
+  mp::Process putter([&] {
+    wr.send(1);  // about to block: the queue is full
+    try {
+      q.put(2);
+      mp::exit(1);
+    } catch (const mp::ShutDown&) {
+    }
+    try {
+      q.put_nowait(3);
+      mp::exit(2);
+    } catch (const mp::ShutDown&) {
+      mp::exit(0);
+    }
+  });
+  putter.start();
+  ASSERT_EQ(rd.recv<int>(), 1);
+  wait_until_asleep(putter.pid());
+  q.shutdown();
+  putter.join();
+  EXPECT_EQ(putter.exitcode(), 0);
+  // Not immediate: what was put before is still delivered, then get raises.
+  EXPECT_EQ(q.get(60s), 1);
+  EXPECT_THROW(q.get(60s), mp::ShutDown);
+  EXPECT_THROW(q.get_nowait(), mp::ShutDown);
+  EXPECT_THROW(q.put(4), mp::ShutDown);
+}
+
+TEST(QueueShutdown, ImmediateDropsTheItemsAndJoinWaitsOnlyForThoseTaken) {
+  mp::JoinableQueue<std::string> q;
+  for (int i = 0; i < 5; ++i) q.put(std::string(3000 * (i + 1), 'x'));
+  std::string taken = q.get();  // a consumer holds one, not yet done
+  EXPECT_EQ(taken.size(), 3000u);
+  q.shutdown(true);
+  EXPECT_EQ(q.qsize(), 0u);
+  EXPECT_THROW(q.get_nowait(), mp::ShutDown);
+  EXPECT_EQ(q.unfinished_tasks(), 1u) << "the dropped items count as done";
+  EXPECT_FALSE(q.join(0s));
+  mp::Process consumer([&] { q.task_done(); });
+  consumer.start();
+  consumer.join();
+  EXPECT_TRUE(q.join(60s));
 }
 
 // Issue 20: a dead lock holder whose pid the kernel gave to a new process is still dead.

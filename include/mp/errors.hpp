@@ -66,6 +66,9 @@ class PermissionError : public OSError {
 class Empty : public Error { public: using Error::Error; };
 /// A non-blocking or timed put found no room (Python's queue.Full).
 class Full : public Error { public: using Error::Error; };
+/// queue.ShutDown (Python 3.13): put() on a queue that was shut down, or get() on one that
+/// was shut down and is empty (at once after shutdown(immediate=true)).
+class ShutDown : public Error { public: using Error::Error; };
 /// A blocking operation's deadline passed (Python's TimeoutError / multiprocessing.TimeoutError).
 class TimeoutError : public Error { public: using Error::Error; };
 /// The peer closed its end: nothing more will ever arrive (Python's EOFError).

@@ -212,6 +212,16 @@ class Queue {
   /// No-op: there is no feeder thread whose flush a process exit could wait for.
   void cancel_join_thread() noexcept {}
 
+  /// Python 3.13's Queue.shutdown, across processes (CPython's multiprocessing.Queue lacks
+  /// it): in every process sharing the queue, put() now raises mp::ShutDown, and get()
+  /// raises it once the queue is empty; blocked putters and getters wake to do so.
+  /// `immediate`: the items waiting are dropped now (for a JoinableQueue they count as
+  /// done, so join() returns once the items consumers already took are marked done) and
+  /// get() raises at once. Cannot be undone; calling it again only upgrades to immediate.
+  void shutdown(bool immediate = false) { ring_.shutdown(immediate); }
+  /// True once shutdown() was called in any process (Python's is_shutdown).
+  [[nodiscard]] bool is_shutdown() const noexcept { return ring_.is_shut_down(); }
+
  protected:
   internal::Ring& ring() noexcept { return ring_; }
   const internal::Ring& ring() const noexcept { return ring_; }
@@ -237,15 +247,21 @@ class Queue {
       ok = ring_.put(buf.data(), buf.size(), deadline);
       if (buf.capacity() > (std::size_t{1} << 20)) std::string().swap(buf);
     }
-    if (!ok)
+    if (!ok) {
+      if (ring_.is_shut_down())
+        throw ShutDown(std::string("Queue.") + op + "(): the queue was shut down (shutdown()): it takes no more items");
       throw Full(std::string("Queue.") + op + "(): the queue is full" + (nowait(op) ? "" : " until the timeout"));
+    }
   }
 
   T get_until(internal::Deadline deadline, const char* op) {
     check_open(op);
     internal::ValueSink<T> sink;
-    if (!ring_.get(sink, deadline))
+    if (!ring_.get(sink, deadline)) {
+      if (ring_.is_shut_down())
+        throw ShutDown(std::string("Queue.") + op + "(): the queue was shut down (shutdown()) and has no items left");
       throw Empty(std::string("Queue.") + op + "(): the queue is empty" + (nowait(op) ? "" : " until the timeout"));
+    }
     return sink.take();
   }
 

@@ -166,6 +166,7 @@ struct SideLock {
 struct RingHeader {
   std::uint32_t capacity = 0;  // bytes in the ring, a power of two; immutable
   std::uint32_t maxsize = 0;   // messages; 0 = bounded by bytes only; immutable
+  std::atomic<std::uint32_t> shut{0};  // Queue.shutdown: 0 open, kShut, kShutNow; set once, read-mostly
 
   alignas(64) SideLock put_lock;
   std::atomic<std::uint64_t> tail_cache{0};  // producers' last view of `tail`: a lower bound
@@ -205,6 +206,51 @@ void Ring::set_closed() noexcept { local_->closed_by.store(self_pid(), std::memo
 std::size_t Ring::maxsize() const noexcept { return h_->maxsize; }
 std::size_t Ring::capacity() const noexcept { return cap_; }
 std::size_t Ring::max_whole_message() const noexcept { return cap_ / 2 - kHeader; }
+
+namespace {
+constexpr std::uint32_t kShut = 1;     // shutdown(): puts fail, gets drain what is left
+constexpr std::uint32_t kShutNow = 2;  // shutdown(immediate=true): gets fail at once too
+}  // namespace
+
+bool Ring::is_shut_down() const noexcept { return h_->shut.load(std::memory_order_acquire) != 0; }
+
+void Ring::shutdown(bool immediate) {
+  std::uint32_t was = 0;
+  h_->shut.compare_exchange_strong(was, immediate ? kShutNow : kShut, std::memory_order_seq_cst);
+  if (immediate && was == kShut) h_->shut.store(kShutNow, std::memory_order_seq_cst);
+  if (immediate) {
+    // Take every waiting message out and drop it; each one counts as done (Python calls
+    // task_done for them), so join() waits only for messages consumers already took.
+    struct Discard final : RingSink {
+      std::string buf;
+      void* reserve(std::size_t n) override {
+        buf.resize(n);
+        return buf.data();
+      }
+      void accept(const void*, std::size_t) override {}
+    } discard;
+    std::uint32_t dropped = 0;
+    for (;;) {
+      if (!lock_get(std::nullopt)) break;
+      std::uint64_t seen_head = 0;
+      bool released = false;
+      Read r = Read::empty;
+      try {
+        r = try_read(discard, seen_head, released);
+      } catch (...) {  // NOLINT(bugprone-empty-catch): a message that cannot be taken is dropped all the same
+      }
+      unlock_get();
+      if (released) notify_after_unlock(h_->space);
+      if (r != Read::got) break;
+      ++dropped;
+    }
+    if (dropped) h_->done.fetch_add(dropped, std::memory_order_seq_cst);
+    h_->tasks.notify();
+  }
+  // Sleepers re-check their condition, which includes `shut` (await_change).
+  h_->data.notify();
+  h_->space.notify();
+}
 
 std::size_t Ring::qsize() const noexcept {
   std::uint64_t tail = h_->tail.load(std::memory_order_acquire);  // tail first: never ahead of head
@@ -294,6 +340,7 @@ bool Ring::try_write_whole(const void* data, std::size_t n, std::uint64_t& seen_
 bool Ring::put(const void* data, std::size_t n, Deadline deadline) {
   if (n > max_whole_message()) return put_fragmented(data, n, deadline);
   for (;;) {
+    if (is_shut_down()) return false;
     if (!lock_put(deadline)) return false;
     std::uint64_t seen_tail = 0;
     bool ok = try_write_whole(data, n, seen_tail);
@@ -318,6 +365,7 @@ bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
   const auto* src = static_cast<const unsigned char*>(data);
   const std::size_t frag_max = cap_ / 2 - 2 * kHeader;
   for (;;) {
+    if (is_shut_down()) return false;
     if (!lock_put(deadline)) return false;
     std::uint64_t head = h_->head.load(std::memory_order_relaxed);
     std::uint64_t tail = h_->tail.load(std::memory_order_acquire);
@@ -346,7 +394,8 @@ bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
       h_->tail_cache.store(tail, std::memory_order_relaxed);
     }
     if (free_bytes(head, tail) < threshold) {
-      if (!await_change(h_->tail, tail, h_->space, deadline, local_->spin_put_ns, kSpacePauses)) {
+      if (!await_change(h_->tail, tail, h_->space, deadline, local_->spin_put_ns, kSpacePauses) ||
+          is_shut_down()) {
         if (!first) publish_head(head, pos_of(head), 0, kAbort, nullptr, 0, nullptr, 0, false);
         unlock_put();
         notify_after_unlock(h_->data);
@@ -377,6 +426,7 @@ bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
 
 bool Ring::get(RingSink& sink, Deadline deadline) {
   for (;;) {
+    if (h_->shut.load(std::memory_order_acquire) == kShutNow) return false;
     if (!lock_get(deadline)) return false;
     std::uint64_t seen_head = 0;
     bool released = false;
@@ -391,6 +441,7 @@ bool Ring::get(RingSink& sink, Deadline deadline) {
     unlock_get();
     if (released) notify_after_unlock(h_->space);
     if (r == Read::got) return true;
+    if (is_shut_down()) return false;  // empty and shut down: nothing more will come
     // Empty: wait (without the lock) until a producer moves the head, then try again.
     if (!await_change(h_->head, seen_head, h_->data, deadline, local_->spin_get_ns, kDataPauses)) return false;
   }
@@ -503,9 +554,11 @@ bool Ring::assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std:
 // the peer ran on our CPU: the waker's CPU, which WaitWord::notify records.
 bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen, WaitWord& sig, Deadline deadline,
                         std::atomic<std::int64_t>& budget, int max_pauses, RingProgress enough) noexcept {
+  // A shutdown wakes every waiter: it counts as a change (the caller checks which).
   auto moved_enough = [&](std::uint64_t now) {
-    return now != seen && static_cast<std::uint32_t>(cnt_of(now) - cnt_of(seen)) >= enough.count &&
-           static_cast<std::uint32_t>(pos_of(now) - pos_of(seen)) >= enough.bytes;
+    return (now != seen && static_cast<std::uint32_t>(cnt_of(now) - cnt_of(seen)) >= enough.count &&
+            static_cast<std::uint32_t>(pos_of(now) - pos_of(seen)) >= enough.bytes) ||
+           h_->shut.load(std::memory_order_relaxed) != 0;
   };
   if (moved_enough(w.load(std::memory_order_acquire))) return true;
   const auto start = Clock::now();
@@ -533,7 +586,7 @@ bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen,
   for (;;) {
     std::uint32_t v = sig.prepare();
     const Deadline until = sleep_deadline_after_fence(deadline);
-    if (w.load(std::memory_order_seq_cst) != seen) {
+    if (w.load(std::memory_order_seq_cst) != seen || h_->shut.load(std::memory_order_seq_cst) != 0) {
       adapt(false);
       return true;
     }
@@ -542,7 +595,7 @@ bool Ring::await_change(const std::atomic<std::uint64_t>& w, std::uint64_t seen,
       adapt(false);
       return w.load(std::memory_order_acquire) != seen;
     }
-    if (w.load(std::memory_order_acquire) != seen) {
+    if (w.load(std::memory_order_acquire) != seen || h_->shut.load(std::memory_order_acquire) != 0) {
       adapt(true);
       return true;
     }

@@ -144,6 +144,14 @@ class Ring {
   /// Messages put and not yet marked done.
   [[nodiscard]] std::size_t unfinished() const noexcept;
 
+  /// Python 3.13's Queue.shutdown, for every process sharing the ring: from now on put()
+  /// returns false at once, get() returns false once the ring is empty, and every sleeper
+  /// wakes to see it. `immediate`: the messages waiting are taken out and dropped here (and
+  /// counted done, so join() returns once the ones already taken are), and get() returns
+  /// false at once everywhere.
+  void shutdown(bool immediate);
+  [[nodiscard]] bool is_shut_down() const noexcept;
+
   /// Queue::close's per-process flag: shared by the copies in this process, and reset in a
   /// forked child (as Python's Queue._after_fork does).
   [[nodiscard]] bool closed() const noexcept {
