@@ -598,6 +598,24 @@ TEST(QueueShutdown, ABlockedPutterOfAFullQueueWakesAndPutsRaiseInEveryProcess) {
   EXPECT_THROW(q.put(4), mp::ShutDown);
 }
 
+TEST(QueueShutdown, AGetterFindingTheHalfMessageOfADeadProducerStillEndsWithShutDown) {
+  mp::Queue<std::string> q({.capacity_bytes = 64 << 10});
+  mp::Process producer(
+      [](mp::Queue<std::string> q) {
+        arm_kill(mp::internal::RingPoint::put_between_fragments, 1);  // dies after its first fragment
+        q.put(std::string(200 << 10, 'x'));
+      },
+      q);
+  producer.start();
+  producer.join();
+  ASSERT_EQ(producer.exitcode(), -SIGKILL);
+  q.shutdown();
+  // The getter reads the orphaned first fragment, waits for the rest, finds its writer dead
+  // (a shutdown must not turn that wait into a spin that never looks), drops it, and then
+  // the empty, shut-down queue raises.
+  EXPECT_THROW(q.get(60s), mp::ShutDown);
+}
+
 TEST(QueueShutdown, ImmediateDropsTheItemsAndJoinWaitsOnlyForThoseTaken) {
   mp::JoinableQueue<std::string> q;
   for (int i = 0; i < 5; ++i) q.put(std::string(3000 * (i + 1), 'x'));

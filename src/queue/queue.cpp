@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "common/wait_policy.hpp"
 #include "os/membarrier.hpp"
@@ -527,9 +528,15 @@ bool Ring::assemble(RingSink& sink, std::uint64_t& tail, std::uint32_t len, std:
     std::uint64_t head = h_->head.load(std::memory_order_acquire);
     h_->head_cache.store(head, std::memory_order_relaxed);
     if (pos_of(head) == pos_of(tail)) {
-      if (!await_change(h_->head, head, h_->data, Clock::now() + kWriterProbe, local_->spin_get_ns, kDataPauses) &&
-          process_has_exited(writer) && h_->head.load(std::memory_order_acquire) == head)
-        return false;  // the writer died mid-message: what arrived of it is discarded
+      const bool changed =
+          await_change(h_->head, head, h_->data, Clock::now() + kWriterProbe, local_->spin_get_ns, kDataPauses);
+      if (changed && !is_shut_down()) continue;
+      if (h_->head.load(std::memory_order_acquire) == head) {
+        if (process_has_exited(writer)) return false;  // the writer died mid-message: what arrived is discarded
+        // Shut down: await_change no longer sleeps, and the live writer is aborting its
+        // message (it sees the shutdown too). Let it run.
+        if (changed) std::this_thread::yield();
+      }
       continue;
     }
     std::uint32_t hdr[2];
