@@ -664,10 +664,18 @@ TEST(Fork, TheForkingThreadIsTheChildsOnlyAndMainThread) {
   GTEST_SKIP() << "fork() of a process that has run threads is not supported by TSan";
 #endif
   Gate gate;
-  mp::Thread busy([&] { gate.pass(); });
+  std::atomic<bool> busy_running{false};
+  mp::Thread busy([&] {
+    busy_running = true;  // past its start-up allocations: it only waits from here on
+    gate.pass();
+  });
   busy.start();
   std::atomic<int> result{-1};
   mp::Thread forker([&] {
+    // Fork only once `busy` is past its start-up: a thread forked while another one holds
+    // the allocator's lock (ASan's allocator does not take its locks around fork) leaves
+    // the child deadlocked in its first malloc — 1 run in 12 under ASan before this.
+    while (!busy_running) std::this_thread::yield();
     mp::Process child([&] {
       int bad = 0;
       if (mp::active_count() != 1) bad |= 1;
