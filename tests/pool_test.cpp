@@ -380,7 +380,7 @@ TEST(Pool, ATaskPastItsTimeoutRaisesTimeoutErrorAndOnlyItsWorkerIsReplaced) {
 }
 
 TEST(Pool, CancelOfARunningApplyAsyncKillsOnlyItsWorker) {
-  mp_test::Gate gate;
+  mp_test::Gate gate, gate2;  // made before the pool: its workers inherit them
   int fds[2];  // made before the pool: its workers inherit it
   ASSERT_EQ(::pipe(fds), 0);
   mp::Pool pool(2);
@@ -400,6 +400,11 @@ TEST(Pool, CancelOfARunningApplyAsyncKillsOnlyItsWorker) {
   auto m = pool.map_async(square, std::vector<int>{1, 2});
   m.wait();
   EXPECT_FALSE(m.cancel()) << "a map is not cancellable";
+  auto running_map = pool.map_async(wait_on, std::vector<int>{gate2.fd(), gate2.fd()}, 1);
+  EXPECT_FALSE(running_map.cancel()) << "nor is a running one: its chunks run on several workers";
+  EXPECT_FALSE(running_map.cancelled());
+  gate2.release(2);
+  EXPECT_EQ(running_map.get(60s), (std::vector<int>{'x', 'x'}));
 }
 
 // ------------------------------------------------------------------ max_pending

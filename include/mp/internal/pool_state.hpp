@@ -209,6 +209,9 @@ class MapState final : public ResultState<std::vector<Stored<E>>> {
     slots_.resize(total);
     if (total == 0) this->set_value({});
   }
+  /// A map's chunks run on several workers: neither cancel() nor Executor.shutdown's
+  /// cancel_futures applies to it, and no chunk carries a stopper.
+  [[nodiscard]] bool cancellable() const override { return false; }
   void deliver_bytes(std::size_t start, std::size_t count, std::string_view payload) override {
     deliver_values(start, decode_results<E>(count, payload));
   }
