@@ -86,12 +86,7 @@ class Future {
   /// mp::CancelledError. Beyond Python, a task already running in a ProcessPoolExecutor is
   /// cancelled too: its worker is killed and replaced, the other tasks go on (Python's
   /// cancel() returns false once a task runs; a ThreadPoolExecutor's still does).
-  bool cancel() {
-    if (s_->phase() == internal::Completion::Phase::cancelled) return true;
-    if (!s_->try_cancel() && !s_->cancel_running()) return false;
-    s_->on_cancel();
-    return true;
-  }
+  bool cancel() { return s_->cancel(); }
   [[nodiscard]] bool cancelled() const { return s_->phase() == internal::Completion::Phase::cancelled; }
   [[nodiscard]] bool running() const { return s_->phase() == internal::Completion::Phase::running && !s_->ready(); }
   [[nodiscard]] bool done() const noexcept { return s_->ready(); }

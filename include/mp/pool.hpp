@@ -131,13 +131,7 @@ class AsyncResult {
   /// not started yet, or running in a process Pool (its worker is killed and replaced);
   /// get() then raises mp::CancelledError. False once it has finished, for map_async, and
   /// for a task running on a ThreadPool thread.
-  bool cancel() {
-    if (s_->phase() == internal::Completion::Phase::cancelled) return true;
-    if (!s_->cancellable()) return false;
-    if (!s_->try_cancel() && !s_->cancel_running()) return false;
-    s_->on_cancel();
-    return true;
-  }
+  bool cancel() { return s_->cancel(); }
   [[nodiscard]] bool cancelled() const { return s_->phase() == internal::Completion::Phase::cancelled; }
 
   /// Identity, as for Python objects: copies of one AsyncResult are equal and hash alike

@@ -247,9 +247,11 @@ class ProcessPoolCore {
   }
 
  private:
-  static Outcome broken(Task& t) {
-    return Outcome{t.t.sink, t.t.start, t.t.count, false, {},
-                   std::make_exception_ptr(BrokenPool("Pool was terminated before this task finished"))};
+  static Outcome failed(const Task& t, std::exception_ptr e) {
+    return Outcome{t.t.sink, t.t.start, t.t.count, false, {}, std::move(e)};
+  }
+  static Outcome broken(const Task& t) {
+    return failed(t, std::make_exception_ptr(BrokenPool("Pool was terminated before this task finished")));
   }
 
   void ring_handler() noexcept {
@@ -399,6 +401,26 @@ class ProcessPoolCore {
     return true;
   }
 
+  /// Why the first task in flight on `w`, which has exited with `st`, failed: killed for its
+  /// cancel() or its timeout, or lost with its worker. Null when it had not started (it
+  /// goes back to the queue with the rest).
+  std::exception_ptr blame_locked(const Worker& w, const ExitStatus& st) {
+    const Task& head = w.inflight.front();
+    if (w.cancelled == head.id) return std::make_exception_ptr(CancelledError());
+    if (w.timed_out == head.id) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(head.t.timeout).count();
+      return std::make_exception_ptr(TimeoutError("Pool task ran past its timeout of " + std::to_string(ms) +
+                                                  " ms: its worker " + std::to_string(w.pid) +
+                                                  " was killed and replaced; the other tasks go on"));
+    }
+    if (w.shm->current_task.load(std::memory_order_relaxed) != head.id) return nullptr;
+    bool oom = st.signal() == SIGKILL && oom_killed_since_last_look();
+    std::string what = "Pool worker " + std::to_string(w.pid) + " " + st.describe() +
+                       (oom ? " (the kernel's out-of-memory killer ended it)" : "") +
+                       " while running this task; the worker was replaced and the other tasks go on";
+    return std::make_exception_ptr(WorkerLost(w.pid, st.signal(), what, st.code(), oom));
+  }
+
   /// Handles workers that have exited: blames the task that was running, re-queues the
   /// rest, replaces the worker unless the pool is winding down.
   bool reap_locked(std::vector<Outcome>& outs, std::deque<std::string>& batches) {
@@ -419,25 +441,8 @@ class ProcessPoolCore {
       w->proc->join();
       ExitStatus st = w->proc->status();
       if (!w->inflight.empty()) {
-        Task& head = w->inflight.front();
-        if (w->cancelled == head.id) {
-          outs.push_back(Outcome{head.t.sink, head.t.start, head.t.count, false, {},
-                                 std::make_exception_ptr(CancelledError())});
-          w->inflight.pop_front();
-        } else if (w->timed_out == head.id) {
-          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(head.t.timeout).count();
-          std::string what = "Pool task ran past its timeout of " + std::to_string(ms) + " ms: its worker " +
-                             std::to_string(w->pid) + " was killed and replaced; the other tasks go on";
-          outs.push_back(Outcome{head.t.sink, head.t.start, head.t.count, false, {},
-                                 std::make_exception_ptr(TimeoutError(what))});
-          w->inflight.pop_front();
-        } else if (w->shm->current_task.load(std::memory_order_relaxed) == head.id) {
-          bool oom = st.signal() == SIGKILL && oom_killed_since_last_look();
-          std::string what = "Pool worker " + std::to_string(w->pid) + " " + st.describe() +
-                             (oom ? " (the kernel's out-of-memory killer ended it)" : "") +
-                             " while running this task; the worker was replaced and the other tasks go on";
-          outs.push_back(Outcome{head.t.sink, head.t.start, head.t.count, false, {},
-                                 std::make_exception_ptr(WorkerLost(w->pid, st.signal(), what, st.code(), oom))});
+        if (std::exception_ptr why = blame_locked(*w, st)) {
+          outs.push_back(failed(w->inflight.front(), std::move(why)));
           w->inflight.pop_front();
         }
         for (auto it = w->inflight.rbegin(); it != w->inflight.rend(); ++it) pending_.push_front(std::move(*it));

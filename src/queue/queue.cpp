@@ -216,12 +216,12 @@ constexpr std::uint32_t kShutNow = 2;  // shutdown(immediate=true): gets fail at
 bool Ring::is_shut_down() const noexcept { return h_->shut.load(std::memory_order_acquire) != 0; }
 
 void Ring::shutdown(bool immediate) {
-  std::uint32_t was = 0;
-  h_->shut.compare_exchange_strong(was, immediate ? kShutNow : kShut, std::memory_order_seq_cst);
-  if (immediate && was == kShut) h_->shut.store(kShutNow, std::memory_order_seq_cst);
+  std::uint32_t open = 0;
+  h_->shut.compare_exchange_strong(open, kShut, std::memory_order_seq_cst);
   if (immediate) {
-    // Take every waiting message out and drop it; each one counts as done (Python calls
-    // task_done for them), so join() waits only for messages consumers already took.
+    // Take every waiting message out and drop it: once shut down, get() returns false as
+    // soon as the ring is empty. Each one counts as done (Python calls task_done for them),
+    // so join() waits only for messages consumers already took. Then gets fail at once.
     struct Discard final : RingSink {
       std::string buf;
       void* reserve(std::size_t n) override {
@@ -231,20 +231,14 @@ void Ring::shutdown(bool immediate) {
       void accept(const void*, std::size_t) override {}
     } discard;
     std::uint32_t dropped = 0;
-    for (;;) {
-      if (!lock_get(std::nullopt)) break;
-      std::uint64_t seen_head = 0;
-      bool released = false;
-      Read r = Read::empty;
+    for (bool more = true; more; dropped += more) {
       try {
-        r = try_read(discard, seen_head, released);
-      } catch (...) {  // NOLINT(bugprone-empty-catch): a message that cannot be taken is dropped all the same
+        more = get(discard, std::nullopt);
+      } catch (...) {  // a message that cannot be taken (no memory for it) is dropped all the same
+        more = true;
       }
-      unlock_get();
-      if (released) notify_after_unlock(h_->space);
-      if (r != Read::got) break;
-      ++dropped;
     }
+    h_->shut.store(kShutNow, std::memory_order_seq_cst);
     if (dropped) h_->done.fetch_add(dropped, std::memory_order_seq_cst);
     h_->tasks.notify();
   }

@@ -159,6 +159,15 @@ class ResultState : public Sink {
     set_ready();
   }
   void cancel_now() { set_error(std::make_exception_ptr(CancelledError())); }
+  /// Future.cancel / AsyncResult.cancel: cancels a cancellable submission that has not
+  /// started or (in a process pool) is running; true if it is (now) cancelled.
+  bool cancel() {
+    if (this->phase() == Phase::cancelled) return true;
+    if (!cancellable()) return false;
+    if (!this->try_cancel() && !this->cancel_running()) return false;
+    on_cancel();
+    return true;
+  }
   [[nodiscard]] bool cancellable() const override { return true; }
   void on_cancel() override { cancel_now(); }
 
