@@ -236,6 +236,44 @@ TEST(Process, TerminateGivesMinus15AndKillMinus9) {
   EXPECT_EQ(b.status().describe(), "killed by SIGKILL");
 }
 
+volatile sig_atomic_t g_interrupted = 0;
+extern "C" void on_sigint(int) { g_interrupted = 1; }
+
+/// Installs a SIGINT handler, says "ready", waits for the signal, then "cleans up".
+void clean_up_on_interrupt(int w) {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  ::sigprocmask(SIG_BLOCK, &block, &old);  // no SIGINT lost between the check and the wait
+  write_str(w, "ready\n");
+  while (!g_interrupted) ::sigsuspend(&old);
+  write_str(w, "cleaned up\n");
+}
+
+// Python 3.14's Process.interrupt(): SIGINT, so the child's handler (cleanup) runs.
+TEST(Process, InterruptSendsSigintSoTheChildsHandlerRuns) {
+  Pipe out;
+  mp::Process p(clean_up_on_interrupt, out.w);
+  p.start();
+  out.close_w();
+  ASSERT_EQ(read_line(out.r), "ready");
+  p.interrupt();
+  EXPECT_EQ(read_line(out.r), "cleaned up");
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0);
+
+  mp::Process q(block_forever);  // default disposition: SIGINT ends it
+  q.start();
+  q.handle().interrupt();
+  q.join();
+  EXPECT_EQ(q.exitcode(), -SIGINT);
+  q.interrupt();  // after the end: no effect, as terminate()
+}
+
 TEST(Process, TerminateAfterEndIsHarmless) {
   mp::Process p(do_nothing);
   p.terminate();  // before start: no effect
@@ -1177,4 +1215,95 @@ TEST(Examples, ProcessForkserver) {
   EXPECT_EQ(mp_test::count(r.out, "square("), 3) << r.out;
   EXPECT_NE(r.out.find("exitcodes 0 0 0"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("refused: "), std::string::npos) << r.out;
+}
+
+// ------------------------------------------------------------------- the fork-with-threads warning
+
+namespace {
+
+/// Starts two children (fork) while `threads` other threads of ours run.
+void fork_twice_beside_threads(int threads) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  std::atomic<int> started{0};
+  for (int i = 0; i < threads; ++i)
+    ts.emplace_back([&] {
+      started.fetch_add(1);
+      while (!stop.load()) std::this_thread::yield();
+    });
+  while (started.load() < threads) std::this_thread::yield();
+  for (int i = 0; i < 2; ++i) {
+    mp::Process p(do_nothing);
+    p.start();
+    p.join();
+  }
+  stop = true;
+  for (auto& t : ts) t.join();
+}
+
+void fork_beside_one_thread() { fork_twice_beside_threads(1); }
+int same(int x) { return x; }
+void fork_alone() { fork_twice_beside_threads(0); }
+void fork_beside_one_thread_silenced() {
+  mp::set_fork_warning(false);
+  fork_twice_beside_threads(1);
+}
+void fork_beside_one_thread_env_silenced() {
+  ::setenv("MP_FORK_WARNING", "0", 1);
+  fork_twice_beside_threads(1);
+}
+void fork_beside_a_pool() {
+  mp::Pool pool(1);  // its result thread is mp's own, and workers never touch it
+  (void)pool.apply(same, 0);
+  fork_twice_beside_threads(0);
+}
+void forkserver_beside_one_thread() {
+  std::atomic<bool> stop{false};
+  std::thread t([&] {
+    while (!stop.load()) std::this_thread::yield();
+  });
+  mp::set_start_method(mp::StartMethod::forkserver);  // the server itself is a fork
+  stop = true;
+  t.join();
+  mp::set_start_method(mp::StartMethod::fork, true);
+}
+
+/// What `scenario` writes to stderr, run in a child of ours (the warning is once per process).
+std::string stderr_of(void (*scenario)()) {
+  Pipe err;
+  mp::Process p(
+      [](void (*f)(), int w) {
+        ::dup2(w, 2);
+        f();
+      },
+      scenario, err.w);
+  p.start();
+  err.close_w();
+  std::string text = read_all(err.r);
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0) << text;
+  return text;
+}
+
+}  // namespace
+
+// Issue 18: Python 3.12 warns when a multi-threaded process forks; so does mp, once.
+TEST(ForkWarning, ForkingBesideAnotherThreadWarnsOnce) {
+  std::string text = stderr_of(fork_beside_one_thread);
+  EXPECT_EQ(mp_test::count(text, "mp: warning: Process.start() forks"), 1) << text;
+  EXPECT_NE(text.find("1 other thread"), std::string::npos) << text;
+  EXPECT_NE(text.find("StartMethod::forkserver"), std::string::npos) << text;
+  EXPECT_NE(text.find("MP_FORK_WARNING=0"), std::string::npos) << text;
+}
+
+TEST(ForkWarning, NoWarningAloneBesideAPoolOrWhenTurnedOff) {
+  EXPECT_EQ(stderr_of(fork_alone), "");
+  EXPECT_EQ(stderr_of(fork_beside_a_pool), "");
+  EXPECT_EQ(stderr_of(fork_beside_one_thread_silenced), "");
+  EXPECT_EQ(stderr_of(fork_beside_one_thread_env_silenced), "");
+}
+
+TEST(ForkWarning, StartingTheForkServerBesideAThreadWarns) {
+  std::string text = stderr_of(forkserver_beside_one_thread);
+  EXPECT_EQ(mp_test::count(text, "mp: warning: set_start_method(forkserver) forks"), 1) << text;
 }

@@ -370,7 +370,7 @@ struct SubmitOptions {
 /// max_tasks_per_child 0: never recycle a worker (Python's None), negative: mp::ValueError.
 class ProcessPoolExecutor : public internal::Executor<Pool> {
  public:
-  explicit ProcessPoolExecutor(int max_workers = 0, std::function<void()> initializer = {},
+  explicit ProcessPoolExecutor(int max_workers = 0, Initializer initializer = {},
                                int max_tasks_per_child = 0)
       : Executor(PoolOptions{max_workers, std::move(initializer), max_tasks_per_child}) {}
   /// With the pool's options, e.g. `ProcessPoolExecutor ex({.processes = 4, .max_pending = 100})`:

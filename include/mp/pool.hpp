@@ -201,10 +201,42 @@ Args<std::decay_t<A>...> args(A&&... a) {
   return {std::tuple<std::decay_t<A>...>(std::forward<A>(a)...)};
 }
 
+/// A process pool's initializer (Python's initializer=): any callable under
+/// StartMethod::fork, where workers are copies of this process. Under forkserver a worker
+/// is a copy of the fork server, so only a function or a captureless lambda (sent by code
+/// address) can run there: the pool's constructor raises mp::ValueError for one with state.
+class Initializer {
+ public:
+  Initializer() = default;
+  template <class F>
+    requires(!std::is_same_v<std::decay_t<F>, Initializer> && std::is_invocable_v<std::decay_t<F>&>)
+  Initializer(F&& f) : fn_(std::forward<F>(f)) {  // NOLINT(google-explicit-constructor): as std::function
+    using D = std::decay_t<F>;
+    if constexpr (std::is_convertible_v<D, void (*)()>) {
+      if constexpr (std::is_pointer_v<D>) {
+        code_ = f;
+      } else {
+        code_ = +D(f);  // a captureless lambda's own function
+      }
+    } else if constexpr (StatelessCallable<D>) {
+      code_ = [] { D{}(); };
+    }
+  }
+  explicit operator bool() const noexcept { return static_cast<bool>(fn_); }
+  void operator()() const { fn_(); }
+  /// The initializer as a code address, valid in every process of this program; null when
+  /// it carries state (or is empty).
+  [[nodiscard]] auto code() const noexcept -> void (*)() { return fn_ ? code_ : nullptr; }
+
+ private:
+  std::function<void()> fn_;
+  void (*code_)() = nullptr;
+};
+
 /// Options of a process Pool, as keyword arguments: `mp::Pool pool({.processes = 4})`.
 struct PoolOptions {
-  int processes = 0;                  ///< worker count; 0 = process_cpu_count()
-  std::function<void()> initializer;  ///< run in each worker before its first task
+  int processes = 0;         ///< worker count; 0 = process_cpu_count()
+  Initializer initializer;   ///< run in each worker before its first task
   int maxtasksperchild = 0;           ///< recycle a worker after this many tasks; 0 = never (Python's None); < 0: ValueError
   /// Beyond Python (CPython gh-73781): at most this many tasks (chunks) wait for a worker;
   /// apply_async, map_async and submit block while the pool is that full (a map larger than
@@ -230,13 +262,9 @@ struct is_tuple_like<std::pair<A, B>> : std::true_type {};
 template <class T, std::size_t N>
 struct is_tuple_like<std::array<T, N>> : std::true_type {};
 
-/// A callable that can be sent to a forked worker: a function (pointer) or a stateless
-/// (capture-less) function object.
+/// A callable that can be sent to a worker process: see mp::StatelessCallable.
 template <class F>
-concept SendableCallable =
-    (std::is_pointer_v<std::decay_t<F>> && std::is_function_v<std::remove_pointer_t<std::decay_t<F>>>) ||
-    (std::is_empty_v<std::decay_t<F>> && std::is_trivially_copyable_v<std::decay_t<F>> &&
-     std::is_default_constructible_v<std::decay_t<F>>);
+concept SendableCallable = StatelessCallable<std::decay_t<F>>;
 
 template <class F>
 constexpr void check_sendable() {
@@ -610,7 +638,7 @@ class Pool : public internal::PoolApi<Pool> {
   /// a negative maxtasksperchild, mp::RuntimeError inside a daemonic process (a Pool
   /// worker, a daemon Process: "daemonic processes are not allowed to have children", as
   /// in Python; use mp::ThreadPool there), mp::OSError when the workers cannot be created.
-  explicit Pool(int processes = 0, std::function<void()> initializer = {}, int maxtasksperchild = 0);
+  explicit Pool(int processes = 0, Initializer initializer = {}, int maxtasksperchild = 0);
   explicit Pool(PoolOptions opts);
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;

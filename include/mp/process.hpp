@@ -156,14 +156,7 @@ struct SystemExit {
 /// to its stderr, like sys.exit("message").
 [[noreturn]] inline void exit(std::string message) { throw SystemExit{1, std::move(message)}; }
 
-/// A target the fork server can run: a function pointer or a captureless lambda (any empty,
-/// default-constructible, trivially copyable function object), whose arguments are all
-/// mp::Transferable. Such a target is identified by code address alone, which the server
-/// shares with this program.
-template <class F>
-concept StatelessCallable = (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) ||
-                            (std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F> &&
-                             std::is_trivially_copyable_v<F>);
+// mp::StatelessCallable (a target the fork server can run) is in mp/internal/call.hpp.
 /// An argument the fork server can carry: encodable, and not an address (which would name
 /// memory the child does not share).
 template <class T>
@@ -183,10 +176,17 @@ namespace internal {
 struct ProcessState;
 
 /// The call as the fork server runs it: `trampoline(payload)` in the child it forks.
+/// `fds` (at most kMaxServerFds, borrowed: the caller keeps them open until start()
+/// returns) travel with the request; in the child, server_fds() returns them, in order, as
+/// its own descriptors (mp's own processes use this for their segments and eventfds).
 struct ServerCall {
   void (*trampoline)(std::string_view payload);
   std::string payload;
+  std::vector<int> fds;
 };
+inline constexpr std::size_t kMaxServerFds = 8;
+/// In a child started by the fork server: the descriptors its ServerCall sent (else empty).
+const std::vector<int>& server_fds() noexcept;
 
 /// What a payload the fork server passes back may be wrong with (it cannot be, short of a
 /// broken server: the messages say where it came from).
@@ -232,7 +232,7 @@ class TargetImpl final : public Target {
           "(it is encoded with mp::codec for the server); give the type a serialize() function or use "
           "StartMethod::fork");
     } else {
-      ServerCall c{&server_trampoline<F, A...>, {}};
+      ServerCall c{&server_trampoline<F, A...>, {}, {}};
       put_callable(c.payload, f_);
       std::apply([&](const A&... a) { (put_field(c.payload, a), ...); }, args_);
       return c;
@@ -266,6 +266,7 @@ class ProcessHandle {
   bool join_until(internal::Clock::time_point deadline) const;
   void terminate() const;
   void kill() const;
+  void interrupt() const;
 
  private:
   std::shared_ptr<internal::ProcessState> s_;
@@ -293,6 +294,7 @@ class Process {
   explicit Process(F&& fn, Args&&... args) : Process(ProcessOptions{}, std::forward<F>(fn), std::forward<Args>(args)...) {}
 
   template <class F, class... Args>
+    requires(!std::is_convertible_v<F &&, std::unique_ptr<internal::Target>>)
   Process(ProcessOptions opts, F&& fn, Args&&... args) : Process(std::move(opts)) {
     static_assert(std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>,
                   "mp::Process(fn, args...): fn cannot be called with these arguments. The arguments after fn must "
@@ -318,6 +320,10 @@ class Process {
     static_assert((ServerArgument<std::decay_t<Args>> && ...),
                   "mp::forkserver_safe: every argument must be mp::Transferable (see mp/codec.hpp) and not a pointer");
   }
+
+  /// mp's own processes (pool workers, manager servers): a target that says itself how the
+  /// fork server starts it (internal::Target::server_call).
+  Process(ProcessOptions opts, std::unique_ptr<internal::Target> target);
 
   Process(Process&&) noexcept;
   Process& operator=(Process&&) noexcept;
@@ -358,6 +364,10 @@ class Process {
   void terminate();
   /// Sends SIGKILL. Same rules as terminate().
   void kill();
+  /// Sends SIGINT (Python 3.14's interrupt()): the child's SIGINT handler runs, so a child
+  /// that handles Ctrl-C cleans up; with the default disposition it ends (exitcode -2).
+  /// Same rules as terminate().
+  void interrupt();
   /// Releases the process's resources (its sentinel fd). Throws mp::ValueError while the
   /// child still runs; afterwards every method but name()/daemon()/pid() throws mp::ValueError.
   void close();
@@ -385,6 +395,7 @@ class Process {
   const std::shared_ptr<internal::ProcessState>& started(const char* what) const;
   const std::shared_ptr<internal::ProcessState>& joinable() const;
   void check_creator(const char* what) const;
+  void send_signal(const char* what, int sig);
   std::string name_;
   bool daemon_ = false;
   bool closed_ = false;
@@ -436,6 +447,14 @@ struct ParentProcess {
 /// StartMethod::fork, whatever their parent uses.
 void set_start_method(StartMethod method, bool force = false);
 [[nodiscard]] StartMethod get_start_method() noexcept;
+
+/// Under StartMethod::fork, Process::start() (and so a Pool starting or replacing a worker)
+/// in a process that runs other threads prints, once per process, a warning on stderr that
+/// the child may deadlock on a lock one of those threads held (Python 3.12's
+/// DeprecationWarning "This process is multi-threaded, use of fork() may lead to deadlocks
+/// in the child"). mp's own pool result thread does not count: a worker never touches it.
+/// set_fork_warning(false), or MP_FORK_WARNING=0 in the environment, turns it off.
+void set_fork_warning(bool enabled) noexcept;
 
 namespace internal {
 /// Runs `hook` at this process's normal shutdown: main()'s return / exit() in the main

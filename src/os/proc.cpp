@@ -30,7 +30,10 @@ void refresh_pid_after_fork() noexcept { (void)detail::refresh_self_pid(); }
 
 std::atomic<std::uint64_t> detail::cached_identity{0};
 
-std::uint64_t process_start_time(pid_t pid) noexcept {
+namespace {
+/// Field `field` (1-based, as in proc(5), ≥ 3) of /proc/<pid>/stat as a number, or 0 when
+/// it cannot be read.
+std::uint64_t stat_field(pid_t pid, int field) noexcept {
   // Raw calls and a stack buffer: no allocation, so it is safe in a child forked from a
   // multithreaded parent. The command name (field 2) may hold spaces and parentheses:
   // fields are counted from the last ')'.
@@ -45,13 +48,18 @@ std::uint64_t process_start_time(pid_t pid) noexcept {
   buf[n] = '\0';
   const char* p = std::strrchr(buf, ')');
   if (!p) return 0;
-  // After ')': field 3 (state) ... field 22 (starttime): skip 19 separators.
-  for (int field = 2; field < 22 && p; ++field) p = std::strchr(p + 1, ' ');
+  // After ')': one separator before each of fields 3 .. `field`.
+  for (int f = 2; f < field && p; ++f) p = std::strchr(p + 1, ' ');
   if (!p) return 0;
   std::uint64_t v = 0;
   for (++p; *p >= '0' && *p <= '9'; ++p) v = v * 10 + static_cast<std::uint64_t>(*p - '0');
   return v;
 }
+}  // namespace
+
+std::uint64_t process_start_time(pid_t pid) noexcept { return stat_field(pid, 22); }
+
+int thread_count() noexcept { return static_cast<int>(stat_field(self_pid(), 20)); }
 
 std::uint64_t detail::refresh_identity() noexcept {
   const pid_t pid = self_pid();

@@ -32,6 +32,7 @@
 #include "common/exception_table.hpp"
 #include "common/wait_policy.hpp"
 #include "pool/transport.hpp"
+#include "process/internal.hpp"
 #include "mp/internal/fd.hpp"
 #include "mp/internal/segment.hpp"
 #include "mp/process.hpp"
@@ -64,6 +65,46 @@ struct Worker {
   std::uint64_t cancelled = 0;  // the task whose cancel() made us kill this worker
 };
 
+/// How a worker process starts. Under StartMethod::fork it is a copy of this process and
+/// runs worker_main with our pointers. Under forkserver it is a copy of the fork server:
+/// its segment, the pool's segment and the eventfd travel as descriptors (mapped anew in
+/// the worker), the initializer as a code address.
+class WorkerTarget final : public Target {
+ public:
+  WorkerTarget(const Segment& seg, const Segment& pool_seg, int efd, const Initializer& init, int maxtasks)
+      : seg_(seg), pool_seg_(pool_seg), efd_(efd), init_(init), maxtasks_(maxtasks) {}
+  void call() override {
+    worker_main(static_cast<WorkerShm*>(seg_.data()), static_cast<PoolShm*>(pool_seg_.data()), efd_, init_,
+                maxtasks_);
+  }
+  [[nodiscard]] ServerCall server_call() const override {
+    ServerCall c{&served_worker_main, {}, {seg_.fd(), pool_seg_.fd(), efd_}};
+    put_raw(c.payload, init_.code());
+    put_raw(c.payload, maxtasks_);
+    return c;
+  }
+
+ private:
+  static void served_worker_main(std::string_view payload) {
+    CallReader r(payload, kServerCallErrors);
+    auto code = r.raw<void (*)()>();
+    auto maxtasks = r.raw<int>();
+    r.finish();
+    const std::vector<int>& fds = server_fds();
+    if (fds.size() != 3) throw RuntimeError("Pool worker: the fork server passed the wrong descriptors");
+    auto seg = Segment::attach(UniqueFd(fds[0]));
+    auto pool_seg = Segment::attach(UniqueFd(fds[1]));
+    Initializer init = code ? Initializer(code) : Initializer();
+    worker_main(static_cast<WorkerShm*>(seg->data()), static_cast<PoolShm*>(pool_seg->data()), fds[2], init,
+                maxtasks);
+  }
+  const Segment& seg_;
+  const Segment& pool_seg_;
+  int efd_;
+  const Initializer& init_;
+  int maxtasks_;
+};
+
 struct Outcome {
   std::shared_ptr<Sink> sink;
   std::size_t start;
@@ -93,9 +134,11 @@ class ProcessPoolCore {
     if (opts_.maxtasksperchild < 0)
       throw ValueError("Pool: maxtasksperchild must be a positive int or 0 (never recycle a worker: Python's None), "
                        "not " + std::to_string(opts_.maxtasksperchild));
-    if (get_start_method() != StartMethod::fork)
-      throw ValueError("Pool: workers must be forked from this program (they receive functions as code addresses); "
-                       "use mp::set_start_method(mp::StartMethod::fork) or mp::ThreadPool");
+    if (get_start_method() == StartMethod::forkserver && opts_.initializer && !opts_.initializer.code())
+      throw ValueError("Pool: under StartMethod::forkserver the initializer must be a function or a captureless "
+                       "lambda: workers are forked by the fork server, not copied from this process, so what it "
+                       "captures would not be there. Use a plain function (reading globals set before "
+                       "set_start_method()), or StartMethod::fork");
     n_ = opts_.processes ? static_cast<std::size_t>(opts_.processes) : static_cast<std::size_t>(process_cpu_count());
     int efd = internal::make_eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) throw OSError(-efd, "Pool: eventfd()");
@@ -263,14 +306,12 @@ class ProcessPoolCore {
     auto w = std::make_unique<Worker>();
     w->seg = Segment::create(sizeof(WorkerShm), "mp-pool-worker");
     w->shm = new (w->seg->data()) WorkerShm;  // default-init: the ring bytes stay untouched
-    WorkerShm* shm = w->shm;
-    PoolShm* p = pshm_.get();
-    int efd = efd_.get();
-    const std::function<void()>* init = &opts_.initializer;
-    int maxtasks = opts_.maxtasksperchild;
+    const bool served = get_start_method() == StartMethod::forkserver;
     w->proc = std::make_unique<Process>(
-        ProcessOptions{.name = "ForkPoolWorker-" + std::to_string(++spawned_), .daemon = true},
-        [shm, p, efd, init, maxtasks] { worker_main(shm, p, efd, init, maxtasks); });
+        ProcessOptions{.name = (served ? "ForkServerPoolWorker-" : "ForkPoolWorker-") + std::to_string(++spawned_),
+                       .daemon = true},
+        std::make_unique<WorkerTarget>(*w->seg, *pshm_.segment(), efd_.get(), opts_.initializer,
+                                       opts_.maxtasksperchild));
     w->proc->start();
     w->pid = w->proc->pid();
     w->pidfd = w->proc->sentinel();
@@ -607,6 +648,7 @@ class ProcessPoolCore {
   std::shared_ptr<StopChannel> stop_channel_ = std::make_shared<StopChannel>();
   long long oom_kills_seen_ = internal::cgroup_oom_kills();  // this cgroup's OOM kills already told (-1: unknown)
   bool terminated_ = false;
+  ForkSafeThread handler_is_fork_safe_;  // a worker forked beside handler_ never touches it
   std::thread handler_;
   std::thread::id handler_id_;  // set once, before any submit: read without racing join()
 };
@@ -620,7 +662,7 @@ void StopChannel::stop(std::uint64_t task) {
 
 namespace mp {
 
-Pool::Pool(int processes, std::function<void()> initializer, int maxtasksperchild)
+Pool::Pool(int processes, Initializer initializer, int maxtasksperchild)
     : Pool(PoolOptions{processes, std::move(initializer), maxtasksperchild}) {}
 Pool::Pool(PoolOptions opts) : core_(std::make_unique<internal::ProcessPoolCore>(std::move(opts))) {}
 Pool::~Pool() = default;  // the core's destructor terminates

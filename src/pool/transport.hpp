@@ -12,6 +12,7 @@
 
 #include "common/wait_policy.hpp"
 #include "mp/internal/futex.hpp"
+#include "mp/pool.hpp"
 #include "os/file.hpp"
 
 namespace mp::internal::pool {
@@ -89,6 +90,6 @@ constexpr std::size_t kHdr = sizeof(std::uint32_t) + sizeof(std::uint64_t);
 
 /// The worker's loop: runs `init`, then the tasks the parent streams into `w`, until the
 /// sentinel or `maxtasks` tasks (> 0). Returns to end the worker process normally.
-void worker_main(WorkerShm* w, PoolShm* p, int efd, const std::function<void()>* init, int maxtasks);
+void worker_main(WorkerShm* w, PoolShm* p, int efd, const Initializer& init, int maxtasks);
 
 }  // namespace mp::internal::pool

@@ -59,10 +59,10 @@ void worker_write(WorkerShm& w, PoolShm& p, int efd, const char* src, std::size_
 
 }  // namespace
 
-void worker_main(WorkerShm* w, PoolShm* p, int efd, const std::function<void()>* init, int maxtasks) {
-  if (*init) {
+void worker_main(WorkerShm* w, PoolShm* p, int efd, const Initializer& init, int maxtasks) {
+  if (init) {
     try {
-      (*init)();
+      init();
     } catch (const SystemExit&) {
       throw;
     } catch (...) {

@@ -73,6 +73,19 @@ void flush_std_streams() noexcept;
 /// True while a child started through the fork server has not been seen to end.
 bool has_unfinished_server_children();
 
+/// Threads of mp's own that a forked child never depends on (a pool's result thread): the
+/// fork warning does not count them. Held for the thread's lifetime.
+class ForkSafeThread {
+ public:
+  ForkSafeThread() noexcept;
+  ~ForkSafeThread();
+  ForkSafeThread(const ForkSafeThread&) = delete;
+  ForkSafeThread& operator=(const ForkSafeThread&) = delete;
+};
+/// Prints the fork warning (see set_fork_warning) when this process runs other threads;
+/// `what` names the call that is about to fork.
+void warn_if_forking_with_threads(const char* what) noexcept;
+
 // start_methods.cpp
 /// Starts `call` through the fork server; fills st.pid, st.pidfd, st.status_fd.
 void start_via_forkserver(const ServerCall& call, const ChildIdentity& id, ProcessState& st);

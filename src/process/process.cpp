@@ -230,9 +230,34 @@ void run_nothing(std::string_view) {}
 
 }  // namespace
 
+namespace {
+std::atomic<int> g_fork_safe_threads{0};
+std::atomic<bool> g_fork_warning_off{false};
+std::atomic<bool> g_fork_warned{false};
+}  // namespace
+
+ForkSafeThread::ForkSafeThread() noexcept { g_fork_safe_threads.fetch_add(1, std::memory_order_relaxed); }
+ForkSafeThread::~ForkSafeThread() { g_fork_safe_threads.fetch_sub(1, std::memory_order_relaxed); }
+
+void warn_if_forking_with_threads(const char* what) noexcept {
+  if (g_fork_warning_off.load(std::memory_order_relaxed) || g_fork_warned.load(std::memory_order_relaxed)) return;
+  const int others = thread_count() - 1 - g_fork_safe_threads.load(std::memory_order_relaxed);
+  if (others <= 0) return;
+  if (const char* env = std::getenv("MP_FORK_WARNING"); env && std::string_view(env) == "0") return;
+  if (g_fork_warned.exchange(true)) return;
+  std::fprintf(stderr,
+               "mp: warning: %s forks process %d while it runs %d other thread%s: the child gets only the calling "
+               "thread, so a lock another thread holds now stays locked in the child for good (a possible "
+               "deadlock). Start processes before threads, or call "
+               "mp::set_start_method(mp::StartMethod::forkserver) first thing in main(). "
+               "mp::set_fork_warning(false) or MP_FORK_WARNING=0 turns this warning off.\n",
+               what, static_cast<int>(self_pid()), others, others == 1 ? "" : "s");
+}
+
 /// Forgets what this process inherited from its parent without touching it: the parent's
 /// children and its fork server are not ours.
 void forget_parent_state() noexcept {
+  g_fork_warned.store(false, std::memory_order_relaxed);  // once per process: this one has not warned
   new (&children_mutex()) std::mutex;  // another thread may have held it at fork time
   auto& v = children();
   for (auto& c : v) {  // our copies of the parent's fds; the states may outlive the registry
@@ -359,6 +384,7 @@ void ProcessHandle::join() const { s_->wait_until(std::nullopt); }
 bool ProcessHandle::join_until(internal::Clock::time_point d) const { return s_->wait_until(d); }
 void ProcessHandle::terminate() const { s_->send(SIGTERM); }
 void ProcessHandle::kill() const { s_->send(SIGKILL); }
+void ProcessHandle::interrupt() const { s_->send(SIGINT); }
 
 // ---------------------------------------------------------------------------------- Process
 
@@ -368,6 +394,10 @@ Process::Process(ProcessOptions opts) : name_(std::move(opts.name)), creator_(in
   auto& me = internal::self();
   if (name_.empty()) name_ = "Process-" + me.identity_prefix + std::to_string(++me.counter);
   daemon_ = opts.daemon.value_or(me.daemon);
+}
+
+Process::Process(ProcessOptions opts, std::unique_ptr<internal::Target> target) : Process(std::move(opts)) {
+  target_ = std::move(target);
 }
 
 Process::Process(Process&&) noexcept = default;
@@ -438,10 +468,11 @@ void Process::start() {
                          internal::demangle(typeid(*this).name()) +
                          "); the fork server cannot run a subclass's run(). Use mp::Process(function, args...) "
                          "or StartMethod::fork");
-    internal::ServerCall call = target_ ? target_->server_call() : internal::ServerCall{internal::run_nothing, {}};
+    internal::ServerCall call = target_ ? target_->server_call() : internal::ServerCall{internal::run_nothing, {}, {}};
     internal::flush_std_streams();  // keeps our earlier output ahead of the child's
     internal::start_via_forkserver(call, id, *st);
   } else {
+    internal::warn_if_forking_with_threads("Process.start()");
     internal::flush_std_streams();
     pid_t pid = internal::fork_process();
     if (pid < 0) throw OSError(-pid, "fork() for Process '" + name_ + "'");
@@ -468,21 +499,17 @@ bool Process::is_alive() const {
   return state_ && !state_->poll().finished();
 }
 
-void Process::terminate() {
-  if (closed_) throw ValueError("Process.terminate(): '" + name_ + "' has been closed");
+void Process::send_signal(const char* what, int sig) {
+  if (closed_) throw ValueError(std::string("Process.") + what + "(): '" + name_ + "' has been closed");
   if (state_) {
-    check_creator("terminate");
-    state_->send(SIGTERM);
+    check_creator(what);
+    state_->send(sig);
   }
 }
 
-void Process::kill() {
-  if (closed_) throw ValueError("Process.kill(): '" + name_ + "' has been closed");
-  if (state_) {
-    check_creator("kill");
-    state_->send(SIGKILL);
-  }
-}
+void Process::terminate() { send_signal("terminate", SIGTERM); }
+void Process::kill() { send_signal("kill", SIGKILL); }
+void Process::interrupt() { send_signal("interrupt", SIGINT); }
 
 void Process::close() {
   if (closed_) return;
@@ -567,6 +594,10 @@ int process_cpu_count() noexcept {
   int quota = internal::cgroup_cpu_limit();
   if (quota > 0 && quota < n) n = quota;
   return n;
+}
+
+void set_fork_warning(bool enabled) noexcept {
+  internal::g_fork_warning_off.store(!enabled, std::memory_order_relaxed);
 }
 
 }  // namespace mp

@@ -6,8 +6,9 @@
 // forks. Protocol, all over AF_UNIX sockets:
 //
 //   owner --control (SOCK_STREAM)--> server:  RequestHeader + SCM_RIGHTS[status socket,
-//                                             stdin?, stdout?, stderr?], then the name,
-//                                             parent name and argument payload bytes.
+//                                             stdin?, stdout?, stderr?, ServerCall::fds...],
+//                                             then the name, parent name and argument
+//                                             payload bytes.
 //   server --status (SOCK_SEQPACKET, one per child)--> owner:
 //       1. int32 pid (or -errno if fork failed) + SCM_RIGHTS[pidfd of the child]
 //       2. int32 wait status, once the server has reaped the child; then EOF.
@@ -62,7 +63,7 @@ struct RequestHeader {
   std::int32_t parent_pid;
   std::uint32_t name_len;
   std::uint32_t parent_name_len;
-  std::uint32_t reserved;
+  std::uint32_t extra_fds;  // ServerCall::fds, after the stdio fds
   std::uint64_t payload_len;
 };
 
@@ -119,8 +120,10 @@ bool read_all(int fd, void* data, std::size_t len) noexcept {
 }
 
 /// sendmsg() of `len` bytes with `fds` attached to the first byte.
+constexpr std::size_t kMaxRequestFds = 4 + internal::kMaxServerFds;  // status, stdio, ServerCall::fds
+
 bool send_with_fds(int sock, const void* data, std::size_t len, const int* fds, std::size_t nfds) noexcept {
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)]{};
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxRequestFds)]{};
   iovec iov{const_cast<void*>(data), len};
   msghdr m{};
   m.msg_iov = &iov;
@@ -143,10 +146,10 @@ bool send_with_fds(int sock, const void* data, std::size_t len, const int* fds, 
          send_all(sock, static_cast<const char*>(data) + n, len - static_cast<std::size_t>(n));
 }
 
-/// recvmsg() of up to `len` bytes, collecting up to 4 fds (close-on-exec). Returns the
-/// byte count (0 on EOF, -1 on error).
+/// recvmsg() of up to `len` bytes, collecting up to kMaxRequestFds fds (close-on-exec).
+/// Returns the byte count (0 on EOF, -1 on error).
 ssize_t recv_with_fds(int sock, void* data, std::size_t len, std::vector<int>& fds) noexcept {
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)]{};
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxRequestFds)]{};
   iovec iov{data, len};
   msghdr m{};
   m.msg_iov = &iov;
@@ -173,7 +176,7 @@ ssize_t recv_with_fds(int sock, void* data, std::size_t len, std::vector<int>& f
 
 struct Request {
   RequestHeader h{};
-  std::vector<int> fds;  // [status socket, the stdio fds named by flags...]
+  std::vector<int> fds;  // [status socket, the stdio fds named by flags..., extra fds...]
   std::string name, parent_name, payload;
 };
 
@@ -185,7 +188,8 @@ int read_request(int control, Request& r) {
   if (!read_all(control, reinterpret_cast<char*>(&r.h) + n, sizeof r.h - static_cast<std::size_t>(n))) return -1;
   std::size_t want_fds = 1;
   for (int i = 0; i < 3; ++i) want_fds += (r.h.flags & (kHasStdio0 << i)) != 0;
-  if (r.h.magic != kMagic || r.fds.size() != want_fds || r.h.name_len > kMaxName ||
+  want_fds += r.h.extra_fds;
+  if (r.h.magic != kMagic || r.h.extra_fds > internal::kMaxServerFds || r.fds.size() != want_fds || r.h.name_len > kMaxName ||
       r.h.parent_name_len > kMaxName || r.h.payload_len > kMaxPayload)
     return -1;
   r.name.resize(r.h.name_len);
@@ -219,6 +223,9 @@ void close_inherited_fds(int keep) noexcept {
   }
   for (int fd : to_close) internal::close_fd(fd);
 }
+
+/// In a child the server forked: the descriptors its ServerCall sent (server_fds()).
+std::vector<int> g_server_fds;
 
 struct ServerChild {
   pid_t pid;
@@ -258,6 +265,7 @@ void spawn(Request& r, int control, int sfd, std::vector<ServerChild>& kids, con
       internal::close_fd(r.fds[next]);
       ++next;
     }
+    g_server_fds.assign(r.fds.begin() + static_cast<std::ptrdiff_t>(next), r.fds.end());
     (void)internal::set_signal_action(SIGINT, &sig.sigint, nullptr);
     (void)internal::set_signal_handler(SIGRTMAX, SIG_DFL);  // the server's own parent-death handler, if any
     (void)internal::set_signal_mask(SIG_SETMASK, &sig.mask, nullptr);
@@ -349,6 +357,7 @@ Server start_server() {
   int sv[2];
   if (int e = internal::socket_pair(SOCK_STREAM | SOCK_CLOEXEC, sv); e < 0)
     throw OSError(-e, "set_start_method(forkserver): socketpair()");
+  internal::warn_if_forking_with_threads("set_start_method(forkserver)");
   internal::flush_std_streams();
   pid_t owner = internal::self_pid();
   bool main_thread = internal::self_tid() == owner;
@@ -448,13 +457,18 @@ void start_via_forkserver(const ServerCall& call, const ChildIdentity& id, Proce
   h.payload_len = call.payload.size();
   if (h.payload_len > kMaxPayload)
     throw ValueError("Process.start(): the arguments of '" + id.name + "' encode to more than 4 GiB");
-  int fds[4] = {theirs.get()};
+  if (call.fds.size() > kMaxServerFds)
+    throw ValueError("Process.start(): '" + id.name + "' asks the fork server to pass " +
+                     std::to_string(call.fds.size()) + " descriptors; at most " + std::to_string(kMaxServerFds));
+  int fds[kMaxRequestFds] = {theirs.get()};
   std::size_t nfds = 1;
   for (int i = 0; i < 3; ++i)
     if (fd_is_open(i)) {
       h.flags |= kHasStdio0 << i;
       fds[nfds++] = i;
     }
+  for (int fd : call.fds) fds[nfds++] = fd;
+  h.extra_fds = static_cast<std::uint32_t>(call.fds.size());
   {
     auto& g = globals();
     std::lock_guard lock(g.mu);
@@ -489,6 +503,8 @@ void start_via_forkserver(const ServerCall& call, const ChildIdentity& id, Proce
   st.status_fd = std::move(mine);
   st.via_server = true;
 }
+
+const std::vector<int>& server_fds() noexcept { return g_server_fds; }
 
 void forget_forkserver_after_fork() noexcept {
   auto& g = globals();

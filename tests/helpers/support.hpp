@@ -86,13 +86,28 @@ inline int zombie_children() {
   return child_processes(/*zombies_only=*/true);
 }
 
-/// State letter of a process from /proc (R, S, Z...), or 0 if it does not exist.
-inline char proc_state(pid_t pid) {
+/// The fields of /proc/<pid>/stat after the command name ("S 1234 ..."), or "".
+inline std::string proc_stat_rest(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
-  if (!std::getline(f, line)) return 0;
+  if (!std::getline(f, line)) return {};
   auto close = line.rfind(')');
-  return close == std::string::npos || close + 2 >= line.size() ? 0 : line[close + 2];
+  return close == std::string::npos || close + 2 >= line.size() ? std::string() : line.substr(close + 2);
+}
+
+/// State letter of a process from /proc (R, S, Z...), or 0 if it does not exist.
+inline char proc_state(pid_t pid) {
+  std::string rest = proc_stat_rest(pid);
+  return rest.empty() ? 0 : rest[0];
+}
+
+/// The parent pid of a process from /proc, or 0 if it does not exist.
+inline pid_t parent_of(pid_t pid) {
+  std::istringstream rest(proc_stat_rest(pid));
+  char state = 0;
+  pid_t ppid = 0;
+  rest >> state >> ppid;
+  return ppid;
 }
 
 /// A pipe whose read end workers block on (a task reading gate.fd()) until release()

@@ -34,6 +34,18 @@
 #include "mp/codec.hpp"
 #include "mp/errors.hpp"
 
+namespace mp {
+
+/// A callable another process of this program can run from its code address alone: a
+/// function pointer or a captureless lambda (any empty, default-constructible, trivially
+/// copyable function object). The fork server's targets and every pool task are these.
+template <class F>
+concept StatelessCallable = (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) ||
+                            (std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F> &&
+                             std::is_trivially_copyable_v<F>);
+
+}  // namespace mp
+
 namespace mp::internal {
 
 /// Appends the bytes of a trivially copyable value (an address, a count).

@@ -60,6 +60,8 @@ inline std::uint64_t self_identity() noexcept {
 /// The start time of process `pid` in clock ticks after boot (field 22 of /proc/<pid>/stat),
 /// or 0 when it cannot be read (no such process, no descriptor free).
 std::uint64_t process_start_time(pid_t pid) noexcept;
+/// How many threads this process runs (field 20 of /proc/self/stat); 0 when unknown.
+int thread_count() noexcept;
 /// True when process `pid` has exited (including a zombie not yet reaped) or never existed.
 /// Uses a pidfd, so a zombie counts as dead; with no descriptor free (EMFILE, ENFILE) it
 /// asks the kernel for the process's memory instead, which an exited process (a zombie
