@@ -66,6 +66,7 @@
 #include <vector>
 
 #include "mp/errors.hpp"
+#include "mp/internal/call.hpp"
 
 // The pieces, in dependency order (include/mp/internal/managers/): method descriptors and
 // tables, served objects, the referents, how mp's referents are exposed, the proxy base,
@@ -79,9 +80,17 @@
 
 namespace mp {
 
+class BaseManager;
 namespace internal::manager {
 class SocketServer;
 struct Running;
+/// How a registration is made again in a server the fork server started: `make(m, name,
+/// fn)` calls m.register_ with the same types; `fn` is the callable when it is a function
+/// pointer. An empty recipe (make == nullptr): the callable carries state.
+struct Recipe {
+  void (*make)(BaseManager& m, const std::string& name, void (*fn)()) = nullptr;
+  void (*fn)() = nullptr;
+};
 }  // namespace internal::manager
 namespace managers {
 /// The wire protocol a BaseManager speaks. native: mp's own (typed referents and proxies,
@@ -172,8 +181,38 @@ class BaseManager {
   /// before start() / get_server().
   /// With Protocol::python, R derives from managers::python::Referent (python::Queue...).
   /// Throws mp::ValueError when R does not fit the manager's protocol.
+  ///
+  /// Under StartMethod::forkserver the server process is a copy of the fork server, not of
+  /// this one: `callable` must then be a function or a captureless lambda (it is sent by
+  /// code address and runs there; return a function-local static to share one object, as
+  /// examples/distributed_master.cpp does). start() raises mp::ValueError naming a
+  /// registration whose callable carries state.
+  template <class R, class F>
+    requires std::is_constructible_v<std::function<std::shared_ptr<R>()>, F>
+  BaseManager& register_(std::string name, F callable) {
+    using D = std::decay_t<F>;
+    if constexpr (StatelessCallable<D>) {
+      internal::manager::Recipe recipe{&reregister<R, D>, nullptr};
+      if constexpr (std::is_pointer_v<D>) recipe.fn = reinterpret_cast<void (*)()>(callable);
+      recipes_[name] = recipe;
+    } else {
+      recipes_[name] = internal::manager::Recipe{};
+    }
+    return register_callable<R>(std::move(name), std::function<std::shared_ptr<R>()>(std::move(callable)));
+  }
+
+ private:
+  /// register_<R>(name, F) again, in a server started by the fork server.
+  template <class R, class F>
+  static void reregister(BaseManager& m, const std::string& name, void (*fn)()) {
+    if constexpr (std::is_pointer_v<F>) {
+      m.register_<R>(name, reinterpret_cast<F>(fn));
+    } else {
+      m.register_<R>(name, F{});
+    }
+  }
   template <class R>
-  BaseManager& register_(std::string name, std::function<std::shared_ptr<R>()> callable) {
+  BaseManager& register_callable(std::string name, std::function<std::shared_ptr<R>()> callable) {
     if constexpr (std::is_base_of_v<managers::python::Referent, R>) {
       require_protocol(managers::Protocol::python, "register_", name);
       python_callables_[std::move(name)] = [callable]() -> std::shared_ptr<managers::python::Referent> {
@@ -190,6 +229,8 @@ class BaseManager {
     }
     return *this;
   }
+
+ public:
   /// Client side (Python's register(typeid) + the generated method): asks the server for
   /// the object registered as `name` and returns a proxy P to it. Throws mp::ValueError if
   /// the server has no such name or serves another type under it.
@@ -241,6 +282,11 @@ class BaseManager {
   void require_protocol(managers::Protocol p, std::string_view what, const std::string& name) const;
   /// Binds a server for this manager's protocol, address and callables (start, get_server).
   std::unique_ptr<internal::manager::SocketServer> make_server() const;
+  /// The server process's main under StartMethod::forkserver (see start()).
+  static void served_main(std::string_view payload);
+  /// How each registration is made again in a server started by the fork server; an empty
+  /// recipe: the callable carries state.
+  std::map<std::string, internal::manager::Recipe> recipes_;
 };
 
 /// Python's SyncManager: a BaseManager whose server can make every standard type.

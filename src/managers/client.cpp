@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "managers/client.hpp"
+#include "process/internal.hpp"
 #include "managers/proxy_state.hpp"
 #include "mp/internal/os.hpp"
 #include "mp/managers.hpp"
@@ -29,6 +30,27 @@ std::map<std::string, std::string>& authkeys() {
   static std::map<std::string, std::string> keys;
   return keys;
 }
+
+/// A child the fork server starts knows the authkeys this process knows, as a forked child
+/// does (and as Python hands a spawned child its authkey): proxies passed to it connect.
+void save_authkeys(std::string& out) {
+  std::lock_guard g(registry_mu());
+  put_raw(out, static_cast<std::uint32_t>(authkeys().size()));
+  for (const auto& [address, key] : authkeys()) {
+    put_bytes(out, address);
+    put_bytes(out, key);
+  }
+}
+void load_authkeys(std::string_view in) {
+  CallReader r(in, kServerCallErrors);
+  auto n = r.raw<std::uint32_t>();
+  std::lock_guard g(registry_mu());
+  for (std::uint32_t i = 0; i < n; ++i) {
+    std::string address(r.field());
+    authkeys().insert_or_assign(std::move(address), std::string(r.field()));
+  }
+}
+[[maybe_unused]] const bool g_authkeys_inherited = (inherit_in_served_children(save_authkeys, load_authkeys), true);
 std::map<std::string, ServerCore*>& inproc_servers() {
   static std::map<std::string, ServerCore*> servers;
   return servers;

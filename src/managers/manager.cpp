@@ -18,6 +18,23 @@
 namespace mp {
 namespace internal::manager {
 
+/// The manager server's target: `here` when forked from the owner, the fork server's call
+/// (BaseManager::served_main) under StartMethod::forkserver.
+template <class Here>
+class ServerTarget final : public Target {
+ public:
+  ServerTarget(Here here, ServerCall served) : here_(std::move(here)), served_(std::move(served)) {}
+  void call() override { here_(); }
+  [[nodiscard]] ServerCall server_call() const override { return served_; }
+
+ private:
+  Here here_;
+  ServerCall served_;
+};
+
+void serve_as_child(Connection& control, const std::function<std::unique_ptr<SocketServer>()>& make_server,
+                    bool private_dir, pid_t owner);
+
 /// The server process start() forked, as seen by its owner.
 struct Running {
   pid_t owner = internal::kernel_pid();
@@ -134,7 +151,39 @@ void run_server(Connection& control, const std::function<std::unique_ptr<SocketS
   ::_exit(code);
 }
 
+/// The server process's body, whichever way it was started. A daemon for its owner's sake
+/// (it goes when the owner does), but inside, the host of referents whose methods may
+/// start processes, as CPython's non-daemonic server allows.
+void serve_as_child(Connection& control, const std::function<std::unique_ptr<SocketServer>()>& make_server,
+                    bool private_dir, pid_t owner) {
+  internal::self().daemon = false;
+  run_server(control, make_server, private_dir, owner);
+}
+
 }  // namespace internal::manager
+
+void BaseManager::served_main(std::string_view payload) {
+  internal::CallReader r(payload, internal::kServerCallErrors);
+  auto [address, authkey] = r.args<std::string, std::string>();
+  auto options = r.raw<BaseManagerOptions>();
+  (void)r.raw<pid_t>();  // the owner: not our parent here
+  auto n = r.raw<std::uint32_t>();
+  BaseManager m(address, authkey, options);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    auto [name] = r.args<std::string>();
+    auto recipe = r.raw<internal::manager::Recipe>();
+    recipe.make(m, name, recipe.fn);
+  }
+  r.finish();
+  const std::vector<int>& fds = internal::server_fds();
+  if (fds.empty() || fds.size() > 2)
+    throw RuntimeError("BaseManager server: the fork server passed the wrong descriptors");
+  Connection control = fds.size() == 1 ? Connection(UniqueFd(fds[0])) : Connection(UniqueFd(fds[0]), UniqueFd(fds[1]));
+  // We die with the fork server (our parent, which dies with the owner), so the death of
+  // the parent is what the server watches.
+  internal::manager::serve_as_child(control, [&] { return m.make_server(); }, address.empty(),
+                                    internal::parent_pid());
+}
 
 // ------------------------------------------------------------------------------ Server
 
@@ -174,13 +223,34 @@ void BaseManager::start() {
   Connection& theirs = pipe.second;
   auto r = std::make_unique<internal::manager::Running>();
   const pid_t owner = r->owner;
-  r->proc = Process(ProcessOptions{.name = "SyncManager-server", .daemon = true}, [&] {
+  // Under forkserver the server is a copy of the fork server: it gets the registrations as
+  // recipes (code addresses), its settings as bytes and its end of the pipe as a descriptor.
+  internal::ServerCall served{&BaseManager::served_main, {}, {theirs.fileno()}};
+  if (theirs.write_fileno() != theirs.fileno()) served.fds.push_back(theirs.write_fileno());  // two pipes
+  if (get_start_method() == StartMethod::forkserver) {
+    for (const auto& [name, recipe] : recipes_)
+      if (!recipe.make)
+        throw ValueError("BaseManager.start: under StartMethod::forkserver the callable registered as '" + name +
+                         "' must be a function or a captureless lambda: the server is forked by the fork server, "
+                         "not copied from this process, so what it captures would not be there. Return a "
+                         "function-local static instead (see examples/distributed_master.cpp), or use "
+                         "StartMethod::fork");
+    internal::put_field(served.payload, address_);
+    internal::put_field(served.payload, authkey_);
+    internal::put_raw(served.payload, options_);
+    internal::put_raw(served.payload, owner);
+    internal::put_raw(served.payload, static_cast<std::uint32_t>(recipes_.size()));
+    for (const auto& [name, recipe] : recipes_) {
+      internal::put_field(served.payload, name);
+      internal::put_raw(served.payload, recipe);
+    }
+  }
+  auto here = [&] {
     mine.close();
-    // A daemon for its owner's sake (it goes when the owner does), but inside, the host of
-    // referents whose methods may start processes, as CPython's non-daemonic server allows.
-    internal::self().daemon = false;
-    internal::manager::run_server(theirs, [&] { return make_server(); }, address_.empty(), owner);
-  });
+    internal::manager::serve_as_child(theirs, [&] { return make_server(); }, address_.empty(), owner);
+  };
+  r->proc = Process(ProcessOptions{.name = "SyncManager-server", .daemon = true},
+                    std::make_unique<internal::manager::ServerTarget<decltype(here)>>(here, std::move(served)));
   r->proc.start();
   theirs.close();
   std::string ready;

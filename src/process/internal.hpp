@@ -87,6 +87,11 @@ class ForkSafeThread {
 void warn_if_forking_with_threads(const char* what) noexcept;
 
 // start_methods.cpp
+/// State a child started by the fork server takes over from the process that starts it,
+/// as a forked child would have it (Python sends a spawned child its authkey the same
+/// way): `save` appends this process's state at start(); `load` installs it in the child
+/// before its target runs. Register once per mechanism (mp's manager authkeys).
+void inherit_in_served_children(void (*save)(std::string& out), void (*load)(std::string_view in));
 /// Starts `call` through the fork server; fills st.pid, st.pidfd, st.status_fd.
 void start_via_forkserver(const ServerCall& call, const ChildIdentity& id, ProcessState& st);
 /// In a new child: drop the inherited fork-server state without touching the server.

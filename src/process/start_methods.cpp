@@ -237,9 +237,44 @@ struct TrampolineCall {
   const std::string* payload;
 };
 
+/// What inherit_in_served_children() registered: (save, load) pairs.
+struct Carrier {
+  void (*save)(std::string& out);
+  void (*load)(std::string_view in);
+};
+std::mutex& carriers_mu() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+std::vector<Carrier>& carriers() {
+  static auto* v = new std::vector<Carrier>;
+  return *v;
+}
+
+/// The request's payload: [u32 count][count x (load address, field)] then the call's own.
+std::string payload_with_inherited_state(const std::string& call_payload) {
+  std::string out;
+  std::lock_guard g(carriers_mu());
+  internal::put_raw(out, static_cast<std::uint32_t>(carriers().size()));
+  for (const Carrier& c : carriers()) {
+    std::string state;
+    c.save(state);
+    internal::put_raw(out, c.load);
+    internal::put_bytes(out, state);
+  }
+  out += call_payload;
+  return out;
+}
+
 void run_trampoline(void* p) {
   auto* c = static_cast<TrampolineCall*>(p);
-  c->trampoline(*c->payload);
+  internal::CallReader r(*c->payload, internal::kServerCallErrors);
+  auto n = r.raw<std::uint32_t>();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    auto load = r.raw<void (*)(std::string_view)>();
+    load(r.field());
+  }
+  c->trampoline(r.rest());
 }
 
 struct ServerSignals {
@@ -454,7 +489,8 @@ void start_via_forkserver(const ServerCall& call, const ChildIdentity& id, Proce
   h.parent_pid = id.parent_pid;
   h.name_len = static_cast<std::uint32_t>(std::min(id.name.size(), kMaxName));
   h.parent_name_len = static_cast<std::uint32_t>(std::min(id.parent_name.size(), kMaxName));
-  h.payload_len = call.payload.size();
+  const std::string payload = payload_with_inherited_state(call.payload);
+  h.payload_len = payload.size();
   if (h.payload_len > kMaxPayload)
     throw ValueError("Process.start(): the arguments of '" + id.name + "' encode to more than 4 GiB");
   if (call.fds.size() > kMaxServerFds)
@@ -478,7 +514,7 @@ void start_via_forkserver(const ServerCall& call, const ChildIdentity& id, Proce
     int c = g.server->control.get();
     bool sent = send_with_fds(c, &h, sizeof h, fds, nfds) && send_all(c, id.name.data(), h.name_len) &&
                 send_all(c, id.parent_name.data(), h.parent_name_len) &&
-                send_all(c, call.payload.data(), call.payload.size());
+                send_all(c, payload.data(), payload.size());
     if (!sent) {
       int e = errno;
       g.retired.push_back(std::move(*g.server));  // reaped by reap_retired_servers()
@@ -506,9 +542,15 @@ void start_via_forkserver(const ServerCall& call, const ChildIdentity& id, Proce
 
 const std::vector<int>& server_fds() noexcept { return g_server_fds; }
 
+void inherit_in_served_children(void (*save)(std::string& out), void (*load)(std::string_view in)) {
+  std::lock_guard g(carriers_mu());
+  carriers().push_back({save, load});
+}
+
 void forget_forkserver_after_fork() noexcept {
   auto& g = globals();
   new (&g.mu) std::mutex;  // another thread may have held it at fork time
+  new (&carriers_mu()) std::mutex;
   g.server.reset();        // closes our copies of its fds; the server is not ours
   g.retired.clear();
   g.method = StartMethod::fork;
