@@ -3,6 +3,8 @@
 // kept in a list and collected after close() + join().
 #include <mp/pool.hpp>
 
+#include "start_method.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -15,7 +17,8 @@ int fun(int i) {
   return sum;
 }
 
-int main() {
+int main(int argc, char** argv) {
+  mp_example::start_method_from_args(argc, argv);  // --forkserver: see start_method.hpp
   mp::Pool p(4);
   std::vector<mp::AsyncResult<int>> l1;
   for (int i = 0; i < 10; ++i) l1.push_back(p.apply_async(fun, i));  // not a value yet

@@ -2,6 +2,8 @@
 // calls run one after another even though the pool has 4 workers.
 #include <mp/pool.hpp>
 
+#include "start_method.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -13,7 +15,8 @@ int fun(int i) {
   return sum;
 }
 
-int main() {
+int main(int argc, char** argv) {
+  mp_example::start_method_from_args(argc, argv);  // --forkserver: see start_method.hpp
   mp::Pool p(4);
   for (int i = 0; i < 10; ++i) {
     int res = p.apply(fun, i);  // blocks until this task is done

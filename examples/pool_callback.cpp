@@ -3,12 +3,15 @@
 // close() + join() (or get()) guarantee the callback has run.
 #include <mp/pool.hpp>
 
+#include "start_method.hpp"
+
 #include <cstdio>
 #include <unistd.h>
 
 int fun1(int a, int b) { return a + b; }
 
-int main() {
+int main(int argc, char** argv) {
+  mp_example::start_method_from_args(argc, argv);  // --forkserver: see start_method.hpp
   mp::Pool p(4);
   pid_t parent = ::getpid();
   p.apply_async(fun1, mp::args(2, 3), [parent](int i) {

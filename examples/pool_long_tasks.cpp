@@ -3,6 +3,8 @@
 #include <mp/pool.hpp>
 #include <mp/progress.hpp>
 
+#include "start_method.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <numeric>
@@ -22,7 +24,8 @@ int long_time_task(int name) {
   return ::getpid();
 }
 
-int main() {
+int main(int argc, char** argv) {
+  mp_example::start_method_from_args(argc, argv);  // --forkserver: see start_method.hpp
   std::printf("Parent process %d.\n", ::getpid());
   mp::Pool p(4);
   std::vector<mp::AsyncResult<int>> rs;

@@ -2,6 +2,8 @@
 #include <mp/pool.hpp>
 #include <mp/process.hpp>
 
+#include "start_method.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <numeric>
@@ -16,7 +18,8 @@ long fun(long i) {
 
 void fun_in_process(long i) { (void)fun(i); }
 
-int main() {
+int main(int argc, char** argv) {
+  mp_example::start_method_from_args(argc, argv);  // --forkserver: see start_method.hpp
   mp::Pool p(4);  // a pool with (at most) 4 worker processes
 
   auto t0 = std::chrono::steady_clock::now();
