@@ -10,16 +10,19 @@
 //   std::vector<int> sq = pool.map(square, items);
 //   auto r = pool.apply_async(square, 7);  r.get();        // 49
 //
-// How functions reach the workers. Workers are fork()ed from this program, so code
-// addresses are the same in them: a plain function, a function pointer and a lambda
-// *without captures* can be sent and are called there. A lambda with captures (or any
+// How functions reach the workers. Workers are forks of this program — of this process
+// under StartMethod::fork, of the fork server under forkserver (Python 3.14's Linux
+// default; workers are then named ForkServerPoolWorker-N) — so code addresses are the
+// same in them: a plain function, a function pointer and a lambda *without captures* can
+// be sent and are called there. A lambda with captures (or any
 // callable with state) cannot: its captured values would have to travel too, and a
 // captured pointer or reference would point into memory the worker does not share. It is
 // a compile-time error ("pass captured values as arguments instead"). ThreadPool runs
 // tasks in this process and accepts any copyable callable.
 // Arguments and results travel through mp::codec (see codec.hpp): a type the codec
 // cannot move is a compile-time error. The initializer runs in each worker before its
-// first task; it may capture (it exists before the workers are forked).
+// first task; under fork it may capture (it exists before the workers are forked), under
+// forkserver it must be a function or captureless lambda (mp::ValueError otherwise).
 //
 // Calling forms: f's arguments follow f one by one — pool.apply(f, 2, 3),
 // pool.apply_async(f, 2, 3) — except when callbacks follow, where they are grouped:

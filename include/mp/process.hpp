@@ -76,7 +76,12 @@
 //   created before that call), writes to the parent's *current* stdin/stdout/stderr, and
 //   reports the parent as parent_process(). All Process methods work the same (the server
 //   reports the child's pid and wait status back; signals go through a pidfd). The server
-//   dies with its owner and reaps everything it forked.
+//   dies with its owner and reaps everything it forked. Pools, executors and managers
+//   start their processes through it too (see pool.hpp and managers.hpp for what their
+//   initializers and registrations may then be), and its children know this process's
+//   manager authkeys.
+// - Under fork, start() in a process that runs other threads warns once on stderr (see
+//   set_fork_warning), as Python 3.12 does.
 #pragma once
 
 #include <chrono>
