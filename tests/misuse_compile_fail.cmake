@@ -16,7 +16,8 @@ set(MP_MISUSE_CASES
   "pool_argument_not_transferable|an argument (or map item) of this type cannot be sent to a worker process"
   "executor_result_not_transferable|the function's result type cannot be sent back from the worker process"
   "process_argument_mismatch|mp::Process(fn, args...): fn cannot be called with these arguments"
-  "connection_send_not_transferable|mp::Connection::send(value): this type cannot be sent between processes")
+  "connection_send_not_transferable|mp::Connection::send(value): this type cannot be sent between processes"
+  "codec_struct_field_not_transferable|mp::codec: a field of this struct cannot be sent to another process")
 foreach(case ${MP_MISUSE_CASES})
   string(REPLACE "|" ";" parts "${case}")
   list(GET parts 0 name)

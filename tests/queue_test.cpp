@@ -204,7 +204,7 @@ struct Order {
   bool operator==(const Order&) const = default;
 };
 struct NotSerializable {
-  std::string name;  // not trivially copyable, and no serialize()
+  std::string_view name;  // an address into this process: refused (issue 17)
 };
 struct Point {
   int x, y;
@@ -230,6 +230,29 @@ TEST(Queue, CarriesEveryKindOfTransferableValue) {
   qs.put("");
   EXPECT_EQ(qs.get(), "");
   static_assert(!mp::Transferable<NotSerializable>);  // mp::Queue<NotSerializable> does not compile
+}
+
+// Issue 17: a plain struct of a string, a vector and a nested struct crosses processes
+// without a serialize() function.
+namespace {
+struct Reading {
+  std::string sensor;
+  std::vector<double> values;
+  Point where;
+  bool operator==(const Reading&) const = default;
+};
+}  // namespace
+
+TEST(Queue, PlainStructsCrossProcessesWithoutSerialize) {
+  mp::Queue<Reading> q;
+  mp::Process child([q]() mutable {
+    for (int i = 0; i < 3; ++i) q.put(Reading{"s" + std::to_string(i), std::vector<double>(i, 0.5), {i, -i}});
+  });
+  child.start();
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(q.get(60s), (Reading{"s" + std::to_string(i), std::vector<double>(i, 0.5), {i, -i}}));
+  child.join();
+  EXPECT_EQ(child.exitcode(), 0);
 }
 
 TEST(Queue, CopiesAreTheSameQueue) {

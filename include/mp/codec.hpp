@@ -2,17 +2,31 @@
 //
 // Everything that moves a value between processes (Connection, Queue, Pool, Manager)
 // encodes it with mp::codec. A type is *transferable* when it is
-//   - trivially copyable (ints, doubles, PODs, std::array of those): copied with memcpy; or
-//   - std::string / std::vector of trivially copyable elements: copied as raw bytes; or
-//   - serializable by cereal (https://uscilab.github.io/cereal/): every standard container,
-//     std::optional/variant/tuple/pair, and any user type with a `serialize` function:
+//   - trivially copyable and holds no address (ints, doubles, enums, std::array of those,
+//     plain structs of those): copied with memcpy; or
+//   - std::string / std::vector of such elements: copied as raw bytes; or
+//   - a plain struct (an aggregate: no constructors, no base class; fields not C arrays)
+//     whose fields are all transferable: encoded field by field, no code to write:
 //
-//       struct Order { std::string item; int qty;
-//                      template <class A> void serialize(A& ar) { ar(item, qty); } };
-//       std::string bytes = mp::codec::encode(Order{"tea", 2});
+//       struct Order { std::string item; std::vector<double> prices; Point where; };
+//       std::string bytes = mp::codec::encode(Order{"tea", {1.5}, {3, 4}});
 //       Order o = mp::codec::decode<Order>(bytes);
 //
-// Using a non-transferable type is a compile-time error (the `mp::Transferable` concept).
+//   - serializable by cereal (https://uscilab.github.io/cereal/): every standard container,
+//     std::optional/variant/tuple/pair, and any user type with a `serialize` function
+//     (`template <class A> void serialize(A& ar) { ar(item, qty); }`), which takes
+//     precedence over the field-by-field encoding.
+//
+// What may NOT travel: an address means nothing in another process, so raw pointers,
+// references, std::string_view, std::span, and structs holding any of them are refused —
+// send std::string and std::vector instead. A trivially copyable class that is not an
+// aggregate (it has constructors or private fields) cannot be looked into: give it a
+// serialize function, or declare it address-free with
+// `template <> inline constexpr bool mp::is_pointer_free<MyType> = true;`.
+//
+// Using a non-transferable type is a compile-time error (the `mp::Transferable` concept);
+// for a struct, the error names the first field that cannot travel (its position and type,
+// in the `FieldCheck<Struct, position, FieldType>` the compiler shows).
 // Decoding never trusts its input: truncated data, trailing garbage and length fields
 // larger than the remaining input raise mp::CodecError instead of allocating or crashing.
 // The encoding is native-endian and meant for processes of the same build, not storage.
@@ -44,7 +58,19 @@
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 
+#include <chrono>
+#include <complex>
+#include <optional>
+
 #include "mp/errors.hpp"
+#include "mp/internal/reflect.hpp"
+
+namespace mp {
+/// Declares a trivially copyable class that is not an aggregate (so mp::codec cannot look
+/// at its fields) to hold no address, so that it may be copied to another process.
+template <class T>
+inline constexpr bool is_pointer_free = false;
+}  // namespace mp
 
 namespace mp::internal {
 
@@ -121,9 +147,93 @@ template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(InArchive& ar, cereal::BinaryData<T>& bd) { ar.load_binary(bd.data, bd.size); }
 
 template <class T>
+struct is_std_array : std::false_type {};
+template <class T, std::size_t N>
+struct is_std_array<std::array<T, N>> : std::true_type {};
+template <class T>
+struct is_std_pair : std::false_type {};
+template <class A, class B>
+struct is_std_pair<std::pair<A, B>> : std::true_type {};
+template <class T>
+struct is_std_optional : std::false_type {};
+template <class T>
+struct is_std_optional<std::optional<T>> : std::true_type {};
+template <class T>
+struct is_chrono_value : std::false_type {};
+template <class R, class P>
+struct is_chrono_value<std::chrono::duration<R, P>> : std::true_type {};
+template <class C, class D>
+struct is_chrono_value<std::chrono::time_point<C, D>> : std::true_type {};
+
+/// True when no part of a T is an address (pointer, reference, member pointer), as far as
+/// can be seen: scalars, arrays and standard wrappers of such, aggregates whose fields are
+/// such, empty classes, and classes declared mp::is_pointer_free. std::string_view,
+/// std::span and other classes that cannot be looked into are not.
+template <class T>
+constexpr bool pointer_free() {
+  using U = std::remove_cv_t<T>;
+  if constexpr (std::is_reference_v<T> || std::is_pointer_v<U> || std::is_member_pointer_v<U> ||
+                std::is_null_pointer_v<U>) {
+    return false;
+  } else if constexpr (std::is_arithmetic_v<U> || std::is_enum_v<U>) {
+    return true;
+  } else if constexpr (std::is_array_v<U>) {
+    return pointer_free<std::remove_extent_t<U>>();
+  } else if constexpr (mp::is_pointer_free<U> || (std::is_empty_v<U> && std::is_trivially_copyable_v<U>)) {
+    return true;
+  } else if constexpr (is_std_array<U>::value || is_std_optional<U>::value) {
+    return pointer_free<typename U::value_type>();
+  } else if constexpr (is_std_pair<U>::value) {
+    return pointer_free<typename U::first_type>() && pointer_free<typename U::second_type>();
+  } else if constexpr (is_chrono_value<U>::value) {
+    return true;  // a count of ticks
+  } else if constexpr (std::is_same_v<U, std::complex<float>> || std::is_same_v<U, std::complex<double>> ||
+                       std::is_same_v<U, std::complex<long double>>) {
+    return true;
+  } else if constexpr (reflect::Reflectable<U>) {
+    return []<std::size_t... I>(std::index_sequence<I...>) {
+      return (pointer_free<reflect::Field<U, I>>() && ...);
+    }(std::make_index_sequence<reflect::count_fields<U>()>{});
+  } else {
+    return false;
+  }
+}
+
+template <class T>
 struct is_byte_vector : std::false_type {};
 template <class E, class A>
-struct is_byte_vector<std::vector<E, A>> : std::bool_constant<std::is_trivially_copyable_v<E>> {};
+struct is_byte_vector<std::vector<E, A>>
+    : std::bool_constant<std::is_trivially_copyable_v<E> && pointer_free<E>()> {};
+
+/// An archive of no namespace mp declares anything for: finds only a type's own
+/// (member, or found through the type's own namespace) cereal functions.
+namespace probe {
+struct Archive {};
+}  // namespace probe
+template <class T>
+concept HasOwnSerialization = requires(probe::Archive& a, T& t) { t.serialize(a); } ||
+                              requires(probe::Archive& a, T& t) { t.save(a); } ||
+                              requires(probe::Archive& a, T& t) { t.load(a); } ||
+                              requires(probe::Archive& a, T& t) { serialize(a, t); } ||
+                              requires(probe::Archive& a, T& t) { save(a, t); } ||
+                              requires(probe::Archive& a, T& t) { load(a, t); };
+
+/// A plain struct mp::codec encodes field by field (issue 17): an aggregate it can look
+/// into, default-constructible (so no reference fields), without serialization of its own.
+template <class T>
+concept FieldWise = reflect::Reflectable<T> && std::is_default_constructible_v<T> && !is_std_array<T>::value &&
+                    !HasOwnSerialization<T>;
+
+template <class T>
+  requires FieldWise<T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(OutArchive& ar, T& t) {
+  std::apply([&](auto&... f) { ar(f...); }, reflect::fields(t));
+}
+template <class T>
+  requires FieldWise<T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(InArchive& ar, T& t) {
+  std::apply([&](auto&... f) { ar(f...); }, reflect::fields(t));
+}
 
 }  // namespace mp::internal
 
@@ -133,28 +243,115 @@ CEREAL_SETUP_ARCHIVE_TRAITS(mp::internal::InArchive, mp::internal::OutArchive)
 
 namespace mp {
 
-/// Values of T can be copied byte for byte (and contain no pointers to chase).
+/// Values of T can be copied byte for byte: trivially copyable, and no part of them is an
+/// address (see mp::is_pointer_free for classes mp::codec cannot look into).
 template <class T>
-concept TriviallyTransferable = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> &&
-                                !std::is_member_pointer_v<T>;
+concept TriviallyTransferable = std::is_trivially_copyable_v<T> && internal::pointer_free<T>();
 
-/// Values of T can be sent to another process through mp::codec.
+namespace internal {
 template <class T>
-concept Transferable =
-    !std::is_pointer_v<T> && !std::is_member_pointer_v<T> &&  // an address means nothing elsewhere
-    (TriviallyTransferable<T> || std::is_same_v<T, std::string> || internal::is_byte_vector<T>::value ||
-    (cereal::traits::is_output_serializable<T, internal::OutArchive>::value &&
-     cereal::traits::is_input_serializable<T, internal::InArchive>::value && std::is_default_constructible_v<T>));
+constexpr bool transferable();
+
+/// For the standard containers and wrappers cereal encodes: whether every element type
+/// travels too (cereal's own traits do not look inside). True for any other type.
+template <class T>
+struct ElementsTravel : std::true_type {};
+template <class T, class A>
+struct ElementsTravel<std::vector<T, A>> : std::bool_constant<transferable<T>()> {};
+template <class T, class A>
+struct ElementsTravel<std::deque<T, A>> : std::bool_constant<transferable<T>()> {};
+template <class T, class A>
+struct ElementsTravel<std::list<T, A>> : std::bool_constant<transferable<T>()> {};
+template <class T, std::size_t N>
+struct ElementsTravel<std::array<T, N>> : std::bool_constant<transferable<T>()> {};
+template <class T, std::size_t N>
+struct ElementsTravel<T[N]> : std::bool_constant<transferable<T>()> {};
+template <class K, class C, class A>
+struct ElementsTravel<std::set<K, C, A>> : std::bool_constant<transferable<K>()> {};
+template <class K, class C, class A>
+struct ElementsTravel<std::multiset<K, C, A>> : std::bool_constant<transferable<K>()> {};
+template <class K, class H, class E, class A>
+struct ElementsTravel<std::unordered_set<K, H, E, A>> : std::bool_constant<transferable<K>()> {};
+template <class K, class V, class C, class A>
+struct ElementsTravel<std::map<K, V, C, A>> : std::bool_constant<transferable<K>() && transferable<V>()> {};
+template <class K, class V, class C, class A>
+struct ElementsTravel<std::multimap<K, V, C, A>> : std::bool_constant<transferable<K>() && transferable<V>()> {};
+template <class K, class V, class H, class E, class A>
+struct ElementsTravel<std::unordered_map<K, V, H, E, A>>
+    : std::bool_constant<transferable<K>() && transferable<V>()> {};
+template <class T>
+struct ElementsTravel<std::optional<T>> : std::bool_constant<transferable<T>()> {};
+template <class A, class B>
+struct ElementsTravel<std::pair<A, B>> : std::bool_constant<transferable<A>() && transferable<B>()> {};
+template <class... T>
+struct ElementsTravel<std::tuple<T...>> : std::bool_constant<(transferable<T>() && ...)> {};
+template <class... T>
+struct ElementsTravel<std::variant<T...>> : std::bool_constant<(transferable<T>() && ...)> {};
+template <class T, class D>
+struct ElementsTravel<std::unique_ptr<T, D>> : std::bool_constant<transferable<T>()> {};
+template <class T>
+struct ElementsTravel<std::shared_ptr<T>> : std::bool_constant<transferable<T>()> {};
+
+template <class T>
+constexpr bool transferable() {
+  if constexpr (std::is_reference_v<T> || std::is_pointer_v<T> || std::is_member_pointer_v<T>) {
+    return false;  // an address means nothing elsewhere
+  } else if constexpr (TriviallyTransferable<T> || std::is_same_v<T, std::string> || is_byte_vector<T>::value) {
+    return true;
+  } else if constexpr (FieldWise<T>) {
+    return []<std::size_t... I>(std::index_sequence<I...>) {
+      return (transferable<reflect::Field<T, I>>() && ...);
+    }(std::make_index_sequence<reflect::count_fields<T>()>{});
+  } else {
+    return cereal::traits::is_output_serializable<T, OutArchive>::value &&
+           cereal::traits::is_input_serializable<T, InArchive>::value && std::is_default_constructible_v<T> &&
+           ElementsTravel<T>::value;
+  }
+}
+}  // namespace internal
+
+/// Values of T can be sent to another process through mp::codec (see the top of this file).
+template <class T>
+concept Transferable = internal::transferable<T>();
+
+namespace internal {
+/// Instantiated for each field of a struct that is not Transferable, so that the compiler's
+/// error names the struct, the field's position and its type.
+template <class Struct, std::size_t Position, class FieldType>
+struct FieldCheck {
+  static_assert(Transferable<FieldType>,
+                "mp::codec: a field of this struct cannot be sent to another process. The FieldCheck<Struct, "
+                "position, FieldType> in this error names the struct, the field (counted from 0) and its type. An "
+                "address means nothing in another process: use std::string for std::string_view or const char*, "
+                "std::vector for std::span or a pointer to elements, a value for a reference.");
+  static constexpr bool ok = true;
+};
+
+template <class T>
+constexpr bool explain_fields() {
+  if constexpr (reflect::Reflectable<T> && !Transferable<T>) {
+    return []<std::size_t... I>(std::index_sequence<I...>) {
+      return (FieldCheck<T, I, reflect::Field<T, I>>::ok && ...);
+    }(std::make_index_sequence<reflect::count_fields<T>()>{});
+  } else {
+    return true;
+  }
+}
+}  // namespace internal
 
 namespace codec {
 
 /// Appends the encoding of `value` to `out`.
 template <class T>
 void encode_into(const T& value, std::string& out) {
+  static_assert(internal::explain_fields<T>());
   static_assert(Transferable<T>,
-                "mp::codec: this type cannot be sent between processes. Make it trivially copyable, or give it "
-                "`template <class Archive> void serialize(Archive& ar) { ar(field1, field2, ...); }` and a default "
-                "constructor (cereal), or include the cereal header for the standard type it uses.");
+                "mp::codec: this type cannot be sent between processes. An address means nothing in another "
+                "process: raw pointers, references, std::string_view and std::span are refused (send std::string "
+                "and std::vector). Otherwise make it a plain struct of transferable fields, or trivially copyable "
+                "without pointers, or give it `template <class Archive> void serialize(Archive& ar) { ar(field1, "
+                "field2, ...); }` and a default constructor (cereal), or include the cereal header for the "
+                "standard type it uses.");
   if constexpr (TriviallyTransferable<T>) {
     out.append(reinterpret_cast<const char*>(std::addressof(value)), sizeof(T));
   } else if constexpr (std::is_same_v<T, std::string>) {

@@ -1,8 +1,8 @@
 // Must NOT compile: sending a type mp::codec cannot encode through a Connection.
 #include <mp/connection.hpp>
-#include <string>
+#include <string_view>
 struct Order {
-  std::string item;  // not trivially copyable, and no serialize()
+  std::string_view item;  // an address into this process: it means nothing in another one
   int qty = 0;
 };
 int main() {

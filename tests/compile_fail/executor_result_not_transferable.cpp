@@ -1,8 +1,8 @@
 // Must NOT compile: a task whose result mp::codec cannot encode (no serialize()).
 #include <mp/futures.hpp>
-#include <string>
+#include <string_view>
 struct Order {
-  std::string item;  // not trivially copyable, and no serialize()
+  std::string_view item;  // an address into this process: it means nothing in another one
   int qty = 0;
 };
 Order make_order(int qty) { return {"tea", qty}; }
