@@ -21,15 +21,22 @@ namespace mp::internal::reflect {
 inline constexpr std::size_t kMaxFields = 24;
 
 /// Initialises one field of T in `T{{f0}, {f1}, ...}`: each in its own braces, so that a
-/// C-array field takes one value (brace elision would miscount it). Two kinds, so that no
-/// list-initialisation is ambiguous: one converts to scalars and classes (a class field is
-/// then copy-constructed: a constructor from a pointer is never a candidate), the other to
-/// addresses (pointer fields, and arrays of pointers). Only used unevaluated.
+/// C-array field takes one value (brace elision would miscount it). Three kinds, each
+/// converting to one family of types only, so that no list-initialisation is ambiguous
+/// and no constructor template of the field (std::chrono::duration's from a number,
+/// std::string's from a string_view-like) is a better match than copying: scalars,
+/// classes (copy-constructed), addresses (pointer fields, arrays of pointers; also what
+/// initialises a std::string). Only used unevaluated.
 template <class T>
-struct ValueField {
+struct ScalarField {
   template <class U>
-    requires(std::is_arithmetic_v<U> || std::is_enum_v<U> ||
-             (std::is_class_v<U> && !std::is_same_v<std::remove_cv_t<U>, T>))
+    requires(std::is_arithmetic_v<U> || std::is_enum_v<U>)
+  operator U() const;  // NOLINT(google-explicit-constructor)
+};
+template <class T>
+struct ClassField {
+  template <class U>
+    requires(std::is_class_v<U> && !std::is_same_v<std::remove_cv_t<U>, T>)
   operator U() const;  // NOLINT(google-explicit-constructor)
 };
 template <class T>
@@ -39,24 +46,28 @@ struct AddressField {
   operator U() const;  // NOLINT(google-explicit-constructor)
 };
 
-/// The kinds chosen so far, one bit per field (1: AddressField).
+/// The kind chosen for each field so far, two bits per field.
 template <class T, std::uint64_t Kinds, std::size_t I>
-using FieldAt = std::conditional_t<((Kinds >> I) & 1u) != 0, AddressField<T>, ValueField<T>>;
+using FieldAt = std::conditional_t<((Kinds >> (2 * I)) & 3u) == 0, ScalarField<T>,
+                                   std::conditional_t<((Kinds >> (2 * I)) & 3u) == 1, ClassField<T>, AddressField<T>>>;
 
 template <class T, std::uint64_t Kinds, std::size_t... I>
 constexpr bool brace_constructible(std::index_sequence<I...>) {
   return requires { T{{FieldAt<T, Kinds, I>{}}...}; };
 }
 
-/// Counts fields one at a time, choosing for each the kind that initialises it.
+/// Counts fields one at a time, choosing for each the first kind that initialises it.
 template <class T, std::size_t N = 0, std::uint64_t Kinds = 0>
 constexpr std::size_t count_fields() {
+  constexpr auto with = [](std::uint64_t kind) { return Kinds | (kind << (2 * N)); };
   if constexpr (N > kMaxFields) {
     return N;
-  } else if constexpr (brace_constructible<T, Kinds>(std::make_index_sequence<N + 1>{})) {
-    return count_fields<T, N + 1, Kinds>();
-  } else if constexpr (brace_constructible<T, Kinds | (std::uint64_t{1} << N)>(std::make_index_sequence<N + 1>{})) {
-    return count_fields<T, N + 1, Kinds | (std::uint64_t{1} << N)>();
+  } else if constexpr (brace_constructible<T, with(0)>(std::make_index_sequence<N + 1>{})) {
+    return count_fields<T, N + 1, with(0)>();
+  } else if constexpr (brace_constructible<T, with(1)>(std::make_index_sequence<N + 1>{})) {
+    return count_fields<T, N + 1, with(1)>();
+  } else if constexpr (brace_constructible<T, with(2)>(std::make_index_sequence<N + 1>{})) {
+    return count_fields<T, N + 1, with(2)>();
   } else {
     return N;
   }
