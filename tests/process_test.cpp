@@ -1268,6 +1268,12 @@ void forkserver_beside_one_thread() {
   mp::set_start_method(mp::StartMethod::fork, true);
 }
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kUnderThreadSanitizer = true;  // its own threads: mp does not warn there
+#else
+constexpr bool kUnderThreadSanitizer = false;
+#endif
+
 /// What `scenario` writes to stderr, run in a child of ours (the warning is once per process).
 std::string stderr_of(void (*scenario)()) {
   Pipe err;
@@ -1289,6 +1295,7 @@ std::string stderr_of(void (*scenario)()) {
 
 // Issue 18: Python 3.12 warns when a multi-threaded process forks; so does mp, once.
 TEST(ForkWarning, ForkingBesideAnotherThreadWarnsOnce) {
+  if (kUnderThreadSanitizer) GTEST_SKIP() << "ThreadSanitizer runs threads of its own: mp does not warn under it";
   std::string text = stderr_of(fork_beside_one_thread);
   EXPECT_EQ(mp_test::count(text, "mp: warning: Process.start() forks"), 1) << text;
   EXPECT_NE(text.find("1 other thread"), std::string::npos) << text;
@@ -1297,6 +1304,7 @@ TEST(ForkWarning, ForkingBesideAnotherThreadWarnsOnce) {
 }
 
 TEST(ForkWarning, NoWarningAloneBesideAPoolOrWhenTurnedOff) {
+  if (kUnderThreadSanitizer) GTEST_SKIP() << "ThreadSanitizer runs threads of its own: mp does not warn under it";
   EXPECT_EQ(stderr_of(fork_alone), "");
   EXPECT_EQ(stderr_of(fork_beside_a_pool), "");
   EXPECT_EQ(stderr_of(fork_beside_one_thread_silenced), "");
@@ -1304,6 +1312,7 @@ TEST(ForkWarning, NoWarningAloneBesideAPoolOrWhenTurnedOff) {
 }
 
 TEST(ForkWarning, StartingTheForkServerBesideAThreadWarns) {
+  if (kUnderThreadSanitizer) GTEST_SKIP() << "ThreadSanitizer runs threads of its own: mp does not warn under it";
   std::string text = stderr_of(forkserver_beside_one_thread);
   EXPECT_EQ(mp_test::count(text, "mp: warning: set_start_method(forkserver) forks"), 1) << text;
 }

@@ -458,7 +458,8 @@ void set_start_method(StartMethod method, bool force = false);
 /// the child may deadlock on a lock one of those threads held (Python 3.12's
 /// DeprecationWarning "This process is multi-threaded, use of fork() may lead to deadlocks
 /// in the child"). mp's own pool result thread does not count: a worker never touches it.
-/// set_fork_warning(false), or MP_FORK_WARNING=0 in the environment, turns it off.
+/// set_fork_warning(false), or MP_FORK_WARNING=0 in the environment, turns it off. Not
+/// under ThreadSanitizer, whose own threads cannot be told from the program's.
 void set_fork_warning(bool enabled) noexcept;
 
 namespace internal {

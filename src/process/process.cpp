@@ -239,7 +239,22 @@ std::atomic<bool> g_fork_warned{false};
 ForkSafeThread::ForkSafeThread() noexcept { g_fork_safe_threads.fetch_add(1, std::memory_order_relaxed); }
 ForkSafeThread::~ForkSafeThread() { g_fork_safe_threads.fetch_sub(1, std::memory_order_relaxed); }
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kThreadSanitizer = true;  // GCC
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kThreadSanitizer = true;  // Clang
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+
 void warn_if_forking_with_threads(const char* what) noexcept {
+  // ThreadSanitizer runs threads of its own in every process, started and restarted after
+  // fork as it sees fit: no count of ours could tell them from the program's.
+  if constexpr (kThreadSanitizer) return;
   if (g_fork_warning_off.load(std::memory_order_relaxed) || g_fork_warned.load(std::memory_order_relaxed)) return;
   const int others = thread_count() - 1 - g_fork_safe_threads.load(std::memory_order_relaxed);
   if (others <= 0) return;
