@@ -112,7 +112,13 @@ struct Shipment {
   bool operator==(const Shipment&) const = default;
 };
 }  // namespace
-static_assert(mp::TriviallyTransferable<Point> && mp::TriviallyTransferable<Report>);
+struct Stamp {  // clocks' values are plain numbers; GCC 12 and Clang 14 both count 3 fields
+  int id;
+  std::chrono::steady_clock::time_point at;
+  std::chrono::milliseconds took;
+};
+static_assert(mp::internal::reflect::count_fields<Stamp>() == 3 && mp::internal::reflect::count_fields<Report>() == 3);
+static_assert(mp::TriviallyTransferable<Point> && mp::TriviallyTransferable<Report> && mp::TriviallyTransferable<Stamp>);
 static_assert(mp::Transferable<Shipment> && mp::Transferable<std::vector<Shipment>> &&
               mp::Transferable<std::map<std::string, Shipment>>);
 

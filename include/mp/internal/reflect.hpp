@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <chrono>
 #include <cstdint>
 #include <tuple>
 #include <type_traits>
@@ -26,17 +27,29 @@ inline constexpr std::size_t kMaxFields = 24;
 /// and no constructor template of the field (std::chrono::duration's from a number,
 /// std::string's from a string_view-like) is a better match than copying: scalars,
 /// classes (copy-constructed), addresses (pointer fields, arrays of pointers; also what
-/// initialises a std::string). Only used unevaluated.
+/// initialises a std::string), durations. Only used unevaluated.
 template <class T>
 struct ScalarField {
   template <class U>
     requires(std::is_arithmetic_v<U> || std::is_enum_v<U>)
   operator U() const;  // NOLINT(google-explicit-constructor)
 };
+template <class U>
+struct is_duration : std::false_type {};
+template <class R, class P>
+struct is_duration<std::chrono::duration<R, P>> : std::true_type {};
 template <class T>
 struct ClassField {
   template <class U>
-    requires(std::is_class_v<U> && !std::is_same_v<std::remove_cv_t<U>, T>)
+    requires(std::is_class_v<U> && !std::is_same_v<std::remove_cv_t<U>, T> && !is_duration<U>::value)
+  operator U() const;  // NOLINT(google-explicit-constructor)
+};
+/// Durations apart: a time_point's explicit constructor from one would otherwise compete
+/// with its copy (GCC 12 finds that ambiguous).
+template <class T>
+struct DurationField {
+  template <class U>
+    requires is_duration<U>::value
   operator U() const;  // NOLINT(google-explicit-constructor)
 };
 template <class T>
@@ -48,8 +61,10 @@ struct AddressField {
 
 /// The kind chosen for each field so far, two bits per field.
 template <class T, std::uint64_t Kinds, std::size_t I>
-using FieldAt = std::conditional_t<((Kinds >> (2 * I)) & 3u) == 0, ScalarField<T>,
-                                   std::conditional_t<((Kinds >> (2 * I)) & 3u) == 1, ClassField<T>, AddressField<T>>>;
+using FieldAt = std::conditional_t<
+    ((Kinds >> (2 * I)) & 3u) == 0, ScalarField<T>,
+    std::conditional_t<((Kinds >> (2 * I)) & 3u) == 1, ClassField<T>,
+                       std::conditional_t<((Kinds >> (2 * I)) & 3u) == 2, AddressField<T>, DurationField<T>>>>;
 
 template <class T, std::uint64_t Kinds, std::size_t... I>
 constexpr bool brace_constructible(std::index_sequence<I...>) {
@@ -68,6 +83,8 @@ constexpr std::size_t count_fields() {
     return count_fields<T, N + 1, with(1)>();
   } else if constexpr (brace_constructible<T, with(2)>(std::make_index_sequence<N + 1>{})) {
     return count_fields<T, N + 1, with(2)>();
+  } else if constexpr (brace_constructible<T, with(3)>(std::make_index_sequence<N + 1>{})) {
+    return count_fields<T, N + 1, with(3)>();
   } else {
     return N;
   }
@@ -80,7 +97,10 @@ concept Reflectable = std::is_class_v<T> && std::is_aggregate_v<T> && !std::is_e
                       !std::is_polymorphic_v<T> && std::is_default_constructible_v<T> &&  // no reference field
                       (count_fields<T>() >= 1) && (count_fields<T>() <= kMaxFields);
 
-/// The fields of `t` as a tuple of references.
+/// The fields of `t` as a tuple of references. If the compiler stops here with "only N names
+/// provided for structured binding", a field of the struct could not be initialised from a
+/// value of its own type by any of the kinds above (a type with an explicit constructor
+/// from another class, say): give the struct a `serialize` function (see mp/codec.hpp).
 template <class T>
   requires Reflectable<std::remove_const_t<T>>
 constexpr auto fields(T& t) noexcept {
