@@ -985,3 +985,34 @@ TEST(Listener, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
   EXPECT_TRUE(tcp.succeeded);
   EXPECT_GE(tcp.failures, 1);
 }
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(Pipe, OutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  for (bool duplex : {true, false}) {
+    auto r = mp_test::construct_out_of_descriptors([duplex] {
+      auto [a, b] = mp::Pipe(duplex);
+      b.send(1);
+      (void)a.recv<int>();
+    });
+    EXPECT_EQ(r.problem, "") << "duplex=" << duplex;
+    EXPECT_TRUE(r.succeeded) << "duplex=" << duplex;
+    EXPECT_GE(r.failures, duplex ? 4 : 2) << "duplex=" << duplex;
+  }
+}
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(Client, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  // The listener is made in the test process (all its descriptors are below the limit the
+  // helper sets); only the connecting end runs short.
+  for (bool tcp : {false, true}) {
+    Listener l = tcp ? Listener(Address("127.0.0.1:0")) : Listener();
+    auto r = mp_test::construct_out_of_descriptors([&] { auto c = Client(l.address()); });
+    EXPECT_EQ(r.problem, "") << "tcp=" << tcp;
+    EXPECT_TRUE(r.succeeded) << "tcp=" << tcp;
+    EXPECT_GE(r.failures, 1) << "tcp=" << tcp;
+  }
+}

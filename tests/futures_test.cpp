@@ -4,6 +4,7 @@
 #include <mp/futures.hpp>
 
 #include "helpers/support.hpp"
+#include "helpers/fd_exhaustion.hpp"
 
 #include <atomic>
 #include <fcntl.h>
@@ -382,4 +383,14 @@ TEST(ThreadPoolExecutor, FuturesAreKeysOfOrderedAndUnorderedMaps) {
   EXPECT_EQ(r.done.size(), 20u);
   EXPECT_TRUE(r.not_done.empty());
   for (auto& f : r.done) EXPECT_EQ(f.result(), ordered.at(f) * 10);
+}
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(ProcessPoolExecutor, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  auto r = mp_test::construct_out_of_descriptors([] { mp::ProcessPoolExecutor ex(2); });
+  EXPECT_EQ(r.problem, "");
+  EXPECT_TRUE(r.succeeded);
+  EXPECT_GE(r.failures, 3);
 }

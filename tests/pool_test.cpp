@@ -809,3 +809,63 @@ TEST(Pool, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
   EXPECT_TRUE(r.succeeded);
   EXPECT_GE(r.failures, 4) << "every worker takes descriptors: each one failed once";
 }
+
+// Issue 20: ThreadPool acquires threads, not descriptors. When starting one failed, the
+// threads already started were destroyed joinable: std::terminate. In a forked process the
+// address space is capped (RLIMIT_AS) to leave room for k more thread stacks, k = 0, 1, ...
+// until ThreadPool(4) succeeds; each failure must be an mp::OSError that leaves one thread.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MP_TEST_SANITIZER_RESERVES_ADDRESS_SPACE 1
+#endif
+TEST(ThreadPool, AConstructorOutOfThreadsAtAnyStepLeavesNothingBehind) {
+#ifdef MP_TEST_SANITIZER_RESERVES_ADDRESS_SPACE
+  GTEST_SKIP() << "the sanitizers reserve terabytes of address space: RLIMIT_AS cannot cap threads";
+#endif
+  auto status_field = [](const std::string& key) {
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
+    return -1L;
+  };
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(fds[0]);
+    auto report = [&](const std::string& msg) {
+      (void)!::write(fds[1], msg.data(), msg.size());
+      ::_exit(0);
+    };
+    rlimit original{};
+    ::getrlimit(RLIMIT_AS, &original);
+    const long stack = 8L << 20, slack = 4L << 20;  // a thread's default stack; room for malloc
+    int failures = 0;
+    for (long k = 0; k < 8; ++k) {
+      const long vm = status_field("VmSize") * 1024;
+      rlimit capped{static_cast<rlim_t>(vm + slack + k * (stack + (1L << 20))), original.rlim_max};
+      if (::setrlimit(RLIMIT_AS, &capped) != 0) report("setrlimit failed");
+      std::string error;
+      try {
+        mp::ThreadPool pool(4);
+        ::setrlimit(RLIMIT_AS, &original);
+        report(failures > 0 ? "ok" : "the first cap did not make it fail");
+      } catch (const mp::OSError& e) {
+        error = e.what();
+      }
+      ::setrlimit(RLIMIT_AS, &original);
+      ++failures;
+      if (error.find("ThreadPool: could not start thread") == std::string::npos) report("unexpected message: " + error);
+      if (long n = status_field("Threads"); n != 1) report(std::to_string(n) + " threads left after: " + error);
+    }
+    report("never succeeded");
+  }
+  ::close(fds[1]);
+  char buf[512];
+  ssize_t n = ::read(fds[0], buf, sizeof buf);
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status)) << "the test process died: status " << status;
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0), "ok");
+}

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "helpers/support.hpp"
+#include "helpers/fd_exhaustion.hpp"
 #include "mp/pool.hpp"
 #include "os/cgroup.hpp"
 #include "mp/process.hpp"
@@ -1315,4 +1316,28 @@ TEST(ForkWarning, StartingTheForkServerBesideAThreadWarns) {
   if (kUnderThreadSanitizer) GTEST_SKIP() << "ThreadSanitizer runs threads of its own: mp does not warn under it";
   std::string text = stderr_of(forkserver_beside_one_thread);
   EXPECT_EQ(mp_test::count(text, "mp: warning: set_start_method(forkserver) forks"), 1) << text;
+}
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(Process, StartOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  for (mp::StartMethod method : {mp::StartMethod::fork, mp::StartMethod::forkserver}) {
+    const bool fs = method == mp::StartMethod::forkserver;
+    // The fork server belongs to the start method, not to one start(): it stays for the
+    // next. Going back to fork (which stops it) on every way out makes it part of the run.
+    auto r = mp_test::construct_out_of_descriptors([method] {
+      struct BackToFork {
+        ~BackToFork() { mp::set_start_method(mp::StartMethod::fork, true); }
+      } back;
+      mp::set_start_method(method, true);
+      mp::Process p(exit_with, 0);
+      p.start();
+      p.join();
+    });
+    EXPECT_EQ(r.problem, "") << (fs ? "forkserver" : "fork");
+    EXPECT_TRUE(r.succeeded) << (fs ? "forkserver" : "fork");
+    // Under fork start() needs no descriptor (without a pidfd it waits by pid).
+    EXPECT_GE(r.failures, fs ? 2 : 0) << (fs ? "forkserver" : "fork");
+  }
 }

@@ -958,3 +958,33 @@ TEST(Queue, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
   EXPECT_TRUE(r.succeeded);
   EXPECT_GE(r.failures, 1);
 }
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(JoinableQueue, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  auto r = mp_test::construct_out_of_descriptors([] {
+    mp::JoinableQueue<int> q;
+    q.put(1);
+    (void)q.get();
+    q.task_done();
+    q.join();
+  });
+  EXPECT_EQ(r.problem, "");
+  EXPECT_TRUE(r.succeeded);
+  EXPECT_GE(r.failures, 1);
+}
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(SimpleQueue, AConstructorOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  auto r = mp_test::construct_out_of_descriptors([] {
+    mp::SimpleQueue<int> q;
+    q.put(1);
+    (void)q.get();
+  });
+  EXPECT_EQ(r.problem, "");
+  EXPECT_TRUE(r.succeeded);
+  EXPECT_GE(r.failures, 1);
+}

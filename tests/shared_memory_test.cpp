@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "helpers/support.hpp"
+#include "helpers/fd_exhaustion.hpp"
 #include "mp/process.hpp"
 #include "mp/shared_memory.hpp"
 #include "mp/synchronize.hpp"
@@ -306,4 +307,23 @@ TEST(SharedMemoryTracker, UntrackedBlocksOutliveTheirCreator) {
   ASSERT_TRUE(c.read_to_eof());
   EXPECT_TRUE(shm_exists(c.name)) << "track = false: the block is the caller's to unlink";
   mp::SharedMemory(c.name).unlink();
+}
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+// With one name throughout, a block left by a failed attempt would make every later one
+// fail (EEXIST), and the run would never succeed.
+TEST(SharedMemory, CreateOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  for (bool track : {true, false}) {
+    const std::string name = test_name() + (track ? "-t" : "-u");
+    auto r = mp_test::construct_out_of_descriptors([&] {
+      mp::SharedMemory shm({.name = name, .create = true, .size = 4096, .track = track});
+      shm.unlink();
+    });
+    EXPECT_EQ(r.problem, "") << "track=" << track;
+    EXPECT_TRUE(r.succeeded) << "track=" << track;
+    EXPECT_GE(r.failures, 1) << "track=" << track;
+    EXPECT_FALSE(shm_exists(name));
+  }
 }

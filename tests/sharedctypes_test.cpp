@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "mp/process.hpp"
+#include "helpers/fd_exhaustion.hpp"
 #include "mp/sharedctypes.hpp"
 
 using namespace std::chrono_literals;
@@ -226,4 +227,25 @@ TEST(RawArray, SharedWithoutALock) {
   EXPECT_EQ(a[0] + a[1] + a[2], 60);
   EXPECT_EQ(a.size(), 3u);
   EXPECT_THROW((void)a.at(3), mp::IndexError);
+}
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(Sharedctypes, ConstructorsOutOfDescriptorsAtAnyStepLeaveNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  struct Case {
+    const char* name;
+    void (*make)();
+  };
+  const Case cases[] = {
+      {"Value", [] { mp::Value<int> v(7); }},
+      {"Array", [] { mp::Array<double> a(5); }},
+      {"RawValue", [] { mp::RawValue<int> v(7); }},
+      {"RawArray", [] { mp::RawArray<int> a(5); }},
+  };
+  for (const Case& c : cases) {
+    auto r = mp_test::construct_out_of_descriptors(c.make);
+    EXPECT_EQ(r.problem, "") << c.name;
+    EXPECT_TRUE(r.succeeded) << c.name;
+  }
 }

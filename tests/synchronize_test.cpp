@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "helpers/pid_reuse.hpp"
+#include "helpers/fd_exhaustion.hpp"
 #include "helpers/support.hpp"
 #include "mp/connection.hpp"
 #include "mp/internal/os.hpp"
@@ -801,4 +802,29 @@ TEST(Examples, EventWaitParentContinuesOnlyAfterTheChildSetsIt) {
   EXPECT_LT(waiting, got);
   EXPECT_LT(done, got) << r.out;
   EXPECT_LT(got, finished);
+}
+
+// Issue 20: a constructor that fails partway leaves no process, descriptor or file behind.
+// Every descriptor it takes is made to fail once (tests/helpers/fd_exhaustion.hpp).
+TEST(Synchronize, ConstructorsOutOfDescriptorsAtAnyStepLeaveNothingBehind) {
+  if (mp_test::kSanitizerNeedsDescriptors) GTEST_SKIP() << mp_test::kSanitizerSkipReason;
+  struct Case {
+    const char* name;
+    void (*make)();
+  };
+  const Case cases[] = {
+      {"Lock", [] { mp::Lock l; }},
+      {"RLock", [] { mp::RLock l; }},
+      {"Semaphore", [] { mp::Semaphore s(2); }},
+      {"BoundedSemaphore", [] { mp::BoundedSemaphore s(2); }},
+      {"Event", [] { mp::Event e; }},
+      {"Condition", [] { mp::Condition c; }},
+      {"Condition(Lock)", [] { mp::Condition c(mp::Lock{}); }},
+      {"Barrier", [] { mp::Barrier b(2); }},
+  };
+  for (const Case& c : cases) {
+    auto r = mp_test::construct_out_of_descriptors(c.make);
+    EXPECT_EQ(r.problem, "") << c.name;
+    EXPECT_TRUE(r.succeeded) << c.name;
+  }
 }

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <deque>
 #include <mutex>
+#include <string>
+#include <system_error>
 #include <thread>
 
 #include "mp/pool.hpp"
@@ -15,7 +17,16 @@ class ThreadPoolCore {
   explicit ThreadPoolCore(ThreadPoolOptions opts) : init_(std::move(opts.initializer)) {
     if (opts.processes < 0) throw ValueError("ThreadPool: processes must be at least 1 (or 0 for process_cpu_count())");
     n_ = opts.processes ? static_cast<std::size_t>(opts.processes) : static_cast<std::size_t>(process_cpu_count());
-    for (std::size_t i = 0; i < n_; ++i) threads_.emplace_back([this] { run(); });
+    try {
+      for (std::size_t i = 0; i < n_; ++i) threads_.emplace_back([this] { run(); });
+    } catch (const std::system_error& e) {  // the threads already started would be destroyed joinable
+      const std::size_t started = threads_.size();
+      terminate();
+      throw OSError(e.code().value(), "ThreadPool: could not start thread " + std::to_string(started + 1) + " of " +
+                                          std::to_string(n_) +
+                                          " (the others were stopped); ask for fewer threads or raise the limit "
+                                          "on threads/memory (RLIMIT_NPROC, RLIMIT_AS)");
+    }
   }
   ~ThreadPoolCore() { terminate(); }
 
