@@ -58,6 +58,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -300,6 +301,11 @@ class SyncManager : public BaseManager {
   template <class T>
   ListProxy<T> list(std::vector<T> init = {}) const {
     return internal::manager::create_proxy<ListProxy<T>>(address(), init);
+  }
+  /// Python 3.14's SyncManager.set().
+  template <class T>
+  SetProxy<T> set(std::set<T> init = {}) const {
+    return internal::manager::create_proxy<SetProxy<T>>(address(), init);
   }
   NamespaceProxy Namespace() const { return internal::manager::create_proxy<NamespaceProxy>(address()); }
   /// maxsize <= 0: unbounded.
