@@ -800,3 +800,99 @@ TEST(Manager, AProxyMadeOutOfDescriptorsAtAnyStepLeavesNothingBehind) {
   EXPECT_GE(r.failures, 1);
   EXPECT_EQ(m.list<int>({3}).size(), 1u) << "the server still serves";
 }
+
+// ----------------------------------------------- issue 19: what Python's proxies can do too
+// Each test: a forked child changes the referent through the new methods, the parent checks.
+
+TEST(ListProxy, SlicesReadWriteAndDeleteAsPythonsDoAcrossProcesses) {
+  mp::Manager m;
+  auto l = m.list<int>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  EXPECT_EQ(l.slice(2, 5), (std::vector<int>{2, 3, 4}));                     // l[2:5]
+  EXPECT_EQ(l.slice(-3, mp::slice_none), (std::vector<int>{7, 8, 9}));       // l[-3:]
+  EXPECT_EQ(l.slice(mp::slice_none, mp::slice_none, -3), (std::vector<int>{9, 6, 3, 0}));  // l[::-3]
+  EXPECT_EQ(l.slice(8, 100), (std::vector<int>{8, 9}));                      // clamped
+  EXPECT_EQ(l.slice(-100, 2), (std::vector<int>{0, 1}));
+  EXPECT_EQ(l.slice(5, 2), (std::vector<int>{}));
+  EXPECT_EQ(l.slice(5, 2, -1), (std::vector<int>{5, 4, 3}));
+  EXPECT_THROW((void)l.slice(0, 3, 0), mp::ValueError);
+  EXPECT_THROW(l.set_slice(0, 10, 2, {1, 2}), mp::ValueError);  // 5 selected, 2 given
+  mp::Process child([&] {
+    l.set_slice(2, 5, {20});                     // l[2:5] = [20]      -> 0 1 20 5 6 7 8 9
+    l.set_slice(1, 1, {10, 11});                 // l[1:1] = [10, 11]  -> 0 10 11 1 20 5 6 7 8 9
+    l.set_slice(0, mp::slice_none, 3, {-1, -2, -3, -4});  // l[::3] = ... -> -1 10 11 -2 20 5 -3 7 8 -4
+    l.del_slice(-3, mp::slice_none);             // del l[-3:]         -> -1 10 11 -2 20 5 -3
+    l.del_slice(mp::slice_none, mp::slice_none, 2);  // del l[::2]     -> 10 -2 5
+  });
+  child.start();
+  ASSERT_TRUE(child.join(60s));
+  EXPECT_EQ(child.exitcode(), 0);
+  EXPECT_EQ(l.copy(), (std::vector<int>{10, -2, 5}));
+}
+
+TEST(ListProxy, RepeatConcatenateClearAndCopyAcrossProcesses) {
+  mp::Manager m;
+  auto l = m.list<std::string>({"a", "b"});
+  EXPECT_EQ(l + std::vector<std::string>{"c"}, (std::vector<std::string>{"a", "b", "c"}));  // a new list
+  EXPECT_EQ(l * 2, (std::vector<std::string>{"a", "b", "a", "b"}));
+  EXPECT_EQ(l.len(), 2u);  // neither changed the referent
+  mp::Process child([&] {
+    l *= 3;               // in place on the server
+    l += {"z"};
+  });
+  child.start();
+  ASSERT_TRUE(child.join(60s));
+  EXPECT_EQ(child.exitcode(), 0);
+  EXPECT_EQ(l.copy(), (std::vector<std::string>{"a", "b", "a", "b", "a", "b", "z"}));
+  l *= 0;
+  EXPECT_EQ(l.len(), 0u);
+  l.append("x");
+  auto snapshot = l.copy();
+  l.clear();
+  EXPECT_EQ(snapshot, (std::vector<std::string>{"x"}));
+  EXPECT_EQ(l.len(), 0u);
+}
+
+TEST(DictProxy, OrOrAssignAndFromkeysAcrossProcesses) {
+  mp::Manager m;
+  auto d = m.dict<std::string, int>({{"a", 1}, {"b", 2}});
+  const std::map<std::string, int> other{{"b", 20}, {"c", 3}};
+  EXPECT_EQ(d | other, (std::map<std::string, int>{{"a", 1}, {"b", 20}, {"c", 3}}));  // other's values win
+  EXPECT_EQ(other | d, (std::map<std::string, int>{{"a", 1}, {"b", 2}, {"c", 3}}));   // the proxy's win
+  EXPECT_EQ(d.fromkeys({"x", "y"}, 7), (std::map<std::string, int>{{"x", 7}, {"y", 7}}));
+  EXPECT_EQ(d.size(), 2u);  // |, fromkeys return new mappings
+  mp::Process child([&] { d |= {{"b", 20}, {"c", 3}}; });
+  child.start();
+  ASSERT_TRUE(child.join(60s));
+  EXPECT_EQ(child.exitcode(), 0);
+  EXPECT_EQ(d.copy(), (std::map<std::string, int>{{"a", 1}, {"b", 20}, {"c", 3}}));
+}
+
+TEST(SetProxy, SyncManagerSetBehavesLikeAPythonSetAcrossProcesses) {
+  mp::Manager m;
+  auto s = m.set<int>({1, 2});
+  mp::Process child([&] {
+    s.add(3);
+    s.add(3);
+    s.discard(1);
+    s.discard(42);  // absent: nothing
+    s |= {10, 11};
+    s.remove(11);
+  });
+  child.start();
+  ASSERT_TRUE(child.join(60s));
+  EXPECT_EQ(child.exitcode(), 0);
+  EXPECT_EQ(s.copy(), (std::set<int>{2, 3, 10}));
+  EXPECT_EQ(s.len(), 3u);
+  EXPECT_TRUE(s.contains(10));
+  EXPECT_FALSE(s.contains(1));
+  EXPECT_THROW(s.remove(1), mp::KeyError);
+  EXPECT_EQ(s | (std::set<int>{4}), (std::set<int>{2, 3, 4, 10}));
+  EXPECT_EQ(s & (std::set<int>{3, 10, 99}), (std::set<int>{3, 10}));
+  EXPECT_EQ(s - std::set<int>{3}, (std::set<int>{2, 10}));
+  EXPECT_EQ(s.pop(), 2);
+  s.update({7});
+  EXPECT_EQ(s.copy(), (std::set<int>{3, 7, 10}));
+  s.clear();
+  EXPECT_EQ(s.size(), 0u);
+  EXPECT_THROW((void)s.pop(), mp::KeyError);
+}

@@ -48,8 +48,11 @@
 //   when its owner's control connection reaches end of file.
 //
 // Differences from Python: referents are typed (dict<K,V>, list<T>, Queue<T>...); a
-// Namespace is a typed attribute bag (get<T>("x")); dict is ordered by key (std::map),
-// not by insertion. A call blocked in the server (Queue.get) is not interrupted when its
+// Namespace is a typed attribute bag (get<T>("x")); dict and set are ordered by key
+// (std::map, std::set), not by insertion. Slices are methods: l[2:10] is l.slice(2, 10),
+// l[2:10] = v is l.set_slice(2, 10, v), an omitted bound is mp::slice_none; l + other,
+// l * n, d | other and set operators return plain std containers, as Python returns plain
+// lists, dicts and sets. A call blocked in the server (Queue.get) is not interrupted when its
 // client dies: it completes, and its result is discarded (Python behaves the same).
 // A Lock held by a client that dies stays held, as in Python.
 #pragma once
@@ -58,6 +61,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -300,6 +304,11 @@ class SyncManager : public BaseManager {
   template <class T>
   ListProxy<T> list(std::vector<T> init = {}) const {
     return internal::manager::create_proxy<ListProxy<T>>(address(), init);
+  }
+  /// Python 3.14's SyncManager.set().
+  template <class T>
+  SetProxy<T> set(std::set<T> init = {}) const {
+    return internal::manager::create_proxy<SetProxy<T>>(address(), init);
   }
   NamespaceProxy Namespace() const { return internal::manager::create_proxy<NamespaceProxy>(address()); }
   /// maxsize <= 0: unbounded.

@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,6 +44,8 @@ struct Exposed<managed::Dict<K, V>> {
   static constexpr Method<"update", void(std::map<K, V>)> update{};
   static constexpr Method<"clear", void()> clear{};
   static constexpr Method<"copy", std::map<K, V>()> copy{};
+  /// d | other: a new mapping, other's values winning.
+  static constexpr Method<"__or__", std::map<K, V>(std::map<K, V>)> or_{};
 
   static V& at(R& r, const K& k) {
     auto it = r.d.find(k);
@@ -80,7 +84,11 @@ struct Exposed<managed::Dict<K, V>> {
           for (auto& [k, v] : m) r.d.insert_or_assign(k, std::move(v));
         })
         .def(clear, +[](R& r) { r.d.clear(); })
-        .def(copy, +[](R& r) -> std::map<K, V> { return r.d; });
+        .def(copy, +[](R& r) -> std::map<K, V> { return r.d; })
+        .def(or_, +[](R& r, std::map<K, V> m) -> std::map<K, V> {
+          for (auto& kv : r.d) m.try_emplace(kv.first, kv.second);  // other's values win
+          return m;
+        });
   }
 };
 
@@ -105,9 +113,69 @@ struct Exposed<managed::List<T>> {
   static constexpr Method<"remove", void(T)> remove{};
   static constexpr Method<"clear", void()> clear{};
   static constexpr Method<"copy", std::vector<T>()> copy{};
+  /// l[start:stop:step] (bounds clamped as Python's slice.indices()).
+  static constexpr Method<"__getitem__[slice]", std::vector<T>(std::int64_t, std::int64_t, std::int64_t)> getslice{};
+  /// l[start:stop:step] = values; an extended slice (step != 1) needs as many values as it selects.
+  static constexpr Method<"__setitem__[slice]", void(std::int64_t, std::int64_t, std::int64_t, std::vector<T>)> setslice{};
+  static constexpr Method<"__delitem__[slice]", void(std::int64_t, std::int64_t, std::int64_t)> delslice{};
+  /// l *= n, in place (n <= 0 empties the list).
+  static constexpr Method<"__imul__", void(std::int64_t)> imul{};
+  /// l * n: a new list.
+  static constexpr Method<"__mul__", std::vector<T>(std::int64_t)> mul{};
+  /// l + other: a new list.
+  static constexpr Method<"__add__", std::vector<T>(std::vector<T>)> add{};
+
+  static std::vector<T> repeated(const std::vector<T>& v, std::int64_t n) {
+    std::vector<T> out;
+    if (n <= 0 || v.empty()) return out;
+    out.reserve(v.size() * static_cast<std::size_t>(n));
+    for (std::int64_t k = 0; k < n; ++k) out.insert(out.end(), v.begin(), v.end());
+    return out;
+  }
+  static void def_slices(MethodTable<R>& t) {
+    t.def(getslice, +[](R& r, std::int64_t start, std::int64_t stop, std::int64_t step) -> std::vector<T> {
+       auto b = managed::slice_bounds(start, stop, step, r.v.size());
+       std::vector<T> out;
+       out.reserve(static_cast<std::size_t>(b.count));
+       for (std::int64_t k = 0, i = b.start; k < b.count; ++k, i += b.step) out.push_back(r.v[static_cast<std::size_t>(i)]);
+       return out;
+     })
+        .def(setslice, +[](R& r, std::int64_t start, std::int64_t stop, std::int64_t step, std::vector<T> xs) {
+          auto b = managed::slice_bounds(start, stop, step, r.v.size());
+          if (b.step == 1) {  // any length: the selected run is replaced
+            auto first = r.v.begin() + b.start;
+            r.v.erase(first, r.v.begin() + std::max(b.start, b.stop));
+            r.v.insert(r.v.begin() + b.start, std::make_move_iterator(xs.begin()), std::make_move_iterator(xs.end()));
+            return;
+          }
+          if (static_cast<std::int64_t>(xs.size()) != b.count)
+            throw ValueError("attempt to assign sequence of size " + std::to_string(xs.size()) +
+                             " to extended slice of size " + std::to_string(b.count));
+          for (std::int64_t k = 0, i = b.start; k < b.count; ++k, i += b.step)
+            r.v[static_cast<std::size_t>(i)] = std::move(xs[static_cast<std::size_t>(k)]);
+        })
+        .def(delslice, +[](R& r, std::int64_t start, std::int64_t stop, std::int64_t step) {
+          auto b = managed::slice_bounds(start, stop, step, r.v.size());
+          if (b.count == 0) return;
+          std::vector<bool> gone(r.v.size(), false);
+          for (std::int64_t k = 0, i = b.start; k < b.count; ++k, i += b.step) gone[static_cast<std::size_t>(i)] = true;
+          std::size_t w = 0;
+          for (std::size_t i = 0; i < r.v.size(); ++i)
+            if (!gone[i]) r.v[w++] = std::move(r.v[i]);
+          r.v.erase(r.v.begin() + static_cast<std::ptrdiff_t>(w), r.v.end());
+        })
+        .def(imul, +[](R& r, std::int64_t n) { r.v = repeated(r.v, n); })
+        .def(mul, +[](R& r, std::int64_t n) -> std::vector<T> { return repeated(r.v, n); })
+        .def(add, +[](R& r, std::vector<T> xs) -> std::vector<T> {
+          std::vector<T> out = r.v;
+          out.insert(out.end(), std::make_move_iterator(xs.begin()), std::make_move_iterator(xs.end()));
+          return out;
+        });
+  }
 
   static void methods(MethodTable<R>& t) {
     using managed::wrap_index;
+    def_slices(t);
     t.def(getitem, +[](R& r, std::int64_t i) -> T { return r.v[wrap_index(i, r.v.size(), "list")]; })
         .def(setitem, +[](R& r, std::int64_t i, T x) { r.v[wrap_index(i, r.v.size(), "list assignment")] = std::move(x); })
         .def(delitem, +[](R& r, std::int64_t i) {
@@ -147,6 +215,57 @@ struct Exposed<managed::List<T>> {
         x = x + delta;
         return x;
       });
+  }
+};
+
+template <class T>
+struct Exposed<managed::Set<T>> {
+  using R = managed::Set<T>;
+  static constexpr bool serialized = true;
+  static std::string name() { return "set<" + internal::manager::type_key<T>() + ">"; }
+
+  static constexpr Method<"add", void(T)> add{};
+  static constexpr Method<"discard", void(T)> discard{};
+  static constexpr Method<"remove", void(T)> remove{};
+  static constexpr Method<"__contains__", bool(T)> contains{};
+  static constexpr Method<"__len__", std::uint64_t()> len{};
+  static constexpr Method<"clear", void()> clear{};
+  static constexpr Method<"pop", T()> pop{};
+  static constexpr Method<"update", void(std::set<T>)> update{};
+  static constexpr Method<"copy", std::set<T>()> copy{};
+  static constexpr Method<"__or__", std::set<T>(std::set<T>)> or_{};
+  static constexpr Method<"__and__", std::set<T>(std::set<T>)> and_{};
+  static constexpr Method<"__sub__", std::set<T>(std::set<T>)> sub{};
+
+  static void methods(MethodTable<R>& t) {
+    t.def(add, +[](R& r, T x) { r.s.insert(std::move(x)); })
+        .def(discard, +[](R& r, T x) { r.s.erase(x); })
+        .def(remove, +[](R& r, T x) {
+          if (r.s.erase(x) == 0) throw KeyError("set.remove(x): x not in set");
+        })
+        .def(contains, +[](R& r, T x) -> bool { return r.s.count(x) != 0; })
+        .def(len, +[](R& r) -> std::uint64_t { return r.s.size(); })
+        .def(clear, +[](R& r) { r.s.clear(); })
+        .def(pop, +[](R& r) -> T {
+          if (r.s.empty()) throw KeyError("pop from an empty set");
+          return std::move(r.s.extract(r.s.begin()).value());
+        })
+        .def(update, +[](R& r, std::set<T> xs) { r.s.merge(xs); })
+        .def(copy, +[](R& r) -> std::set<T> { return r.s; })
+        .def(or_, +[](R& r, std::set<T> xs) -> std::set<T> {
+          xs.insert(r.s.begin(), r.s.end());
+          return xs;
+        })
+        .def(and_, +[](R& r, std::set<T> xs) -> std::set<T> {
+          std::set<T> out;
+          std::set_intersection(r.s.begin(), r.s.end(), xs.begin(), xs.end(), std::inserter(out, out.end()));
+          return out;
+        })
+        .def(sub, +[](R& r, std::set<T> xs) -> std::set<T> {
+          std::set<T> out;
+          std::set_difference(r.s.begin(), r.s.end(), xs.begin(), xs.end(), std::inserter(out, out.end()));
+          return out;
+        });
   }
 };
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +17,9 @@
 #include "mp/internal/managers/proxy.hpp"
 
 namespace mp {
+
+/// An omitted slice bound (Python's None in l[:3]): see ListProxy::slice.
+using managed::slice_none;
 
 namespace internal::manager {
 /// `proxy[i]` of a list or dict: reads and writes go to the server.
@@ -68,7 +72,28 @@ class DictProxy : public Proxy<managed::Dict<K, V>> {
   void clear() const { this->call(E::clear); }
   /// A snapshot of the whole mapping (Python's copy() / _getvalue()).
   std::map<K, V> copy() const { return this->call(E::copy); }
+  /// Python's `d | other`: a new std::map (not a proxy), other's values winning; one call.
+  std::map<K, V> operator|(const std::map<K, V>& other) const { return this->call(E::or_, other); }
+  /// Python's `d |= other`: update() on the server.
+  const DictProxy& operator|=(const std::map<K, V>& other) const {
+    update(other);
+    return *this;
+  }
+  /// Python's `d.fromkeys(keys, value)`: dict.fromkeys is a classmethod, so on a proxy it
+  /// returns a new plain mapping and leaves the managed dict alone. Here it is a local
+  /// computation (no server call); the result is a std::map, not a proxy.
+  static std::map<K, V> fromkeys(const std::vector<K>& keys, const V& value = V{}) {
+    std::map<K, V> out;
+    for (const auto& k : keys) out.insert_or_assign(k, value);
+    return out;
+  }
 };
+/// Python's `other | d`: a new std::map, the proxy's values winning.
+template <class K, class V>
+std::map<K, V> operator|(std::map<K, V> other, const DictProxy<K, V>& d) {
+  for (auto& kv : d.copy()) other.insert_or_assign(kv.first, std::move(kv.second));
+  return other;
+}
 
 namespace internal::manager {
 /// What ListProxy and ArrayProxy share (both are proxies of a managed::List<T>).
@@ -109,6 +134,73 @@ class ListProxy : public internal::manager::SequenceProxyBase<ListProxy<T>, T> {
   std::int64_t count(const T& v) const { return this->call(E::count, v); }
   void remove(const T& v) const { this->call(E::remove, v); }
   void clear() const { this->call(E::clear); }
+
+  // Slices. Bounds behave as Python's: negative ones count from the end, out-of-range ones
+  // are clamped, and mp::slice_none is an omitted bound: Python's l[2:] is
+  // l.slice(2, mp::slice_none), l[::-1] is l.slice(mp::slice_none, mp::slice_none, -1).
+  // A step of 0 throws mp::ValueError.
+  /// Python's `l[start:stop:step]`: a std::vector (a copy), in one call.
+  std::vector<T> slice(std::int64_t start, std::int64_t stop, std::int64_t step = 1) const {
+    return this->call(E::getslice, start, stop, step);
+  }
+  /// Python's `l[start:stop:step] = values`. With step 1 the run is replaced by any number of
+  /// values; an extended slice (step != 1) throws mp::ValueError unless sizes match.
+  void set_slice(std::int64_t start, std::int64_t stop, const std::vector<T>& values) const {
+    this->call(E::setslice, start, stop, std::int64_t{1}, values);
+  }
+  void set_slice(std::int64_t start, std::int64_t stop, std::int64_t step, const std::vector<T>& values) const {
+    this->call(E::setslice, start, stop, step, values);
+  }
+  /// Python's `del l[start:stop:step]`.
+  void del_slice(std::int64_t start, std::int64_t stop, std::int64_t step = 1) const {
+    this->call(E::delslice, start, stop, step);
+  }
+  /// Python's `l *= n`: repeats the list in place on the server (n <= 0 empties it).
+  const ListProxy& operator*=(std::int64_t n) const {
+    this->call(E::imul, n);
+    return *this;
+  }
+  /// Python's `l += values`: extend().
+  const ListProxy& operator+=(const std::vector<T>& values) const {
+    extend(values);
+    return *this;
+  }
+  /// Python's `l * n`: a new std::vector, not a proxy.
+  std::vector<T> operator*(std::int64_t n) const { return this->call(E::mul, n); }
+  /// Python's `l + other`: a new std::vector, not a proxy.
+  std::vector<T> operator+(const std::vector<T>& other) const { return this->call(E::add, other); }
+};
+
+/// Proxy of m.set<T>() (Python 3.14's SetProxy). Ordered by value (std::set), so pop()
+/// removes the smallest item where Python's removes an arbitrary one. The operators return
+/// plain std::set values (snapshots), as Python's return sets, not proxies.
+template <class T>
+class SetProxy : public Proxy<managed::Set<T>> {
+  using E = Exposed<managed::Set<T>>;  // the descriptors of the methods called below
+ public:
+  using Proxy<managed::Set<T>>::Proxy;
+  void add(const T& v) const { this->call(E::add, v); }
+  /// Removes v if present.
+  void discard(const T& v) const { this->call(E::discard, v); }
+  /// Throws mp::KeyError when absent.
+  void remove(const T& v) const { this->call(E::remove, v); }
+  [[nodiscard]] bool contains(const T& v) const { return this->call(E::contains, v); }
+  [[nodiscard]] std::size_t size() const { return this->call(E::len); }
+  [[nodiscard]] std::size_t len() const { return size(); }
+  void clear() const { this->call(E::clear); }
+  /// Removes and returns the smallest item; throws mp::KeyError when empty.
+  T pop() const { return this->call(E::pop); }
+  void update(const std::set<T>& vs) const { this->call(E::update, vs); }
+  std::set<T> copy() const { return this->call(E::copy); }
+  /// Python's `s | other`, `s & other`, `s - other`: new sets, one call each.
+  std::set<T> operator|(const std::set<T>& o) const { return this->call(E::or_, o); }
+  std::set<T> operator&(const std::set<T>& o) const { return this->call(E::and_, o); }
+  std::set<T> operator-(const std::set<T>& o) const { return this->call(E::sub, o); }
+  /// Python's `s |= other`: update() on the server.
+  const SetProxy& operator|=(const std::set<T>& o) const {
+    update(o);
+    return *this;
+  }
 };
 
 /// Proxy of m.Array<T>(): a fixed-size list (getitem, setitem, [i], size, copy).

@@ -13,6 +13,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,37 @@ inline std::size_t wrap_index(std::int64_t i, std::size_t size, const char* what
   return static_cast<std::size_t>(i);
 }
 
+/// An omitted slice bound (Python's None in l[:3] or l[::-1]): INT64_MIN, which as an index
+/// could only be clamped to the start anyway.
+inline constexpr std::int64_t slice_none = INT64_MIN;
+
+/// Python's slice.indices(): clamps start and stop into the sequence as CPython does
+/// (slice_none is an omitted bound, whose meaning depends on the step's sign). Throws
+/// ValueError when step is 0. `count` is the number of items the slice selects.
+struct SliceBounds {
+  std::int64_t start, stop, step, count;
+};
+inline SliceBounds slice_bounds(std::int64_t start, std::int64_t stop, std::int64_t step, std::size_t size) {
+  if (step == 0) throw ValueError("slice step cannot be zero");
+  if (step == INT64_MIN) step = -INT64_MAX;  // as CPython: -step must not overflow
+  const std::int64_t n = static_cast<std::int64_t>(size);
+  auto clamp = [&](std::int64_t i) {
+    if (i < 0) {
+      i += n;
+      if (i < 0) i = step < 0 ? -1 : 0;
+    } else if (i >= n) {
+      i = step < 0 ? n - 1 : n;
+    }
+    return i;
+  };
+  start = start == slice_none ? (step < 0 ? n - 1 : 0) : clamp(start);
+  stop = stop == slice_none ? (step < 0 ? -1 : n) : clamp(stop);
+  std::int64_t count = 0;
+  if (step < 0 && stop < start) count = (start - stop - 1) / (-step) + 1;
+  if (step > 0 && start < stop) count = (stop - start - 1) / step + 1;
+  return {start, stop, step, count};
+}
+
 template <class K, class V>
 struct Dict {
   std::map<K, V> d;
@@ -57,6 +89,13 @@ struct List {
   std::vector<T> v;
   List() = default;
   explicit List(std::vector<T> init) : v(std::move(init)) {}
+};
+
+template <class T>
+struct Set {
+  std::set<T> s;
+  Set() = default;
+  explicit Set(std::set<T> init) : s(std::move(init)) {}
 };
 
 /// Attribute bag: name -> (type key, encoded value).
