@@ -80,6 +80,9 @@ namespace mp {
 struct QueueOptions {
   std::size_t maxsize = 0;                        ///< most items waiting at once; 0 = no item limit
   std::size_t capacity_bytes = std::size_t{1} << 20;  ///< ring size (rounded up to a power of two, ≥ 4 KiB, ≤ 1 GiB)
+  /// Beyond Python: shut the queue down by itself (as shutdown() does) once every process
+  /// that ever put into it has ended, normally or killed. See "Producers that end" above.
+  bool shutdown_when_producers_exit = false;
 };
 
 namespace internal {
@@ -161,7 +164,10 @@ class Queue {
   /// A queue holding at most `maxsize` items (0: no item limit), like Queue(maxsize).
   /// Throws mp::OSError if shared memory cannot be created.
   explicit Queue(std::size_t maxsize = 0) : Queue(QueueOptions{.maxsize = maxsize}) {}
-  explicit Queue(QueueOptions opts) : ring_({.maxsize = opts.maxsize, .capacity = opts.capacity_bytes}) {}
+  explicit Queue(QueueOptions opts)
+      : ring_({.maxsize = opts.maxsize,
+               .capacity = opts.capacity_bytes,
+               .shutdown_when_producers_exit = opts.shutdown_when_producers_exit}) {}
 
   /// Appends `value`, waiting as long as needed for room. Throws mp::ValueError if this
   /// process closed the queue.
@@ -249,7 +255,8 @@ class Queue {
     }
     if (!ok) {
       if (ring_.is_shut_down())
-        throw ShutDown(std::string("Queue.") + op + "(): the queue was shut down (shutdown()): it takes no more items");
+        throw ShutDown(std::string("Queue.") + op + "(): the queue was shut down (" + shut_by() +
+                       "): it takes no more items");
       throw Full(std::string("Queue.") + op + "(): the queue is full" + (nowait(op) ? "" : " until the timeout"));
     }
   }
@@ -259,12 +266,16 @@ class Queue {
     internal::ValueSink<T> sink;
     if (!ring_.get(sink, deadline)) {
       if (ring_.is_shut_down())
-        throw ShutDown(std::string("Queue.") + op + "(): the queue was shut down (shutdown()) and has no items left");
+        throw ShutDown(std::string("Queue.") + op + "(): the queue was shut down (" + shut_by() +
+                       ") and has no items left");
       throw Empty(std::string("Queue.") + op + "(): the queue is empty" + (nowait(op) ? "" : " until the timeout"));
     }
     return sink.take();
   }
 
+  const char* shut_by() const noexcept {
+    return ring_.watches_producers() ? "shutdown(), or every producer process ended" : "shutdown()";
+  }
   static bool nowait(const char* op) noexcept { return std::string_view(op).ends_with("_nowait"); }
 
   internal::Ring ring_;
