@@ -55,6 +55,23 @@
 // - JoinableQueue: a consumer that dies between get() and task_done() leaves that item
 //   unfinished forever, so join() would wait forever — exactly as in Python.
 //
+// Producers that end (beyond Python; opt-in, QueueOptions::shutdown_when_producers_exit):
+// - Each process's first put() records it as a producer (pid and start time, in a table of
+//   internal::kMaxProducers = 32 slots in the shared header). Once every recorded process
+//   has ended — exited, or killed even by SIGKILL mid-put — the queue shuts itself down as
+//   shutdown(false) does: put() raises mp::ShutDown, get() drains what was published and
+//   then raises mp::ShutDown (a get(timeout) too, rather than mp::Empty). A half-written
+//   message of a killed producer is never delivered, as above.
+// - A producer counts as gone only when its process has ended: a process that put items
+//   and lives on (e.g. the parent that filled the queue for its children) keeps the queue
+//   open. A pid that a new process took after the producer died does not keep it open.
+// - Before any process has put, nobody has produced yet: get() waits as usual.
+// - A getter notices the end when it finds the queue empty, and while it waits, at the
+//   robust locks' probe intervals (50 ms, doubling up to 1 s); no descriptor is needed.
+// - The table is full when 32 live processes have put: the first put() of a 33rd process
+//   raises mp::RuntimeError and puts nothing. Slots of ended producers are reused.
+// - The put fast path is unchanged but for one branch on a per-process flag.
+//
 // Differences from Python: no feeder thread (so join_thread/cancel_join_thread have nothing
 // to do, and a put() can block on a full ring even with maxsize 0); close() only makes
 // this process's handles refuse further put/get (ValueError), as in Python.
