@@ -23,6 +23,7 @@
 #include "mp/internal/os.hpp"
 #include "mp/process.hpp"
 #include "mp/queue.hpp"
+#include "mp/synchronize.hpp"
 
 using namespace std::chrono_literals;
 
@@ -653,6 +654,166 @@ TEST(QueueShutdown, ImmediateDropsTheItemsAndJoinWaitsOnlyForThoseTaken) {
   consumer.start();
   consumer.join();
   EXPECT_TRUE(q.join(60s));
+}
+
+// ------------------------------------------- shutdown_when_producers_exit (issue 18)
+
+namespace {
+constexpr mp::QueueOptions kWatched{.shutdown_when_producers_exit = true};
+
+/// Gets until ShutDown; the 60 s guard only turns a hang into a failure (Empty).
+std::vector<int> drain_until_shutdown(mp::Queue<int>& q) {
+  std::vector<int> got;
+  for (;;) {
+    try {
+      got.push_back(q.get(60s));
+    } catch (const mp::ShutDown&) {
+      return got;
+    }
+  }
+}
+}  // namespace
+
+TEST(QueueProducersExit, TwoProducersPutAndExitThenTheConsumerGetsEverythingAndShutDown) {
+  mp::Queue<int> q(kWatched);
+  constexpr int kN = 500;
+  std::vector<mp::Process> producers;
+  for (int p = 0; p < 2; ++p) {
+    producers.emplace_back([p](mp::Queue<int> q) {
+      for (int i = 0; i < kN; ++i) q.put(p * kN + i);
+    }, q);
+    producers.back().start();
+  }
+  std::vector<int> got = drain_until_shutdown(q);
+  EXPECT_TRUE(q.is_shutdown());
+  EXPECT_EQ(got.size(), 2u * kN);
+  EXPECT_EQ(std::set<int>(got.begin(), got.end()).size(), 2u * kN);
+  EXPECT_THROW(q.put(1), mp::ShutDown);
+  for (auto& p : producers) {
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+  }
+}
+
+TEST(QueueProducersExit, AProducerKilledMidPutLeavesWhatItPutThenShutDown) {
+  mp::Queue<int> q(kWatched);
+  mp::Process producer([](mp::Queue<int> q) {
+    for (int i = 0; i < 10; ++i) q.put(i);
+    arm_kill(mp::internal::RingPoint::put_before_publish, 1);  // dies with -1 half-written
+    q.put(-1);
+  }, q);
+  producer.start();
+  std::vector<int> got = drain_until_shutdown(q);
+  producer.join();
+  EXPECT_EQ(producer.exitcode(), -SIGKILL);
+  EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})) << "the half-written -1 is never delivered";
+  EXPECT_THROW(q.put(1), mp::ShutDown) << "the dead producer's lock is no obstacle either";
+}
+
+TEST(QueueProducersExit, AGetterBlockedInAnotherProcessWakesWithShutDownWhenTheLastProducerEnds) {
+  mp::Queue<int> q(kWatched);
+  mp::Event may_exit;
+  auto [rd, wr] = mp::Pipe(false);
+  mp::Process producer([&] {
+    q.put(7);
+    may_exit.wait();
+  });
+  producer.start();
+  mp::Process getter([&] {
+    if (q.get() != 7) mp::exit(2);
+    wr.send(1);  // about to block in get(): the producer lives
+    try {
+      (void)q.get();
+      mp::exit(1);
+    } catch (const mp::ShutDown&) {
+      mp::exit(0);
+    }
+  });
+  getter.start();
+  ASSERT_EQ(rd.recv<int>(), 1);
+  wait_until_asleep(getter.pid());
+  EXPECT_FALSE(q.is_shutdown());
+  may_exit.set();
+  producer.join();
+  getter.join();
+  EXPECT_EQ(getter.exitcode(), 0) << "1: get() returned an item; 2: not the item put";
+  EXPECT_TRUE(q.is_shutdown());
+}
+
+TEST(QueueProducersExit, WithoutTheOptionAQueueWhoseProducersEndedStaysOpen) {
+  mp::Queue<int> q;
+  mp::Process producer([](mp::Queue<int> q) { q.put(1); }, q);
+  producer.start();
+  producer.join();
+  EXPECT_EQ(q.get(60s), 1);
+  EXPECT_THROW(q.get(10ms), mp::Empty);
+  EXPECT_FALSE(q.is_shutdown());
+  q.put(2);
+  EXPECT_EQ(q.get_nowait(), 2);
+}
+
+TEST(QueueProducersExit, BeforeAnyProducerAndWhileOneLivesInThisProcessGettersWait) {
+  mp::Queue<int> q(kWatched);
+  EXPECT_THROW(q.get_nowait(), mp::Empty) << "nobody has produced yet";
+  q.put(1);  // this process is a producer now, and lives
+  mp::Process producer([](mp::Queue<int> q) { q.put(2); }, q);
+  producer.start();
+  producer.join();
+  EXPECT_EQ(q.get(60s), 1);
+  EXPECT_EQ(q.get(60s), 2);
+  EXPECT_THROW(q.get_nowait(), mp::Empty);
+  EXPECT_FALSE(q.is_shutdown());
+}
+
+TEST(QueueProducersExit, ADeadProducerWhosePidWasReusedStillCountsAsEnded) {
+  mp::Queue<int> q(kWatched);
+  mp::Process producer([](mp::Queue<int> q) { q.put(1); }, q);
+  producer.start();
+  const std::uint64_t start = mp::internal::process_start_time(producer.pid());
+  producer.join();
+  auto squatter = mp_test::ProcessAtPid::start(producer.pid(), start);
+  if (!squatter) GTEST_SKIP() << "cannot start a process at a chosen pid here (clone3 set_tid needs root)";
+  ASSERT_NE(mp_test::proc_state(producer.pid()), 0) << "a live process holds the dead producer's pid";
+  EXPECT_EQ(q.get(60s), 1);
+  EXPECT_THROW(q.get_nowait(), mp::ShutDown);
+}
+
+TEST(QueueProducersExit, ATableOfLiveProducersThatIsFullRefusesTheNextProducerWithAnError) {
+  mp::Queue<int> q(kWatched);
+  mp::Event may_exit;
+  auto [rd, wr] = mp::Pipe(false);
+  std::vector<mp::Process> producers;
+  for (std::size_t p = 0; p < mp::internal::kMaxProducers; ++p) {
+    producers.emplace_back([&, p] {
+      q.put(static_cast<int>(p));
+      wr.send(1);
+      may_exit.wait();
+    });
+    producers.back().start();
+  }
+  for (std::size_t p = 0; p < producers.size(); ++p) ASSERT_EQ(rd.recv<int>(), 1);
+  mp::Process extra([&] {
+    try {
+      q.put(-1);
+      mp::exit(1);
+    } catch (const mp::RuntimeError&) {
+      mp::exit(0);
+    }
+  });
+  extra.start();
+  extra.join();
+  EXPECT_EQ(extra.exitcode(), 0) << "1: the put went through unrecorded";
+  may_exit.set();
+  for (auto& p : producers) p.join();
+  // The slots of ended producers are taken again (no getter has looked since they ended,
+  // so the queue is still open).
+  mp::Process late([](mp::Queue<int> q) { q.put(100); }, q);
+  late.start();
+  late.join();
+  EXPECT_EQ(late.exitcode(), 0);
+  std::vector<int> got = drain_until_shutdown(q);
+  EXPECT_EQ(got.size(), mp::internal::kMaxProducers + 1) << "the refused put left nothing";
+  EXPECT_EQ(got.back(), 100);
 }
 
 // Issue 20: a dead lock holder whose pid the kernel gave to a new process is still dead.

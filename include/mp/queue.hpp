@@ -55,6 +55,23 @@
 // - JoinableQueue: a consumer that dies between get() and task_done() leaves that item
 //   unfinished forever, so join() would wait forever — exactly as in Python.
 //
+// Producers that end (beyond Python; opt-in, QueueOptions::shutdown_when_producers_exit):
+// - Each process's first put() records it as a producer (pid and start time, in a table of
+//   internal::kMaxProducers = 32 slots in the shared header). Once every recorded process
+//   has ended — exited, or killed even by SIGKILL mid-put — the queue shuts itself down as
+//   shutdown(false) does: put() raises mp::ShutDown, get() drains what was published and
+//   then raises mp::ShutDown (a get(timeout) too, rather than mp::Empty). A half-written
+//   message of a killed producer is never delivered, as above.
+// - A producer counts as gone only when its process has ended: a process that put items
+//   and lives on (e.g. the parent that filled the queue for its children) keeps the queue
+//   open. A pid that a new process took after the producer died does not keep it open.
+// - Before any process has put, nobody has produced yet: get() waits as usual.
+// - A getter notices the end when it finds the queue empty, and while it waits, at the
+//   robust locks' probe intervals (50 ms, doubling up to 1 s); no descriptor is needed.
+// - The table is full when 32 live processes have put: the first put() of a 33rd process
+//   raises mp::RuntimeError and puts nothing. Slots of ended producers are reused.
+// - The put fast path is unchanged but for one branch on a per-process flag.
+//
 // Differences from Python: no feeder thread (so join_thread/cancel_join_thread have nothing
 // to do, and a put() can block on a full ring even with maxsize 0); close() only makes
 // this process's handles refuse further put/get (ValueError), as in Python.
@@ -80,6 +97,9 @@ namespace mp {
 struct QueueOptions {
   std::size_t maxsize = 0;                        ///< most items waiting at once; 0 = no item limit
   std::size_t capacity_bytes = std::size_t{1} << 20;  ///< ring size (rounded up to a power of two, ≥ 4 KiB, ≤ 1 GiB)
+  /// Beyond Python: shut the queue down by itself (as shutdown() does) once every process
+  /// that ever put into it has ended, normally or killed. See "Producers that end" above.
+  bool shutdown_when_producers_exit = false;
 };
 
 namespace internal {
@@ -161,7 +181,10 @@ class Queue {
   /// A queue holding at most `maxsize` items (0: no item limit), like Queue(maxsize).
   /// Throws mp::OSError if shared memory cannot be created.
   explicit Queue(std::size_t maxsize = 0) : Queue(QueueOptions{.maxsize = maxsize}) {}
-  explicit Queue(QueueOptions opts) : ring_({.maxsize = opts.maxsize, .capacity = opts.capacity_bytes}) {}
+  explicit Queue(QueueOptions opts)
+      : ring_({.maxsize = opts.maxsize,
+               .capacity = opts.capacity_bytes,
+               .shutdown_when_producers_exit = opts.shutdown_when_producers_exit}) {}
 
   /// Appends `value`, waiting as long as needed for room. Throws mp::ValueError if this
   /// process closed the queue.
@@ -249,7 +272,8 @@ class Queue {
     }
     if (!ok) {
       if (ring_.is_shut_down())
-        throw ShutDown(std::string("Queue.") + op + "(): the queue was shut down (shutdown()): it takes no more items");
+        throw ShutDown(std::string("Queue.") + op + "(): the queue was shut down (" + shut_by() +
+                       "): it takes no more items");
       throw Full(std::string("Queue.") + op + "(): the queue is full" + (nowait(op) ? "" : " until the timeout"));
     }
   }
@@ -259,12 +283,16 @@ class Queue {
     internal::ValueSink<T> sink;
     if (!ring_.get(sink, deadline)) {
       if (ring_.is_shut_down())
-        throw ShutDown(std::string("Queue.") + op + "(): the queue was shut down (shutdown()) and has no items left");
+        throw ShutDown(std::string("Queue.") + op + "(): the queue was shut down (" + shut_by() +
+                       ") and has no items left");
       throw Empty(std::string("Queue.") + op + "(): the queue is empty" + (nowait(op) ? "" : " until the timeout"));
     }
     return sink.take();
   }
 
+  const char* shut_by() const noexcept {
+    return ring_.watches_producers() ? "shutdown(), or every producer process ended" : "shutdown()";
+  }
   static bool nowait(const char* op) noexcept { return std::string_view(op).ends_with("_nowait"); }
 
   internal::Ring ring_;

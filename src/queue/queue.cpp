@@ -2,6 +2,8 @@
 #include "mp/queue.hpp"
 
 #include <algorithm>
+#include <array>
+#include <optional>
 #include <cstring>
 #include <new>
 #include <string>
@@ -181,6 +183,11 @@ struct RingHeader {
   alignas(64) WaitWord space;  // producers sleep here until `tail` moves
   alignas(64) std::atomic<std::uint32_t> done{0};  // JoinableQueue: task_done() calls
   WaitWord tasks;                                  // JoinableQueue: join() sleeps here
+
+  // shutdown_when_producers_exit: the identities (self_identity(), or pid << 32 alone when
+  // the start time could not be read) of the processes that put; 0 = free slot. Written
+  // once per producer process, read by getters that find the ring empty.
+  alignas(64) std::array<std::atomic<std::uint64_t>, kMaxProducers> producers{};
 };
 static_assert(sizeof(RingHeader) % 64 == 0);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
@@ -196,6 +203,7 @@ Ring::Ring(RingOptions opts) {
   h_ = new (seg_->data()) RingHeader;
   h_->capacity = static_cast<std::uint32_t>(cap);
   h_->maxsize = static_cast<std::uint32_t>(std::min(opts.maxsize, kMaxMaxsize));
+  watch_producers_ = opts.shutdown_when_producers_exit;
   data_ = static_cast<unsigned char*>(seg_->data()) + sizeof(RingHeader);
   cap_ = static_cast<std::uint32_t>(cap);
   mask_ = cap_ - 1;
@@ -245,6 +253,54 @@ void Ring::shutdown(bool immediate) {
   // Sleepers re-check their condition, which includes `shut` (await_change).
   h_->data.notify();
   h_->space.notify();
+}
+
+namespace {
+// A producer slot's pid, and the identity to check it by (0: its start time is unknown, so
+// the pid alone decides; robust_lock.hpp's holder_gone).
+std::uint32_t producer_pid(std::uint64_t slot) noexcept { return static_cast<std::uint32_t>(slot >> 32); }
+std::uint64_t producer_id(std::uint64_t slot) noexcept { return (slot & 0xffffffffu) != 0 ? slot : 0; }
+}  // namespace
+
+// Once per process (and again in a forked child, whose pid differs): record this process in
+// the producers table before its first put. Ordered before the put's shutdown check, so a
+// getter that finds every producer gone either saw this slot or shut the ring before the
+// put looked (which then fails with ShutDown).
+void Ring::register_producer() {
+  const pid_t me = self_pid();
+  const std::uint64_t id = self_identity() != 0 ? self_identity() : std::uint64_t(static_cast<std::uint32_t>(me)) << 32;
+  auto& slots = h_->producers;
+  bool done = false;
+  for (auto& s : slots)  // already there (another thread of this process registered)
+    if (s.load(std::memory_order_acquire) == id) done = true;
+  for (auto& s : slots) {  // a free slot
+    if (done) break;
+    std::uint64_t free = 0;
+    done = s.compare_exchange_strong(free, id, std::memory_order_seq_cst);
+  }
+  for (auto& s : slots) {  // the table is full: reuse the slot of a producer that has ended
+    if (done) break;
+    std::uint64_t old = s.load(std::memory_order_acquire);
+    done = holder_gone(producer_pid(old), producer_id(old)) &&
+           s.compare_exchange_strong(old, id, std::memory_order_seq_cst);
+  }
+  if (!done)
+    throw RuntimeError("Queue.put(): " + std::to_string(kMaxProducers) +
+                       " live processes already put into this queue, the most a queue created with "
+                       "shutdown_when_producers_exit records; put from fewer processes (e.g. through one "
+                       "process that forwards), or create the queue without that option");
+  local_->producer_pid.store(me, std::memory_order_relaxed);
+}
+
+bool Ring::producers_gone() const noexcept {
+  bool any = false;
+  for (const auto& s : h_->producers) {
+    const std::uint64_t slot = s.load(std::memory_order_seq_cst);
+    if (slot == 0) continue;
+    if (!holder_gone(producer_pid(slot), producer_id(slot))) return false;
+    any = true;
+  }
+  return any;  // nobody ever registered: nobody has produced yet, keep waiting
 }
 
 std::size_t Ring::qsize() const noexcept {
@@ -333,6 +389,8 @@ bool Ring::try_write_whole(const void* data, std::size_t n, std::uint64_t& seen_
 }
 
 bool Ring::put(const void* data, std::size_t n, Deadline deadline) {
+  if (watch_producers_ && local_->producer_pid.load(std::memory_order_relaxed) != self_pid()) [[unlikely]]
+    register_producer();
   if (n > max_whole_message()) return put_fragmented(data, n, deadline);
   for (;;) {
     if (is_shut_down()) return false;
@@ -420,6 +478,7 @@ bool Ring::put_fragmented(const void* data, std::size_t n, Deadline deadline) {
 }
 
 bool Ring::get(RingSink& sink, Deadline deadline) {
+  std::optional<HolderProbe> probe;  // shutdown_when_producers_exit: when to look at the producers
   for (;;) {
     if (h_->shut.load(std::memory_order_acquire) == kShutNow) return false;
     if (!lock_get(deadline)) return false;
@@ -437,8 +496,28 @@ bool Ring::get(RingSink& sink, Deadline deadline) {
     if (released) notify_after_unlock(h_->space);
     if (r == Read::got) return true;
     if (is_shut_down()) return false;  // empty and shut down: nothing more will come
-    // Empty: wait (without the lock) until a producer moves the head, then try again.
-    if (!await_change(h_->head, seen_head, h_->data, deadline, local_->spin_get_ns, kDataPauses)) return false;
+    // Empty, and every producer has ended: shut down, then drain what they published
+    // before they ended (the next round) before returning false.
+    if (watch_producers_ && producers_gone()) {
+      shutdown(false);
+      continue;
+    }
+    // Empty: wait (without the lock) until a producer moves the head, then try again. When
+    // watching producers, wake at the probe intervals to look at them again: a producer
+    // that dies leaves no trace in the ring.
+    Deadline until = deadline;
+    if (watch_producers_) {
+      if (!probe) probe.emplace();
+      until = probe->sleep_until(deadline);
+    }
+    if (!await_change(h_->head, seen_head, h_->data, until, local_->spin_get_ns, kDataPauses)) {
+      if (until != deadline) {
+        probe->probed(Clock::now());
+        continue;
+      }
+      if (watch_producers_ && producers_gone()) continue;  // last look: ShutDown rather than Empty
+      return false;
+    }
   }
 }
 

@@ -108,7 +108,11 @@ class RingSink {
 struct RingOptions {
   std::size_t maxsize = 0;
   std::size_t capacity = std::size_t{1} << 20;
+  bool shutdown_when_producers_exit = false;  ///< see Ring::producers_gone
 };
+
+/// Most producer processes a ring with shutdown_when_producers_exit records at once.
+inline constexpr std::size_t kMaxProducers = 32;
 
 /// How far a watched ring word must move (items, bytes) before a spinning waiter returns.
 struct RingProgress {
@@ -152,6 +156,14 @@ class Ring {
   void shutdown(bool immediate);
   [[nodiscard]] bool is_shut_down() const noexcept;
 
+  /// shutdown_when_producers_exit: true when at least one process ever put into the ring
+  /// and every such process has ended (killed or not; a pid since reused by another
+  /// process still counts as ended). get() checks this whenever the ring is empty, and
+  /// while waiting at the robust locks' probe intervals (src/sync/robust_lock.hpp), and
+  /// then shuts the ring down as shutdown(false) does.
+  [[nodiscard]] bool producers_gone() const noexcept;
+  [[nodiscard]] bool watches_producers() const noexcept { return watch_producers_; }
+
   /// Queue::close's per-process flag: shared by the copies in this process, and reset in a
   /// forked child (as Python's Queue._after_fork does).
   [[nodiscard]] bool closed() const noexcept {
@@ -164,9 +176,12 @@ class Ring {
     std::atomic<std::int64_t> spin_get_ns;
     std::atomic<std::int64_t> spin_put_ns;
     std::atomic<int> closed_by{0};  // pid of the process that called close()
+    std::atomic<int> producer_pid{0};  // pid of the process that registered as a producer
     Local();
   };
   enum class Read { got, empty };
+
+  void register_producer();
 
   bool lock_put(Deadline deadline) noexcept;
   bool lock_get(Deadline deadline) noexcept;
@@ -191,6 +206,7 @@ class Ring {
   unsigned char* data_;
   std::uint32_t cap_;
   std::uint32_t mask_;
+  bool watch_producers_;  // immutable copy of the header's flag: the put fast path reads no shared line for it
   std::shared_ptr<Local> local_;
 };
 
