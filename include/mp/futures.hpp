@@ -1,6 +1,8 @@
 // mp/futures.hpp — executors and futures (Python's concurrent.futures).
 //
-// Mirrors: ProcessPoolExecutor, ThreadPoolExecutor (submit, map, shutdown), Future
+// Mirrors: ProcessPoolExecutor, ThreadPoolExecutor (submit, map — with Python 3.14's
+// buffersize: ex.map(f, std::views::iota(0), {.buffersize = 4}) pulls an endless range
+// lazily, at most 4 chunks ahead of the results taken — shutdown), Future
 // (result, exception, cancel, cancelled, running, done, add_done_callback), as_completed
 // and wait with FIRST_COMPLETED / FIRST_EXCEPTION / ALL_COMPLETED.
 //
@@ -315,6 +317,15 @@ class Executor {
   auto map(F fn, Range&& range, std::size_t chunksize = 1) {
     check_open();
     return pool_.imap(fn, std::forward<Range>(range), chunksize);
+  }
+  /// map with options (Python 3.14's buffersize): `executor.map(f, std::views::iota(0),
+  /// {.chunksize = 2, .buffersize = 4})` keeps at most 4 chunks submitted ahead of the
+  /// results taken, pulling the range lazily on the iterating thread (mp::IMapOptions;
+  /// zero or negative buffersize: mp::ValueError). The executor must outlive the iteration.
+  template <class F, class Range>
+  auto map(F fn, Range&& range, IMapOptions opts) {
+    check_open();
+    return pool_.imap(fn, std::forward<Range>(range), std::move(opts));
   }
   /// No new work. wait: block until the submitted work is done and the workers are gone.
   /// cancel_futures: cancel what has not started (those futures raise CancelledError).

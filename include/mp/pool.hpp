@@ -2,7 +2,9 @@
 //
 // Mirrors: multiprocessing.Pool and multiprocessing.pool.ThreadPool — apply, apply_async,
 // map, map_async, imap, imap_unordered, starmap, starmap_async, close, join, terminate —
-// and AsyncResult (get, get(timeout), wait, ready, successful).
+// and AsyncResult (get, get(timeout), wait, ready, successful) — including Python 3.15's
+// imap/imap_unordered buffersize: pool.imap(f, std::views::iota(0), {.buffersize = 4})
+// pulls an endless range lazily, at most 4 chunks ahead of the results taken (IMapOptions).
 //
 //   int square(int x) { return x * x; }
 //   mp::Pool pool(4);                                      // 4 worker processes
@@ -158,13 +160,17 @@ template <class R>
 class IMapIterator {
  public:
   using value_type = internal::Stored<R>;
-  explicit IMapIterator(std::shared_ptr<internal::IMapState<R>> s) : s_(std::move(s)) {}
+  explicit IMapIterator(std::shared_ptr<internal::IMapState<R>> s,
+                        std::shared_ptr<internal::IMapFeeder> feed = nullptr)
+      : s_(std::move(s)), feed_(std::move(feed)) {}
 
-  /// The next result, or nullopt when all have been returned.
-  std::optional<value_type> next() { return s_->next(std::nullopt); }
+  /// The next result, or nullopt when all have been returned. With buffersize, a result
+  /// taken makes room for the next chunk, which is pulled from the input and submitted
+  /// here, on the calling thread.
+  std::optional<value_type> next() { return take(std::nullopt); }
   template <class Rep, class Period>
   std::optional<value_type> next(std::chrono::duration<Rep, Period> timeout) {
-    return s_->next(internal::deadline_after(timeout));
+    return take(internal::deadline_after(timeout));
   }
 
   class iterator {
@@ -190,7 +196,35 @@ class IMapIterator {
   std::default_sentinel_t end() { return {}; }
 
  private:
+  std::optional<value_type> take(internal::Deadline deadline) {
+    if (!feed_) return s_->next(deadline);
+    std::optional<value_type> v;
+    try {
+      v = s_->next(deadline);
+    } catch (...) {
+      feed_->top_up(s_->consumed());  // a task's exception was taken too
+      throw;
+    }
+    feed_->top_up(s_->consumed());
+    return v;
+  }
   std::shared_ptr<internal::IMapState<R>> s_;
+  std::shared_ptr<internal::IMapFeeder> feed_;  // buffersize only
+};
+
+/// The options of imap / imap_unordered and Executor.map, with designated initializers:
+/// `pool.imap(f, items, {.chunksize = 2, .buffersize = 4})`.
+struct IMapOptions {
+  /// Items per task sent to a worker (0 is taken as 1).
+  std::size_t chunksize = 1;
+  /// Python 3.15's imap buffersize (3.14's Executor.map): at most this many chunks
+  /// submitted whose results next() has not yet taken. The input is then pulled lazily, a
+  /// chunk at a time, on the thread that iterates — so an endless input (std::views::iota(0),
+  /// a generator) runs in bounded memory. Unset (Python's None): the whole input is
+  /// collected and submitted at the call. Zero or negative: mp::ValueError.
+  std::optional<long> buffersize;
+  /// progress(done, total) as chunks finish; with buffersize, total is 0 until the input ends.
+  ProgressFn progress;
 };
 
 /// Positional arguments for apply_async when callbacks follow: `pool.apply_async(f,
@@ -454,16 +488,27 @@ class PoolApi {
   }
 
   /// Results in order, as they become available (Python's imap; chunksize defaults to 1).
+  /// The whole range is collected and submitted at the call; for a lazy pull of an endless
+  /// range use the options form with buffersize.
   template <class F, class Range>
   auto imap(F fn, Range&& range, std::size_t chunksize = 1, ProgressFn progress = {}) {
-    if constexpr (check_map<false, F, Range>())
-      return imap_impl(fn, std::forward<Range>(range), chunksize, true, std::move(progress));
+    return imap(fn, std::forward<Range>(range), IMapOptions{chunksize, std::nullopt, std::move(progress)});
+  }
+  /// imap with options: `pool.imap(f, std::views::iota(0), {.chunksize = 2, .buffersize = 4})`
+  /// (IMapOptions). With buffersize the range is pulled as results are taken, never more than
+  /// buffersize chunks ahead of them; the pool must outlive the iteration.
+  template <class F, class Range>
+  auto imap(F fn, Range&& range, IMapOptions opts) {
+    if constexpr (check_map<false, F, Range>()) return imap_impl(fn, std::forward<Range>(range), std::move(opts), true);
   }
   /// Results in completion order (Python's imap_unordered).
   template <class F, class Range>
   auto imap_unordered(F fn, Range&& range, std::size_t chunksize = 1, ProgressFn progress = {}) {
-    if constexpr (check_map<false, F, Range>())
-      return imap_impl(fn, std::forward<Range>(range), chunksize, false, std::move(progress));
+    return imap_unordered(fn, std::forward<Range>(range), IMapOptions{chunksize, std::nullopt, std::move(progress)});
+  }
+  template <class F, class Range>
+  auto imap_unordered(F fn, Range&& range, IMapOptions opts) {
+    if constexpr (check_map<false, F, Range>()) return imap_impl(fn, std::forward<Range>(range), std::move(opts), false);
   }
 
  private:
@@ -589,18 +634,47 @@ class PoolApi {
   }
 
   template <class F, class Range>
-  auto imap_impl(F fn, Range&& range, std::size_t chunksize, bool ordered, ProgressFn progress) {
-    auto items = collect<false, F>(std::forward<Range>(range));
-    using Tup = typename decltype(items)::value_type;
-    using R = decltype(result_type_of<F>(static_cast<Tup*>(nullptr)));
-    if constexpr (!task_ok<F, R>(static_cast<Tup*>(nullptr))) {
+  auto imap_impl(F fn, Range&& range, IMapOptions opts, bool ordered) {
+    using T = std::decay_t<std::ranges::range_reference_t<Range>>;
+    using R = decltype(result_type_of<F>(static_cast<std::tuple<T>*>(nullptr)));
+    if constexpr (!task_ok<F, R>(static_cast<std::tuple<T>*>(nullptr))) {
       return IMapIterator<R>(nullptr);  // after task_ok's static_assert: no cascade of errors
     } else {
-      if (chunksize == 0) chunksize = 1;
-      auto st = std::make_shared<IMapState<R>>(items.size(), ordered, std::move(progress));
-      if (!items.empty())
-        submit_tuple(fn, std::move(items), chunksize, st, std::make_index_sequence<std::tuple_size_v<Tup>>{});
-      return IMapIterator<R>(st);
+      if (opts.buffersize && *opts.buffersize <= 0)
+        throw ValueError("buffersize must be None or > 0 (leave IMapOptions::buffersize unset to submit the whole "
+                         "input at once)");
+      std::size_t chunksize = opts.chunksize ? opts.chunksize : 1;
+      if (!opts.buffersize) {
+        auto items = collect<false, F>(std::forward<Range>(range));
+        auto st = std::make_shared<IMapState<R>>(items.size(), ordered, std::move(opts.progress));
+        if (!items.empty()) self().template submit_items<F, R, T>(fn, std::move(items), chunksize, st);
+        return IMapIterator<R>(st);
+      }
+      auto st = std::make_shared<IMapState<R>>(IMapState<R>::unknown_total, ordered, std::move(opts.progress));
+      // The range and its position live in the feeder, which only the iterator holds.
+      // An lvalue range is referred to (it must outlive the iteration); an rvalue one is moved in.
+      struct Source {
+        Range range;
+        std::optional<std::ranges::iterator_t<Range>> pos;
+      };
+      auto src = std::make_shared<Source>(Source{std::forward<Range>(range), std::nullopt});
+      auto pull = [this, fn, src, st, chunksize](std::size_t start) {
+        if (!src->pos) src->pos.emplace(std::ranges::begin(src->range));
+        auto& pos = *src->pos;
+        std::vector<std::tuple<T>> items;
+        items.reserve(chunksize);
+        while (items.size() < chunksize && pos != std::ranges::end(src->range)) {
+          items.emplace_back(*pos);
+          ++pos;
+        }
+        std::size_t n = items.size();
+        if (n) self().template submit_items<F, R, T>(fn, std::move(items), chunksize, st, start);
+        return n;
+      };
+      auto feed = std::make_shared<IMapFeeder>(chunksize, static_cast<std::size_t>(*opts.buffersize),
+                                               std::move(pull), [st](std::size_t total) { st->end_input(total); });
+      feed->top_up(0);
+      return IMapIterator<R>(st, std::move(feed));
     }
   }
 };
@@ -711,23 +785,24 @@ class Pool : public internal::PoolApi<Pool> {
   }
   /// Internal: queues encoded chunks (used by PoolApi, after task_ok).
   template <class F, class R, class... A>
+  /// `base`: the index of items[0] in its submission (imap's buffersize submits a chunk at a time).
   void submit_items(F fn, std::vector<std::tuple<A...>>&& items, std::size_t chunksize,
-                    std::shared_ptr<internal::Sink> sink) {
+                    std::shared_ptr<internal::Sink> sink, std::size_t base = 0) {
     if constexpr (task_ok<F, R, A...>())  // one clear error, not a cascade
-      submit_encoded<F, R, A...>(fn, items, chunksize, std::move(sink));
+      submit_encoded<F, R, A...>(fn, items, chunksize, std::move(sink), {}, std::nullopt, base);
   }
 
  private:
   template <class F, class R, class... A>
   void submit_encoded(F fn, const std::vector<std::tuple<A...>>& items, std::size_t chunksize,
                       std::shared_ptr<internal::Sink> sink, std::chrono::nanoseconds timeout = {},
-                      internal::Deadline admit = std::nullopt) {
+                      internal::Deadline admit = std::nullopt, std::size_t base = 0) {
     using Fn = std::conditional_t<std::is_function_v<F>, F*, F>;
     std::vector<internal::PoolTask> tasks;
     tasks.reserve(items.size() / chunksize + 1);
     for (std::size_t start = 0; start < items.size(); start += chunksize) {
       auto n = static_cast<std::uint32_t>(std::min(chunksize, items.size() - start));
-      internal::PoolTask t{internal::task_header<Fn, R, A...>(fn, n), sink, start, n, timeout};
+      internal::PoolTask t{internal::task_header<Fn, R, A...>(fn, n), sink, base + start, n, timeout};
       for (std::size_t i = start; i < start + n; ++i)
         std::apply([&](const auto&... x) { (internal::put_field(t.msg, x), ...); }, items[i]);
       tasks.push_back(std::move(t));
@@ -774,14 +849,16 @@ class ThreadPool : public internal::PoolApi<ThreadPool> {
   }
   /// Internal: queues closures over the chunks (used by PoolApi).
   template <class F, class R, class... A, class State>
-  void submit_items(F fn, std::vector<std::tuple<A...>>&& items, std::size_t chunksize, std::shared_ptr<State> st) {
+  void submit_items(F fn, std::vector<std::tuple<A...>>&& items, std::size_t chunksize, std::shared_ptr<State> st,
+                    std::size_t base = 0) {
     auto shared_items = std::make_shared<std::vector<std::tuple<A...>>>(std::move(items));
     using Fn = std::conditional_t<std::is_function_v<F>, F*, F>;
     auto f = std::make_shared<Fn>(fn);
     std::vector<internal::ThreadTask> tasks;
     for (std::size_t start = 0; start < shared_items->size(); start += chunksize) {
       std::size_t n = std::min(chunksize, shared_items->size() - start);
-      tasks.push_back({[this, f, shared_items, st, start, n] {
+      std::size_t first = base + start;  // the chunk's position in its submission
+      tasks.push_back({[this, f, shared_items, st, start, first, n] {
         std::vector<internal::Stored<R>> vals;
         vals.reserve(n);
         try {
@@ -795,11 +872,11 @@ class ThreadPool : public internal::PoolApi<ThreadPool> {
           }
         } catch (...) {
           auto e = std::current_exception();
-          deliver([&] { st->fail(start, n, e); });
+          deliver([&] { st->fail(first, n, e); });
           return;
         }
-        deliver([&] { st->deliver_values(start, std::move(vals)); });
-      }, start, n});
+        deliver([&] { st->deliver_values(first, std::move(vals)); });
+      }, first, n});
     }
     submit(std::move(tasks), st);
   }

@@ -257,36 +257,48 @@ class MapState final : public ResultState<std::vector<Stored<E>>> {
 };
 
 /// imap / imap_unordered: results handed to one consuming iterator as they arrive.
+/// With buffersize the number of items is unknown (`unknown_total`) until the input ends
+/// (end_input).
 template <class E>
 class IMapState final : public Sink {
  public:
+  static constexpr std::size_t unknown_total = static_cast<std::size_t>(-1);
+
   IMapState(std::size_t total, bool ordered, ProgressFn progress)
       : total_(total), ordered_(ordered), progress_(std::move(progress)) {
-    if (ordered_) slots_.resize(total);
-    if (total == 0) set_ready();
+    if (ordered_ && total != unknown_total) slots_.resize(total);
+    if (total == 0) {
+      ready_ = true;
+      set_ready();
+    }
   }
   void deliver_bytes(std::size_t start, std::size_t count, std::string_view payload) override {
     deliver_values(start, decode_results<E>(count, payload));
   }
   void deliver_values(std::size_t start, std::vector<Stored<E>>&& vals) {
     std::size_t n = vals.size();
-    {
-      std::lock_guard g(mu_);
-      for (std::size_t i = 0; i < n; ++i) put_locked(start + i, Item{std::move(vals[i]), nullptr});
-      arrived_ += n;
-    }
-    after(n);
+    std::unique_lock lk(mu_);
+    for (std::size_t i = 0; i < n; ++i) put_locked(start + i, Item{std::move(vals[i]), nullptr});
+    after(lk, n);
   }
   void fail(std::size_t start, std::size_t count, std::exception_ptr e) override {
-    {
-      std::lock_guard g(mu_);
-      // The chunk's first position raises; the rest of the chunk is skipped (as CPython's
-      // imap, whose iteration stops at a failed chunk).
-      put_locked(start, Item{std::nullopt, e});
-      for (std::size_t i = 1; i < count; ++i) put_locked(start + i, Item{std::nullopt, nullptr});
-      arrived_ += count;
-    }
-    after(count);
+    std::unique_lock lk(mu_);
+    // The chunk's first position raises; the rest of the chunk is skipped (as CPython's
+    // imap, whose iteration stops at a failed chunk).
+    put_locked(start, Item{std::nullopt, e});
+    for (std::size_t i = 1; i < count; ++i) put_locked(start + i, Item{std::nullopt, nullptr});
+    after(lk, count);
+  }
+  /// buffersize: the input ended (or its iterator was dropped) after `total` items.
+  void end_input(std::size_t total) {
+    std::unique_lock lk(mu_);
+    total_ = total;
+    after(lk, 0);
+  }
+  /// How many results next() has taken (skipped items of a failed chunk included).
+  std::size_t consumed() {
+    std::lock_guard g(mu_);
+    return consumed_;
   }
 
   /// The next result in order (or completion order): nullopt at the end. Throws the
@@ -296,15 +308,16 @@ class IMapState final : public Sink {
     for (;;) {
       if (consumed_ == total_) return std::nullopt;
       if (ordered_) {
-        while (next_index_ < total_ && slots_[next_index_] && !slots_[next_index_]->value && !slots_[next_index_]->error) {
-          slots_[next_index_].reset();  // a skipped item of a failed chunk
+        // slots_.front() is item next_index_ (its slot exists once a later item arrived).
+        while (!slots_.empty() && slots_.front() && !slots_.front()->value && !slots_.front()->error) {
+          slots_.pop_front();  // a skipped item of a failed chunk
           ++next_index_;
           ++consumed_;
         }
         if (consumed_ == total_) return std::nullopt;
-        if (slots_[next_index_]) {
-          Item it = std::move(*slots_[next_index_]);
-          slots_[next_index_].reset();
+        if (!slots_.empty() && slots_.front()) {
+          Item it = std::move(*slots_.front());
+          slots_.pop_front();
           ++next_index_;
           ++consumed_;
           if (it.error) std::rethrow_exception(it.error);
@@ -335,32 +348,80 @@ class IMapState final : public Sink {
   };
   bool has_next_locked() const {
     if (consumed_ == total_) return true;
-    return ordered_ ? slots_[next_index_].has_value() : !queue_.empty();
+    return ordered_ ? !slots_.empty() && slots_.front().has_value() : !queue_.empty();
   }
   void put_locked(std::size_t i, Item it) {
     if (ordered_) {
-      slots_[i] = std::move(it);
+      std::size_t k = i - next_index_;
+      if (k >= slots_.size()) slots_.resize(k + 1);
+      slots_[k] = std::move(it);
     } else {
       queue_.push_back(std::move(it));
     }
   }
-  void after(std::size_t n) {
-    cv_.notify_all();
+  /// Counts n more finished items (under `lk`), then reports progress and, once every item
+  /// of a known total has finished, readiness — both after unlocking.
+  void after(std::unique_lock<std::mutex>& lk, std::size_t n) {
     done_ += n;
-    if (progress_) progress_(done_, total_);
-    if (done_ == total_) set_ready();
+    std::size_t done = done_;
+    std::size_t total = total_ == unknown_total ? 0 : total_;
+    bool now_ready = !ready_ && done_ == total_;
+    if (now_ready) ready_ = true;
+    lk.unlock();
+    cv_.notify_all();
+    if (progress_ && n) progress_(done, total);
+    if (now_ready) set_ready();
   }
-  std::size_t total_;
-  bool ordered_;
-  ProgressFn progress_;
-  std::size_t done_ = 0;  // handler side
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::optional<Item>> slots_;
-  std::deque<Item> queue_;
+  std::size_t total_;  // unknown_total until a lazy input ends
+  bool ordered_;
+  ProgressFn progress_;
+  std::size_t done_ = 0;
+  bool ready_ = false;
+  std::deque<std::optional<Item>> slots_;  // ordered: items from next_index_ on
+  std::deque<Item> queue_;                 // unordered: arrived, not yet taken
   std::size_t next_index_ = 0;
   std::size_t consumed_ = 0;
-  std::size_t arrived_ = 0;
+};
+
+/// imap's buffersize (Python 3.15; Executor.map's, 3.14): pulls the input one chunk at a
+/// time on the consuming thread, keeping at most buffersize chunks submitted and not yet
+/// consumed. Held by the IMapIterator only, so dropping the iterator drops the input.
+class IMapFeeder {
+ public:
+  /// pull(start) takes up to `chunksize` items from the input, submits them as one chunk
+  /// whose first item is number `start`, and returns how many it took (fewer: the input
+  /// ended). end(total) tells the results how many items there are.
+  IMapFeeder(std::size_t chunksize, std::size_t buffersize, std::function<std::size_t(std::size_t)> pull,
+             std::function<void(std::size_t)> end)
+      : chunk_(chunksize), window_(chunksize * buffersize), pull_(std::move(pull)), end_(std::move(end)) {}
+  IMapFeeder(const IMapFeeder&) = delete;
+  IMapFeeder& operator=(const IMapFeeder&) = delete;
+  /// Dropping the iterator early: what was submitted is the whole map.
+  ~IMapFeeder() { finish(); }
+
+  /// Submits chunks while a whole one fits in the window after `consumed` results.
+  void top_up(std::size_t consumed) {
+    while (!ended_ && submitted_ + chunk_ <= consumed + window_) {
+      std::size_t n = pull_(submitted_);
+      submitted_ += n;
+      if (n < chunk_) finish();
+    }
+  }
+
+ private:
+  void finish() {
+    if (ended_) return;
+    ended_ = true;
+    end_(submitted_);
+  }
+  std::size_t chunk_;
+  std::size_t window_;
+  std::function<std::size_t(std::size_t)> pull_;
+  std::function<void(std::size_t)> end_;
+  std::size_t submitted_ = 0;
+  bool ended_ = false;
 };
 
 }  // namespace internal
