@@ -319,7 +319,7 @@ class Pool : public mp::internal::PoolApi<Pool> {
   /// Internal: encodes and queues chunks (used by PoolApi).
   template <class F, class R, class... A>
   void submit_items(F fn, std::vector<std::tuple<A...>>&& items, std::size_t chunksize,
-                    std::shared_ptr<mp::internal::Sink> sink) {
+                    std::shared_ptr<mp::internal::Sink> sink, std::size_t base = 0) {
     using Fn = std::conditional_t<std::is_function_v<F>, F*, F>;
     internal::check_callable<Fn>();
     if constexpr (!std::is_pointer_v<Fn>)
@@ -339,7 +339,7 @@ class Pool : public mp::internal::PoolApi<Pool> {
     tasks.reserve(items.size() / chunksize + 1);
     for (std::size_t start = 0; start < items.size(); start += chunksize) {
       auto n = static_cast<std::uint32_t>(std::min(chunksize, items.size() - start));
-      mp::internal::PoolTask t{header(*e, n), sink, start, n};
+      mp::internal::PoolTask t{header(*e, n), sink, base + start, n};  // base: imap's buffersize batches
       for (std::size_t i = start; i < start + n; ++i) append_args<typename S::params>(t.msg, items[i]);
       tasks.push_back(std::move(t));
     }
