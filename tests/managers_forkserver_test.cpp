@@ -14,6 +14,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "helpers/forkserver.hpp"
 #include "helpers/support.hpp"
 
 using namespace std::chrono_literals;
@@ -29,38 +30,7 @@ std::shared_ptr<mp::managed::Queue<int>> shared_queue() {
   return q;
 }
 
-class ManagerForkserver : public ::testing::Test {
- protected:
-  void SetUp() override { mp::set_start_method(mp::StartMethod::forkserver, true); }
-  void TearDown() override {
-    mp::set_start_method(mp::StartMethod::fork, true);
-    (void)mp::active_children();
-    EXPECT_EQ(mp_test::zombie_children(), 0);
-  }
-};
-
-/// Holds g_registry_mutex on another thread for as long as it lives (the fork hazard).
-class HeldLock {
- public:
-  HeldLock() {
-    std::promise<void> locked;
-    auto f = locked.get_future();
-    t_ = std::thread([this, &locked] {
-      std::lock_guard g(g_registry_mutex);
-      locked.set_value();
-      release_.get_future().wait();
-    });
-    f.wait();
-  }
-  ~HeldLock() {
-    release_.set_value();
-    t_.join();
-  }
-
- private:
-  std::promise<void> release_;
-  std::thread t_;
-};
+using ManagerForkserver = mp_test::ForkserverTest;
 
 }  // namespace
 
@@ -89,7 +59,7 @@ TEST_F(ManagerForkserver, ManagerServesEveryStandardTypeFromAServedProcess) {
 }
 
 TEST_F(ManagerForkserver, RegistrationsAsFunctionsAndCaptureLessLambdasRunInTheServer) {
-  HeldLock held;  // with fork, the server's copy of g_registry_mutex would stay locked for good
+  mp_test::HeldLock held(g_registry_mutex);  // with fork, the server's copy of g_registry_mutex would stay locked for good
   mp::BaseManager m("", std::string("key"));
   m.register_<mp::managed::Queue<int>>("functions", shared_queue);
   m.register_<mp::managed::Queue<int>>("lambdas", [] { return shared_queue(); });

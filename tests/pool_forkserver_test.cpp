@@ -19,6 +19,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "helpers/forkserver.hpp"
 #include "helpers/support.hpp"
 
 using namespace std::chrono_literals;
@@ -47,43 +48,13 @@ int kill_self(int) {
 void set_initialized() { g_initialized = 42; }
 int read_initialized() { return g_initialized; }
 
-class PoolForkserver : public ::testing::Test {
- protected:
-  void SetUp() override { mp::set_start_method(mp::StartMethod::forkserver, true); }
-  void TearDown() override {
-    mp::set_start_method(mp::StartMethod::fork, true);
-    (void)mp::active_children();
-    EXPECT_EQ(mp_test::zombie_children(), 0);
-  }
-};
-
-/// Holds g_log_mutex on another thread for as long as it lives (the fork hazard).
-class HeldLock {
- public:
-  HeldLock() {
-    std::promise<void> locked;
-    auto f = locked.get_future();
-    t_ = std::thread([this, &locked] {
-      std::lock_guard g(g_log_mutex);
-      locked.set_value();
-      release_.get_future().wait();
-    });
-    f.wait();
-  }
-  ~HeldLock() {
-    release_.set_value();
-    t_.join();
-  }
-
- private:
-  std::promise<void> release_;
-  std::thread t_;
-};
+using PoolForkserver = mp_test::ForkserverTest;
+using HeldLock = mp_test::HeldLock;
 
 }  // namespace
 
 TEST_F(PoolForkserver, WorkersNeverInheritALockAnotherThreadHolds) {
-  HeldLock held;  // with fork, every worker's copy of g_log_mutex would stay locked for good
+  HeldLock held(g_log_mutex);  // with fork, every worker's copy of g_log_mutex would stay locked for good
   mp::Pool pool(2);
   auto r = pool.map(square_under_lock, std::views::iota(0, 50));
   EXPECT_EQ(r.size(), 50u);
@@ -131,7 +102,7 @@ TEST_F(PoolForkserver, AKilledWorkerIsReportedAndReplacedThroughTheServer) {
 }
 
 TEST_F(PoolForkserver, MaxTasksPerChildRecyclesThroughTheServer) {
-  HeldLock held;  // replacements are started from the pool's own thread: still no inherited lock
+  HeldLock held(g_log_mutex);  // replacements are started from the pool's own thread: still no inherited lock
   mp::Pool pool({.processes = 1, .maxtasksperchild = 2});
   std::set<pid_t> pids;
   for (int i = 0; i < 6; ++i) {
@@ -163,7 +134,7 @@ TEST_F(PoolForkserver, AnInitializerWithStateIsRefusedAndNothingIsLeftBehind) {
 }
 
 TEST_F(PoolForkserver, ProcessPoolExecutorRunsThroughTheServer) {
-  HeldLock held;
+  HeldLock held(g_log_mutex);
   mp::ProcessPoolExecutor ex(2);
   auto f = ex.submit(square_under_lock, 9);
   EXPECT_EQ(f.result(60s), 81);

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "helpers/forkserver.hpp"
 #include "helpers/support.hpp"
 #include "helpers/fd_exhaustion.hpp"
 #include "mp/pool.hpp"
@@ -954,15 +955,7 @@ static_assert(mp::ServerStartable<decltype(check_args), int, std::string, std::v
 static_assert(!mp::ServerStartable<std::function<void()>>);
 static_assert(!mp::ServerStartable<void (*)(int*), int*>);
 
-class Forkserver : public ::testing::Test {
- protected:
-  void SetUp() override { mp::set_start_method(mp::StartMethod::forkserver, true); }
-  void TearDown() override {
-    mp::set_start_method(mp::StartMethod::fork, true);
-    (void)mp::active_children();
-    EXPECT_EQ(mp_test::zombie_children(), 0);
-  }
-};
+using Forkserver = mp_test::ForkserverTest;
 
 }  // namespace
 
