@@ -567,20 +567,24 @@ namespace {
 void wait_until_asleep(pid_t pid) {
   while (mp_test::proc_state(pid) != 'S') std::this_thread::yield();
 }
+
+/// In a child: sends 1 on `wr` just before blocking in q.get(), then exits 0 when that get()
+/// raises mp::ShutDown, 1 when it returns an item.
+void get_until_shutdown(mp::Queue<int>& q, mp::Connection& wr) {
+  wr.send(1);
+  try {
+    (void)q.get();
+    mp::exit(1);
+  } catch (const mp::ShutDown&) {
+    mp::exit(0);
+  }
+}
 }  // namespace
 
 TEST(QueueShutdown, ABlockedGetterInAnotherProcessWakesWithShutDown) {
   mp::Queue<int> q;
   auto [rd, wr] = mp::Pipe(false);
-  mp::Process getter([&] {
-    wr.send(1);  // about to block in get()
-    try {
-      (void)q.get();
-      mp::exit(1);
-    } catch (const mp::ShutDown&) {
-      mp::exit(0);
-    }
-  });
+  mp::Process getter([&] { get_until_shutdown(q, wr); });
   getter.start();
   ASSERT_EQ(rd.recv<int>(), 1);
   wait_until_asleep(getter.pid());
@@ -677,10 +681,15 @@ std::vector<int> drain_until_shutdown(mp::Queue<int>& q) {
 TEST(QueueProducersExit, TwoProducersPutAndExitThenTheConsumerGetsEverythingAndShutDown) {
   mp::Queue<int> q(kWatched);
   constexpr int kN = 500;
+  // Both are producers before either can end (a first put after every recorded producer
+  // has ended meets a queue that already shut itself down: docs/queue.md).
+  mp::Barrier both_recorded(2);
   std::vector<mp::Process> producers;
   for (int p = 0; p < 2; ++p) {
-    producers.emplace_back([p](mp::Queue<int> q) {
-      for (int i = 0; i < kN; ++i) q.put(p * kN + i);
+    producers.emplace_back([p, &both_recorded](mp::Queue<int> q) {
+      q.put(p * kN);
+      both_recorded.wait();
+      for (int i = 1; i < kN; ++i) q.put(p * kN + i);
     }, q);
     producers.back().start();
   }
@@ -721,13 +730,7 @@ TEST(QueueProducersExit, AGetterBlockedInAnotherProcessWakesWithShutDownWhenTheL
   producer.start();
   mp::Process getter([&] {
     if (q.get() != 7) mp::exit(2);
-    wr.send(1);  // about to block in get(): the producer lives
-    try {
-      (void)q.get();
-      mp::exit(1);
-    } catch (const mp::ShutDown&) {
-      mp::exit(0);
-    }
+    get_until_shutdown(q, wr);  // blocks: the producer lives
   });
   getter.start();
   ASSERT_EQ(rd.recv<int>(), 1);
