@@ -166,7 +166,6 @@ void BaseManager::served_main(std::string_view payload) {
   internal::CallReader r(payload, internal::kServerCallErrors);
   auto [address, authkey] = r.args<std::string, std::string>();
   auto options = r.raw<BaseManagerOptions>();
-  (void)r.raw<pid_t>();  // the owner: not our parent here
   auto n = r.raw<std::uint32_t>();
   BaseManager m(address, authkey, options);
   for (std::uint32_t i = 0; i < n; ++i) {
@@ -178,9 +177,10 @@ void BaseManager::served_main(std::string_view payload) {
   const std::vector<int>& fds = internal::server_fds();
   if (fds.empty() || fds.size() > 2)
     throw RuntimeError("BaseManager server: the fork server passed the wrong descriptors");
-  Connection control = fds.size() == 1 ? Connection(UniqueFd(fds[0])) : Connection(UniqueFd(fds[0]), UniqueFd(fds[1]));
-  // We die with the fork server (our parent, which dies with the owner), so the death of
-  // the parent is what the server watches.
+  Connection control =
+      fds.size() == 1 ? Connection(UniqueFd(fds[0])) : Connection(UniqueFd(fds[0]), UniqueFd(fds[1]));
+  // The server dies with the fork server (its parent, which dies with the owner): the
+  // parent's death is what it watches, not the owner's.
   internal::manager::serve_as_child(control, [&] { return m.make_server(); }, address.empty(),
                                     internal::parent_pid());
 }
@@ -238,7 +238,6 @@ void BaseManager::start() {
     internal::put_field(served.payload, address_);
     internal::put_field(served.payload, authkey_);
     internal::put_raw(served.payload, options_);
-    internal::put_raw(served.payload, owner);
     internal::put_raw(served.payload, static_cast<std::uint32_t>(recipes_.size()));
     for (const auto& [name, recipe] : recipes_) {
       internal::put_field(served.payload, name);

@@ -119,9 +119,9 @@ bool read_all(int fd, void* data, std::size_t len) noexcept {
   return true;
 }
 
-/// sendmsg() of `len` bytes with `fds` attached to the first byte.
 constexpr std::size_t kMaxRequestFds = 4 + internal::kMaxServerFds;  // status, stdio, ServerCall::fds
 
+/// sendmsg() of `len` bytes with `fds` attached to the first byte.
 bool send_with_fds(int sock, const void* data, std::size_t len, const int* fds, std::size_t nfds) noexcept {
   alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxRequestFds)]{};
   iovec iov{const_cast<void*>(data), len};
@@ -189,8 +189,8 @@ int read_request(int control, Request& r) {
   std::size_t want_fds = 1;
   for (int i = 0; i < 3; ++i) want_fds += (r.h.flags & (kHasStdio0 << i)) != 0;
   want_fds += r.h.extra_fds;
-  if (r.h.magic != kMagic || r.h.extra_fds > internal::kMaxServerFds || r.fds.size() != want_fds || r.h.name_len > kMaxName ||
-      r.h.parent_name_len > kMaxName || r.h.payload_len > kMaxPayload)
+  if (r.h.magic != kMagic || r.h.extra_fds > internal::kMaxServerFds || r.fds.size() != want_fds ||
+      r.h.name_len > kMaxName || r.h.parent_name_len > kMaxName || r.h.payload_len > kMaxPayload)
     return -1;
   r.name.resize(r.h.name_len);
   r.parent_name.resize(r.h.parent_name_len);
