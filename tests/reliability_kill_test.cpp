@@ -384,8 +384,13 @@ TEST(KillManagerClient, MidCallLeavesTheServerServing) {
     // The server is still serving, and the killed client's add was applied whole or not at all.
     const long after = counter[0].get();
     const long completed = done[0].load();
-    if (after == before + completed + 1) ++applied_in_flight;
-    else if (after != before + completed) ++inconsistent;
+    if (after == before + completed + 1) {
+      ++applied_in_flight;
+    } else if (after != before + completed) {
+      ++inconsistent;  // issue 19 item 8: say how far off, so a failure tells which race it was
+      ADD_FAILURE() << "iteration " << i << ": counter went from " << before << " to " << after << " while the killed "
+                    << "client completed " << completed << " adds (off by " << (after - before - completed) << ")";
+    }
     total_done += completed;
     d[100] = i;
     served += d.getitem(100) == i;
