@@ -5,8 +5,8 @@
 //   - trivially copyable and holds no address (ints, doubles, enums, std::array of those,
 //     plain structs of those): copied with memcpy; or
 //   - std::string / std::vector of such elements: copied as raw bytes; or
-//   - a plain struct (an aggregate: no constructors, no base class; fields not C arrays)
-//     whose fields are all transferable: encoded field by field, no code to write:
+//   - a plain struct (an aggregate: no constructors, no base class) whose fields are all
+//     transferable: encoded field by field, no code to write:
 //
 //       struct Order { std::string item; std::vector<double> prices; Point where; };
 //       std::string bytes = mp::codec::encode(Order{"tea", {1.5}, {3, 4}});
@@ -159,9 +159,7 @@ struct is_std_optional : std::false_type {};
 template <class T>
 struct is_std_optional<std::optional<T>> : std::true_type {};
 template <class T>
-struct is_chrono_value : std::false_type {};
-template <class R, class P>
-struct is_chrono_value<std::chrono::duration<R, P>> : std::true_type {};
+struct is_chrono_value : reflect::is_duration<T> {};
 template <class C, class D>
 struct is_chrono_value<std::chrono::time_point<C, D>> : std::true_type {};
 
@@ -191,9 +189,7 @@ constexpr bool pointer_free() {
                        std::is_same_v<U, std::complex<long double>>) {
     return true;
   } else if constexpr (reflect::Reflectable<U>) {
-    return []<std::size_t... I>(std::index_sequence<I...>) {
-      return (pointer_free<reflect::Field<U, I>>() && ...);
-    }(std::make_index_sequence<reflect::count_fields<U>()>{});
+    return reflect::all_fields<U>([]<std::size_t, class F>() { return pointer_free<F>(); });
   } else {
     return false;
   }
@@ -219,19 +215,13 @@ concept HasOwnSerialization = requires(probe::Archive& a, T& t) { t.serialize(a)
                               requires(probe::Archive& a, T& t) { load(a, t); };
 
 /// A plain struct mp::codec encodes field by field (issue 17): an aggregate it can look
-/// into, default-constructible (so no reference fields), without serialization of its own.
+/// into, without serialization of its own (std::array is cereal's).
 template <class T>
-concept FieldWise = reflect::Reflectable<T> && std::is_default_constructible_v<T> && !is_std_array<T>::value &&
-                    !HasOwnSerialization<T>;
+concept FieldWise = reflect::Reflectable<T> && !is_std_array<T>::value && !HasOwnSerialization<T>;
 
-template <class T>
-  requires FieldWise<T>
-void CEREAL_SERIALIZE_FUNCTION_NAME(OutArchive& ar, T& t) {
-  std::apply([&](auto&... f) { ar(f...); }, reflect::fields(t));
-}
-template <class T>
-  requires FieldWise<T>
-void CEREAL_SERIALIZE_FUNCTION_NAME(InArchive& ar, T& t) {
+template <class Archive, class T>
+  requires(std::is_same_v<Archive, OutArchive> || std::is_same_v<Archive, InArchive>) && FieldWise<T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(Archive& ar, T& t) {
   std::apply([&](auto&... f) { ar(f...); }, reflect::fields(t));
 }
 
@@ -299,9 +289,7 @@ constexpr bool transferable() {
   } else if constexpr (TriviallyTransferable<T> || std::is_same_v<T, std::string> || is_byte_vector<T>::value) {
     return true;
   } else if constexpr (FieldWise<T>) {
-    return []<std::size_t... I>(std::index_sequence<I...>) {
-      return (transferable<reflect::Field<T, I>>() && ...);
-    }(std::make_index_sequence<reflect::count_fields<T>()>{});
+    return reflect::all_fields<T>([]<std::size_t, class F>() { return transferable<F>(); });
   } else {
     return cereal::traits::is_output_serializable<T, OutArchive>::value &&
            cereal::traits::is_input_serializable<T, InArchive>::value && std::is_default_constructible_v<T> &&
@@ -330,9 +318,7 @@ struct FieldCheck {
 template <class T>
 constexpr bool explain_fields() {
   if constexpr (reflect::Reflectable<T> && !Transferable<T>) {
-    return []<std::size_t... I>(std::index_sequence<I...>) {
-      return (FieldCheck<T, I, reflect::Field<T, I>>::ok && ...);
-    }(std::make_index_sequence<reflect::count_fields<T>()>{});
+    return reflect::all_fields<T>([]<std::size_t I, class F>() { return FieldCheck<T, I, F>::ok; });
   } else {
     return true;
   }

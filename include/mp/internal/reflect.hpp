@@ -137,4 +137,13 @@ constexpr auto fields(T& t) noexcept {
 template <class T, std::size_t I>
 using Field = std::remove_reference_t<std::tuple_element_t<I, decltype(fields(std::declval<T&>()))>>;
 
+/// Whether `test.template operator()<I, Field<T, I>>()` holds for every field I of T:
+/// `all_fields<T>([]<std::size_t I, class F>() { return ...; })`.
+template <class T, class Test>
+constexpr bool all_fields(Test test) {
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return (test.template operator()<I, Field<T, I>>() && ...);
+  }(std::make_index_sequence<count_fields<T>()>{});
+}
+
 }  // namespace mp::internal::reflect
