@@ -74,7 +74,7 @@ void flush_std_streams() noexcept;
 bool has_unfinished_server_children();
 
 /// Threads of mp's own that a forked child never depends on (a pool's result thread): the
-/// fork warning does not count them. Held for the thread's lifetime.
+/// fork warning does not count them. Held for as long as such a thread may run.
 class ForkSafeThread {
  public:
   ForkSafeThread() noexcept;

@@ -268,7 +268,8 @@ std::uint64_t producer_id(std::uint64_t slot) noexcept { return (slot & 0xffffff
 // put looked (which then fails with ShutDown).
 void Ring::register_producer() {
   const pid_t me = self_pid();
-  const std::uint64_t id = self_identity() != 0 ? self_identity() : std::uint64_t(static_cast<std::uint32_t>(me)) << 32;
+  const std::uint64_t identity = self_identity();
+  const std::uint64_t id = identity != 0 ? identity : std::uint64_t(static_cast<std::uint32_t>(me)) << 32;
   auto& slots = h_->producers;
   bool done = false;
   for (auto& s : slots)  // already there (another thread of this process registered)
